@@ -1,0 +1,14 @@
+//! pinclaw: an OpenClaw-compatible gateway for Raspberry-Pi-class boards.
+//!
+//! Layers (see `shared/DESIGN.md`): `protocol` (wire types, no I/O) → `gateway`
+//! (sockets, handshake, auth, method table, event bus) → `store` (redb).
+//! `provider` streams model turns; `board` hides the hardware behind a trait.
+
+pub mod board;
+pub mod config;
+pub mod gateway;
+pub mod limits;
+pub mod logging;
+pub mod protocol;
+pub mod provider;
+pub mod store;

@@ -1,0 +1,97 @@
+//! Every cap in one place.
+//!
+//! Each constant names what it bounds and what happens when the bound is hit.
+//! Anything that grows with traffic must be bounded by one of these.
+
+use std::time::Duration;
+
+/// Total WebSocket + HTTP connections the gateway holds at once. Beyond it a new
+/// connection gets `HTTP 503` before any upgrade.
+pub const MAX_CONNECTIONS: usize = 256;
+
+/// Sockets per client IP that have not finished the handshake. Beyond it the
+/// upgrade is refused with `HTTP 429`.
+pub const MAX_PREAUTH_CONNECTIONS_PER_IP: usize = 32;
+
+/// Largest frame accepted before `hello-ok`; a bigger one closes with 1009.
+pub const MAX_PREAUTH_PAYLOAD_BYTES: usize = 64 * 1024;
+
+/// Largest frame accepted after the handshake (advertised as `policy.maxPayload`).
+/// A bigger one closes the socket with 1009. Smaller than OpenClaw's 25 MiB on
+/// purpose: a Pi Zero has 512 MB shared with everything else.
+pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
+
+/// Bytes queued for one connection before it counts as a slow consumer
+/// (advertised as `policy.maxBufferedBytes`). Droppable events are dropped past
+/// it; anything else closes the socket with 1008 "slow consumer".
+pub const MAX_BUFFERED_BYTES: usize = 1024 * 1024;
+
+/// Frames queued for one connection (same behaviour as [`MAX_BUFFERED_BYTES`]).
+pub const MAX_QUEUED_FRAMES: usize = 256;
+
+/// Size of tungstenite's read buffer per connection. The default (128 KiB)
+/// would cost ~130 KB per idle socket; 4 KiB costs ~6 KB.
+pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+
+/// Bytes tungstenite batches before writing to the socket.
+pub const WS_WRITE_BUFFER_BYTES: usize = 0;
+
+/// Largest HTTP request head (request line + headers) the listener reads.
+/// Beyond it the request gets `HTTP 431`.
+pub const MAX_HTTP_HEAD_BYTES: usize = 8 * 1024;
+
+/// Most headers parsed from one HTTP request.
+pub const MAX_HTTP_HEADERS: usize = 32;
+
+/// Time a client has to send its HTTP request head.
+pub const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time from socket open to a successful `connect`.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Interval of the application `tick` event.
+pub const TICK_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Interval of WebSocket pings; a connection that has not answered the previous
+/// ping by the next one is closed.
+pub const PING_INTERVAL: Duration = Duration::from_secs(25);
+
+/// Time a graceful shutdown may take before the process exits anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Allowed clock skew of a device signature's `signedAt`.
+pub const DEVICE_SIGNATURE_SKEW_MS: i64 = 120_000;
+
+/// Failed auth attempts per IP inside [`AUTH_FAIL_WINDOW`] before lockout.
+pub const AUTH_FAIL_MAX: u32 = 10;
+/// Window over which failed auth attempts are counted.
+pub const AUTH_FAIL_WINDOW: Duration = Duration::from_secs(60);
+/// Lockout after too many failed auth attempts.
+pub const AUTH_LOCKOUT: Duration = Duration::from_secs(300);
+/// IPs tracked by the auth rate limiter; when full the stalest entry is evicted.
+pub const AUTH_LIMITER_MAX_IPS: usize = 1024;
+
+/// Idempotency cache: entries kept at most this long.
+pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(300);
+/// Idempotency cache: most entries; when full the oldest is evicted.
+pub const IDEMPOTENCY_MAX_ENTRIES: usize = 1000;
+
+/// Pending device pairing requests expire after this long.
+pub const PAIRING_PENDING_TTL: Duration = Duration::from_secs(300);
+/// Most pending device pairing requests; when full the oldest is evicted.
+pub const PAIRING_MAX_PENDING: usize = 64;
+/// Most paired devices; pairing more is refused.
+pub const PAIRING_MAX_DEVICES: usize = 1024;
+
+/// Lines kept in the in-memory log ring served by `logs.tail`; oldest dropped.
+pub const LOG_RING_LINES: usize = 1000;
+/// Longest single log line kept in the ring (longer lines are cut).
+pub const LOG_LINE_MAX_BYTES: usize = 1024;
+/// Most lines one `logs.tail` call returns.
+pub const LOGS_TAIL_MAX_LINES: usize = 1000;
+
+/// redb page cache. redb's default is 1 GiB.
+pub const STORE_CACHE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Most presence entries tracked (one per connection, so bounded by connections).
+pub const MAX_PRESENCE_ENTRIES: usize = MAX_CONNECTIONS;

@@ -1,0 +1,1 @@
+//! Model providers: streaming adapters and failover (issue 3).
