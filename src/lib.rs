@@ -7,6 +7,7 @@
 pub mod board;
 pub mod config;
 pub mod gateway;
+pub mod ids;
 pub mod limits;
 pub mod logging;
 pub mod protocol;
