@@ -5,6 +5,7 @@
 //! `provider` streams model turns; `board` hides the hardware behind a trait.
 
 pub mod board;
+pub mod client;
 pub mod config;
 pub mod gateway;
 pub mod ids;
