@@ -25,11 +25,17 @@ type Ws = WebSocketStream<GatewayStream>;
 
 /// Close the socket with a code and reason, without waiting long.
 async fn close(ws: &mut Ws, code: u16, reason: &str) {
+    close_within(ws, code, reason, std::time::Duration::from_secs(1)).await
+}
+
+/// Close, giving up after `limit` (a slow consumer's socket is full, so its
+/// close frame may never get out).
+async fn close_within(ws: &mut Ws, code: u16, reason: &str, limit: std::time::Duration) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: reason.to_owned().into(),
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.close(Some(frame))).await;
+    let _ = tokio::time::timeout(limit, ws.close(Some(frame))).await;
 }
 
 /// Whether a read error is the pre-auth cap or tungstenite's message cap.
@@ -148,12 +154,20 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
 
 /// Write every queued frame. Returns false when the socket failed.
 async fn flush(ws: &mut Ws, conn: &Conn) -> bool {
-    for frame in conn.outbound.drain() {
+    while let Some(frame) = conn.outbound.pop() {
         if ws.feed(Message::text(frame)).await.is_err() {
             return false;
         }
     }
     ws.flush().await.is_ok()
+}
+
+/// Stop delivering to a slow consumer at once, then try to say why.
+async fn close_slow(shared: &Shared, conn: &Conn, ws: &mut Ws) -> &'static str {
+    tracing::warn!(conn = %conn.conn_id, "closing slow consumer");
+    shared.bus.unregister(&conn.conn_id);
+    close_within(ws, 1008, "slow consumer", std::time::Duration::from_millis(250)).await;
+    "slow consumer"
 }
 
 /// The authenticated phase. Returns why the connection ended.
@@ -171,9 +185,7 @@ async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut Ws, mut shutdown
                 return "shutdown";
             }
             _ = conn.outbound.slow.notified() => {
-                tracing::warn!(conn = %conn.conn_id, "closing slow consumer");
-                close(ws, 1008, "slow consumer").await;
-                return "slow consumer";
+                return close_slow(shared, conn, ws).await;
             }
             _ = conn.kick.notified() => {
                 close(ws, 4001, "device credentials revoked").await;
@@ -182,10 +194,7 @@ async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut Ws, mut shutdown
             _ = conn.outbound.ready.notified() => {
                 let ok = tokio::select! {
                     ok = flush(ws, conn) => ok,
-                    _ = conn.outbound.slow.notified() => {
-                        close(ws, 1008, "slow consumer").await;
-                        return "slow consumer";
-                    }
+                    _ = conn.outbound.slow.notified() => return close_slow(shared, conn, ws).await,
                 };
                 if !ok {
                     return "write failed";

@@ -217,7 +217,7 @@ fn identity(shared: &Shared) -> Value {
 }
 
 fn config_get(shared: &Shared) -> Value {
-    let config = serde_json::to_value(&shared.settings.config).unwrap_or(Value::Null);
+    let config = serde_json::to_value(shared.settings.effective_config()).unwrap_or(Value::Null);
     let path = shared.settings.config_path.as_ref();
     json!({
         "path": path,

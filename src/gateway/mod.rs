@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
@@ -83,6 +83,22 @@ impl GatewaySettings {
             auto_approve_loopback: true,
             config,
         })
+    }
+}
+
+impl GatewaySettings {
+    /// The configuration as it is in effect: the file's values with flags,
+    /// environment and generated secrets applied.
+    pub fn effective_config(&self) -> Config {
+        let mut config = self.config.clone();
+        config.state_dir = Some(self.state_dir.clone());
+        config.gateway.bind = self.bind.to_string();
+        config.gateway.port = self.port;
+        config.gateway.max_connections = self.max_connections;
+        config.gateway.auth.mode = self.auth_mode;
+        config.gateway.auth.token = self.token.clone();
+        config.gateway.auth.password = self.password.clone();
+        config
     }
 }
 
@@ -282,9 +298,7 @@ impl Gateway {
         }
         let store = Store::open(&settings.state_dir.join("state.redb"))?;
         let identity = SigningKey::from_bytes(&store.gateway_identity_seed()?);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
         let self_presence = json!({
             "ts": ids::now_ms(),
             "host": hostname(),
@@ -371,6 +385,15 @@ impl Gateway {
         }
         tracing::info!("gateway stopped");
     }
+}
+
+/// Bind with a bounded kernel send buffer, inherited by accepted sockets.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(limits::SOCKET_SEND_BUFFER_BYTES)?;
+    socket.bind(addr)?;
+    socket.listen(limits::LISTEN_BACKLOG)
 }
 
 fn hostname() -> String {
