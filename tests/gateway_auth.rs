@@ -14,11 +14,19 @@ fn params_with_auth(auth: serde_json::Value) -> serde_json::Value {
     p
 }
 
-async fn try_auth(url: &str, auth: serde_json::Value, headers: &[(&'static str, &str)]) -> serde_json::Value {
+async fn try_auth(
+    url: &str,
+    auth: serde_json::Value,
+    headers: &[(&'static str, &str)],
+) -> serde_json::Value {
     let mut ws = raw_connect(url, headers).await;
     let res = raw_handshake(&mut ws, params_with_auth(auth)).await;
     if res["ok"] == false {
-        assert_eq!(expect_close(&mut ws).await.0, 1008, "auth failures close 1008");
+        assert_eq!(
+            expect_close(&mut ws).await.0,
+            1008,
+            "auth failures close 1008"
+        );
     }
     res
 }
@@ -27,9 +35,15 @@ async fn try_auth(url: &str, auth: serde_json::Value, headers: &[(&'static str, 
 async fn token_mode_accepts_the_token_and_names_each_failure() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let gw = TestGateway::start(dir.path()).await;
-    assert_eq!(try_auth(&gw.url, json!({"token": TOKEN}), &[]).await["ok"], true);
+    assert_eq!(
+        try_auth(&gw.url, json!({"token": TOKEN}), &[]).await["ok"],
+        true
+    );
     // The secret may also arrive in auth.password.
-    assert_eq!(try_auth(&gw.url, json!({"password": TOKEN}), &[]).await["ok"], true);
+    assert_eq!(
+        try_auth(&gw.url, json!({"password": TOKEN}), &[]).await["ok"],
+        true
+    );
 
     let res = try_auth(&gw.url, json!({"token": "wrong"}), &[]).await;
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
@@ -38,7 +52,10 @@ async fn token_mode_accepts_the_token_and_names_each_failure() {
         "unauthorized: gateway token mismatch (use this gateway's gateway.auth.token or pair the device)"
     );
     assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
-    assert_eq!(res["error"]["details"]["recommendedNextStep"], "update_auth_credentials");
+    assert_eq!(
+        res["error"]["details"]["recommendedNextStep"],
+        "update_auth_credentials"
+    );
 
     let res = try_auth(&gw.url, json!({}), &[]).await;
     assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISSING");
@@ -52,11 +69,17 @@ async fn password_mode() {
     s.auth_mode = AuthMode::Password;
     s.password = Some(Secret::new("hunter2-but-longer"));
     let gw = TestGateway::start_with(s).await;
-    assert_eq!(try_auth(&gw.url, json!({"password": "hunter2-but-longer"}), &[]).await["ok"], true);
+    assert_eq!(
+        try_auth(&gw.url, json!({"password": "hunter2-but-longer"}), &[]).await["ok"],
+        true
+    );
     let res = try_auth(&gw.url, json!({"password": "nope"}), &[]).await;
     assert_eq!(res["error"]["details"]["code"], "AUTH_PASSWORD_MISMATCH");
     let res = try_auth(&gw.url, json!({"token": TOKEN}), &[]).await;
-    assert_eq!(res["error"]["details"]["code"], "AUTH_PASSWORD_MISMATCH", "the token is not the password");
+    assert_eq!(
+        res["error"]["details"]["code"], "AUTH_PASSWORD_MISMATCH",
+        "the token is not the password"
+    );
     let res = try_auth(&gw.url, json!({}), &[]).await;
     assert_eq!(res["error"]["details"]["code"], "AUTH_PASSWORD_MISSING");
     gw.stop().await;
@@ -89,7 +112,10 @@ async fn non_loopback_bind_without_a_secret_is_refused() {
     let mut s = settings(dir.path());
     s.auth_mode = AuthMode::Password;
     s.password = None;
-    assert!(matches!(Gateway::bind(s).await, Err(GatewayError::Refused(_))));
+    assert!(matches!(
+        Gateway::bind(s).await,
+        Err(GatewayError::Refused(_))
+    ));
 }
 
 #[tokio::test]
@@ -100,10 +126,16 @@ async fn failed_auth_is_rate_limited_per_ip_but_direct_loopback_is_exempt() {
     let proxied = [("x-forwarded-for", "203.0.113.9")];
     for i in 0..10 {
         let res = try_auth(&gw.url, json!({"token": format!("bad-{i}")}), &proxied).await;
-        assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH", "attempt {i}");
+        assert_eq!(
+            res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH",
+            "attempt {i}"
+        );
     }
     let res = try_auth(&gw.url, json!({"token": TOKEN}), &proxied).await;
-    assert_eq!(res["error"]["details"]["code"], "AUTH_RATE_LIMITED", "locked out even with the right token");
+    assert_eq!(
+        res["error"]["details"]["code"], "AUTH_RATE_LIMITED",
+        "locked out even with the right token"
+    );
     assert_eq!(res["error"]["retryable"], true);
     let wait = res["error"]["retryAfterMs"].as_u64().unwrap_or(0);
     assert!(wait > 290_000 && wait <= 300_000, "retryAfterMs {wait}");
@@ -113,7 +145,10 @@ async fn failed_auth_is_rate_limited_per_ip_but_direct_loopback_is_exempt() {
         let res = try_auth(&gw.url, json!({"token": format!("bad-{i}")}), &[]).await;
         assert_eq!(res["error"]["details"]["code"], "AUTH_TOKEN_MISMATCH");
     }
-    assert_eq!(try_auth(&gw.url, json!({"token": TOKEN}), &[]).await["ok"], true);
+    assert_eq!(
+        try_auth(&gw.url, json!({"token": TOKEN}), &[]).await["ok"],
+        true
+    );
     gw.stop().await;
 }
 
@@ -122,7 +157,9 @@ async fn operators_without_identity_lose_scopes_unless_local_cli() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let gw = TestGateway::start(dir.path()).await;
     let scopes = json!(["operator.read", "operator.write"]);
-    let connect = |client_id: &'static str, mode: &'static str, headers: Vec<(&'static str, &'static str)>| {
+    let connect = |client_id: &'static str,
+                   mode: &'static str,
+                   headers: Vec<(&'static str, &'static str)>| {
         let url = gw.url.clone();
         let scopes = scopes.clone();
         async move {
@@ -138,7 +175,10 @@ async fn operators_without_identity_lose_scopes_unless_local_cli() {
     assert_eq!(connect("gateway-client", "backend", vec![]).await, scopes);
     assert_eq!(connect("test", "test", vec![]).await, json!([]));
     assert_eq!(connect("cli", "probe", vec![]).await, json!([]));
-    assert_eq!(connect("cli", "cli", vec![("x-forwarded-for", "198.51.100.7")]).await, json!([]));
+    assert_eq!(
+        connect("cli", "cli", vec![("x-forwarded-for", "198.51.100.7")]).await,
+        json!([])
+    );
     gw.stop().await;
 }
 
@@ -156,14 +196,20 @@ async fn no_secret_reaches_the_logs() {
     let mut client = pinclaw::client::Client::connect(&gw.url, &options)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let device_token = client.hello["auth"]["deviceToken"].as_str().unwrap_or("").to_owned();
+    let device_token = client.hello["auth"]["deviceToken"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
     assert_eq!(device_token.len(), 43);
     let page = client
         .call("logs.tail", json!({"limit": 1000}))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let text = page["lines"].to_string();
-    assert!(text.contains("connect refused"), "the refusal is logged: {text}");
+    assert!(
+        text.contains("connect refused"),
+        "the refusal is logged: {text}"
+    );
     for secret in [TOKEN, wrong, device_token.as_str()] {
         assert!(!text.contains(secret), "secret leaked into logs");
     }

@@ -27,10 +27,15 @@ async fn connection_cap_refuses_with_503_before_the_upgrade() {
     for _ in 0..3 {
         clients.push(gw.client(&["operator.read"]).await);
     }
-    let refused = tokio_tungstenite::connect_async(gw.url.as_str()).await.err();
+    let refused = tokio_tungstenite::connect_async(gw.url.as_str())
+        .await
+        .err();
     assert_eq!(refused.map(http_status), Some(503));
     // Existing connections keep working, and a slot frees on close.
-    let health = clients[0].call("health", json!({})).await.unwrap_or_else(|e| panic!("{e}"));
+    let health = clients[0]
+        .call("health", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(health["ok"], true);
     if let Some(c) = clients.pop() {
         c.close().await;
@@ -57,7 +62,9 @@ async fn at_most_32_unauthenticated_sockets_per_ip() {
         let _ = next_json(&mut ws).await;
         pending.push(ws);
     }
-    let refused = tokio_tungstenite::connect_async(gw.url.as_str()).await.err();
+    let refused = tokio_tungstenite::connect_async(gw.url.as_str())
+        .await
+        .err();
     assert_eq!(refused.map(http_status), Some(429));
     // Finishing one handshake frees its pre-auth slot.
     let mut first = pending.remove(0);
@@ -71,11 +78,19 @@ async fn at_most_32_unauthenticated_sockets_per_ip() {
 /// A client whose socket receive buffer is tiny and which stops reading.
 async fn slow_client(gw: &TestGateway) -> RawWs {
     let socket = tokio::net::TcpSocket::new_v4().unwrap_or_else(|e| panic!("{e}"));
-    socket.set_recv_buffer_size(4096).unwrap_or_else(|e| panic!("{e}"));
-    let stream = socket.connect(gw.addr).await.unwrap_or_else(|e| panic!("{e}"));
-    let (mut ws, _) = tokio_tungstenite::client_async(gw.url.as_str(), tokio_tungstenite::MaybeTlsStream::Plain(stream))
+    socket
+        .set_recv_buffer_size(4096)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let stream = socket
+        .connect(gw.addr)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let (mut ws, _) = tokio_tungstenite::client_async(
+        gw.url.as_str(),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
     let res = raw_handshake(&mut ws, cli_params(&["operator.read"])).await;
     assert_eq!(res["ok"], true);
     ws
@@ -95,21 +110,38 @@ async fn slow_consumer_is_closed_while_a_fast_client_keeps_answering() {
     // Non-droppable events (chat) until the slow one is cut off; bounded.
     while sent < 4000 && gw.handle.connection_counts().0 == 2 {
         for _ in 0..20 {
-            gw.handle.broadcast("chat", &json!({"state": "delta", "deltaText": pad}));
+            gw.handle
+                .broadcast("chat", &json!({"state": "delta", "deltaText": pad}));
             sent += 1;
         }
-        let health = fast.call("health", json!({})).await.unwrap_or_else(|e| panic!("fast client: {e}"));
+        let health = fast
+            .call("health", json!({}))
+            .await
+            .unwrap_or_else(|e| panic!("fast client: {e}"));
         assert_eq!(health["ok"], true);
         let _ = fast.take_events();
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    assert_eq!(gw.handle.connection_counts().0, 1, "the slow consumer was not closed after {sent} events");
+    assert_eq!(
+        gw.handle.connection_counts().0,
+        1,
+        "the slow consumer was not closed after {sent} events"
+    );
     println!("slow consumer closed after {sent} events of 16 KiB");
     // The fast client is still fine.
-    assert_eq!(fast.call("health", json!({})).await.map(|h| h["ok"].clone()).ok(), Some(json!(true)));
+    assert_eq!(
+        fast.call("health", json!({}))
+            .await
+            .map(|h| h["ok"].clone())
+            .ok(),
+        Some(json!(true))
+    );
     // The slow client eventually sees the end: a 1008 close or a dropped socket.
     let (code, reason) = expect_close(&mut slow).await;
-    assert!(code == 0 || (code == 1008 && reason == "slow consumer"), "{code} {reason}");
+    assert!(
+        code == 0 || (code == 1008 && reason == "slow consumer"),
+        "{code} {reason}"
+    );
     gw.stop().await;
 }
 
@@ -125,7 +157,11 @@ async fn droppable_events_are_dropped_with_a_seq_gap_instead_of_closing() {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }
-    assert_eq!(gw.handle.connection_counts().0, 1, "ticks never close a connection");
+    assert_eq!(
+        gw.handle.connection_counts().0,
+        1,
+        "ticks never close a connection"
+    );
     // Read everything that arrived and look at the seq numbers.
     let mut seqs = Vec::new();
     send(&mut slow, &json!({"type":"req","id":"h","method":"health"})).await;
@@ -151,7 +187,11 @@ async fn droppable_events_are_dropped_with_a_seq_gap_instead_of_closing() {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "seq increases");
     // seq 1 was the presence broadcast of its own connect; then 3,001 ticks.
     assert_eq!(seqs.last(), Some(&3002), "every tick consumed a seq");
-    assert!(seqs.len() < 3001, "some ticks were dropped ({} received)", seqs.len());
+    assert!(
+        seqs.len() < 3001,
+        "some ticks were dropped ({} received)",
+        seqs.len()
+    );
     assert_eq!(gw.handle.connection_counts().0, 1);
     gw.stop().await;
 }

@@ -34,7 +34,9 @@ async fn scope_matrix_over_every_served_method() {
             let result = outcome(&mut client, method).await;
             let allowed = match access {
                 Access::Open => true,
-                Access::Operator(required) => pinclaw::protocol::scopes::satisfied(scopes, required),
+                Access::Operator(required) => {
+                    pinclaw::protocol::scopes::satisfied(scopes, required)
+                }
                 Access::Node => false,
             };
             match (&result, allowed) {
@@ -49,8 +51,15 @@ async fn scope_matrix_over_every_served_method() {
                 (Err((code, _)), true) => {
                     // Allowed, but `{}` may be invalid params for some methods.
                     assert_ne!(code, "FORBIDDEN", "{method} with {scopes:?}: {result:?}");
-                    let message = result.as_ref().err().map(|(_, e)| e["message"].to_string()).unwrap_or_default();
-                    assert!(message.contains("params"), "{method} with {scopes:?}: {message}");
+                    let message = result
+                        .as_ref()
+                        .err()
+                        .map(|(_, e)| e["message"].to_string())
+                        .unwrap_or_default();
+                    assert!(
+                        message.contains("params"),
+                        "{method} with {scopes:?}: {message}"
+                    );
                 }
                 (Ok(_), true) => {}
                 (Ok(v), false) => panic!("{method} with {scopes:?} should be refused, got {v}"),
@@ -89,7 +98,9 @@ async fn nodes_may_call_health_only_among_operator_methods() {
     options.client_id = "node-host".into();
     options.mode = "node".into();
     options.device = Some(new_key());
-    let mut node = Client::connect(&gw.url, &options).await.unwrap_or_else(|e| panic!("{e}"));
+    let mut node = Client::connect(&gw.url, &options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     for method in served_methods() {
         let result = outcome(&mut node, method).await;
         if method == "health" {
@@ -112,17 +123,36 @@ async fn served_methods_all_dispatch() {
     for method in served_methods() {
         if let Err((_, error)) = outcome(&mut admin, method).await {
             let message = error["message"].as_str().unwrap_or("");
-            assert!(!message.starts_with("unknown method"), "{method} is advertised but not served");
+            assert!(
+                !message.starts_with("unknown method"),
+                "{method} is advertised but not served"
+            );
         }
     }
-    let identity = admin.call("gateway.identity.get", json!({})).await.unwrap_or_else(|e| panic!("{e}"));
+    let identity = admin
+        .call("gateway.identity.get", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(identity["deviceId"].as_str().map(str::len), Some(64));
-    let config = admin.call("config.get", json!({})).await.unwrap_or_else(|e| panic!("{e}"));
+    let config = admin
+        .call("config.get", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(config["config"]["gateway"]["auth"]["token"], "<redacted>");
     assert!(!config.to_string().contains(TOKEN));
-    let presence = admin.call("system-presence", json!({})).await.unwrap_or_else(|e| panic!("{e}"));
-    assert!(presence.as_array().is_some_and(|p| p.iter().any(|e| e["mode"] == "gateway")));
-    let status = admin.call("status", json!({})).await.unwrap_or_else(|e| panic!("{e}"));
+    let presence = admin
+        .call("system-presence", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        presence
+            .as_array()
+            .is_some_and(|p| p.iter().any(|e| e["mode"] == "gateway"))
+    );
+    let status = admin
+        .call("status", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status["gateway"]["authMode"], "token");
     assert!(status["processMemory"]["rssBytes"].as_u64().unwrap_or(0) > 0);
     gw.stop().await;

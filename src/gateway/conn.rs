@@ -62,9 +62,18 @@ async fn first_frame(ws: &mut Ws) -> Result<Option<String>, u16> {
 }
 
 /// Run a freshly upgraded connection to its end.
-pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBudget, preauth_slot: super::PreauthSlot) {
+pub async fn run(
+    shared: Arc<Shared>,
+    mut ws: Ws,
+    peer: Peer,
+    budget: PreauthBudget,
+    preauth_slot: super::PreauthSlot,
+) {
     let nonce = ids::uuid_v4();
-    let challenge = frames::event_unsequenced("connect.challenge", &json!({"nonce": nonce, "ts": ids::now_ms()}));
+    let challenge = frames::event_unsequenced(
+        "connect.challenge",
+        &json!({"nonce": nonce, "ts": ids::now_ms()}),
+    );
     if ws.send(Message::text(challenge)).await.is_err() {
         return;
     }
@@ -76,19 +85,30 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
     };
     let refuse = |id: &str, error: ErrorShape| frames::response_err(id, &error);
     let Some(text) = first else {
-        let _ = ws.send(Message::text(refuse("", ErrorShape::invalid("invalid request frame")))).await;
+        let _ = ws
+            .send(Message::text(refuse(
+                "",
+                ErrorShape::invalid("invalid request frame"),
+            )))
+            .await;
         return close(&mut ws, 1008, "invalid request frame").await;
     };
     let req = match frames::parse_request(&text) {
         Ok(req) => req,
         Err(_) => {
-            let reply = refuse(&frames::salvage_id(&text), ErrorShape::invalid("invalid request frame"));
+            let reply = refuse(
+                &frames::salvage_id(&text),
+                ErrorShape::invalid("invalid request frame"),
+            );
             let _ = ws.send(Message::text(reply)).await;
             return close(&mut ws, 1008, "invalid request frame").await;
         }
     };
     if req.method != "connect" {
-        let reply = refuse(&req.id, ErrorShape::invalid("invalid handshake: first request must be connect"));
+        let reply = refuse(
+            &req.id,
+            ErrorShape::invalid("invalid handshake: first request must be connect"),
+        );
         let _ = ws.send(Message::text(reply)).await;
         return close(&mut ws, 1008, "invalid handshake").await;
     }
@@ -102,7 +122,10 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
     let params: ConnectParams = match serde_json::from_value(req.params) {
         Ok(p) => p,
         Err(e) => {
-            let reply = refuse(&req.id, ErrorShape::invalid(format!("invalid connect params: {e}")));
+            let reply = refuse(
+                &req.id,
+                ErrorShape::invalid(format!("invalid connect params: {e}")),
+            );
             let _ = ws.send(Message::text(reply)).await;
             return close(&mut ws, 1008, "invalid connect params").await;
         }
@@ -119,7 +142,11 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
 
     let conn_id = ids::uuid_v4();
     let hello = handshake::hello_ok(&shared, &admitted, &conn_id);
-    if ws.send(Message::text(frames::response_ok(&req.id, &hello))).await.is_err() {
+    if ws
+        .send(Message::text(frames::response_ok(&req.id, &hello)))
+        .await
+        .is_err()
+    {
         return;
     }
     let presence = json!({
@@ -166,12 +193,23 @@ async fn flush(ws: &mut Ws, conn: &Conn) -> bool {
 async fn close_slow(shared: &Shared, conn: &Conn, ws: &mut Ws) -> &'static str {
     tracing::warn!(conn = %conn.conn_id, "closing slow consumer");
     shared.bus.unregister(&conn.conn_id);
-    close_within(ws, 1008, "slow consumer", std::time::Duration::from_millis(250)).await;
+    close_within(
+        ws,
+        1008,
+        "slow consumer",
+        std::time::Duration::from_millis(250),
+    )
+    .await;
     "slow consumer"
 }
 
 /// The authenticated phase. Returns why the connection ended.
-async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut Ws, mut shutdown: watch::Receiver<bool>) -> &'static str {
+async fn serve(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    ws: &mut Ws,
+    mut shutdown: watch::Receiver<bool>,
+) -> &'static str {
     let start = tokio::time::Instant::now() + limits::PING_INTERVAL;
     let mut ping = tokio::time::interval_at(start, limits::PING_INTERVAL);
     let mut awaiting_pong = false;
