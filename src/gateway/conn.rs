@@ -110,7 +110,7 @@ pub async fn run(
             ErrorShape::invalid("invalid handshake: first request must be connect"),
         );
         let _ = ws.send(Message::text(reply)).await;
-        return close(&mut ws, 1008, "invalid handshake").await;
+        return close(&mut ws, 1008, "invalid handshake: first request must be connect").await;
     }
     if !shared.is_ready() {
         let error = ErrorShape::new(codes::UNAVAILABLE, "gateway not ready; retry shortly")
@@ -133,8 +133,10 @@ pub async fn run(
     let admitted = match handshake::admit(&shared, &params, &nonce, peer) {
         Ok(a) => a,
         Err(refusal) => {
+            // Like OpenClaw, the close reason repeats the error message.
+            let reason: String = refusal.error.message.chars().take(120).collect();
             let _ = ws.send(Message::text(refuse(&req.id, refusal.error))).await;
-            return close(&mut ws, refusal.close_code, refusal.close_reason).await;
+            return close(&mut ws, refusal.close_code, &reason).await;
         }
     };
     budget.lift();

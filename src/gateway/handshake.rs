@@ -48,17 +48,11 @@ pub struct Refusal {
     pub error: ErrorShape,
     /// WebSocket close code.
     pub close_code: u16,
-    /// Close reason.
-    pub close_reason: &'static str,
 }
 
 impl Refusal {
     fn policy(error: ErrorShape) -> Self {
-        Self {
-            error,
-            close_code: 1008,
-            close_reason: "connect refused",
-        }
+        Self { error, close_code: 1008 }
     }
 }
 
@@ -185,7 +179,6 @@ pub fn admit(
                 "minimumProbeProtocol": crate::protocol::MIN_LEGACY_PROTOCOL_VERSION,
             })),
             close_code: 1002,
-            close_reason: "protocol mismatch",
         });
     }
     let rate_exempt = peer.direct_loopback;
@@ -379,7 +372,6 @@ fn internal(e: &dyn std::fmt::Display) -> Refusal {
         )
         .retry_after(1000),
         close_code: 1011,
-        close_reason: "internal error",
     }
 }
 
