@@ -520,14 +520,14 @@ mod tests {
             Err(ConfigError::InvalidProxy { .. })
         ));
         assert!(matches!(
-            resolve_chain(&[a.clone()], "b/m", &[]),
+            resolve_chain(std::slice::from_ref(&a), "b/m", &[]),
             Err(ConfigError::UnknownProvider { provider, .. }) if provider == "b"
         ));
         assert!(matches!(
-            resolve_chain(&[a.clone()], "nomodel", &[]),
+            resolve_chain(std::slice::from_ref(&a), "nomodel", &[]),
             Err(ConfigError::InvalidModelRef(_))
         ));
-        let chain = resolve_chain(&[a.clone()], "a/x", &["a/org/y".into(), "a/x".into()]).unwrap();
+        let chain = resolve_chain(std::slice::from_ref(&a), "a/x", &["a/org/y".into(), "a/x".into()]).unwrap();
         assert_eq!(chain.len(), 2);
         assert_eq!(chain[1].model, "org/y");
     }

@@ -174,7 +174,7 @@ fn f2_cut_args_is_invalid_tool_call() {
 
 #[test]
 fn f3_parallel_tools_both_styles() {
-    let want = vec![
+    let want = [
         call("call_fx3a", "get_temp", json!({"sensor": "cpu"})),
         call("call_fx3b", "get_uptime", json!({})),
     ];

@@ -414,10 +414,13 @@ fn nap(sh: &Shared, d: Duration) {
     }
 }
 
+/// Method, path, headers, body.
+type RawRequest = (String, String, Vec<(String, String)>, Vec<u8>);
+
 fn read_request(
     conn: &mut TcpStream,
     sh: &Shared,
-) -> Option<(String, String, Vec<(String, String)>, Vec<u8>)> {
+) -> Option<RawRequest> {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
