@@ -85,8 +85,14 @@ async fn api_keys_never_reach_logs_errors_or_dumps() {
         serde_json::to_string(&p.health()).unwrap(),
     ];
     let log = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
-    assert!(log.contains("provider attempt failed"), "the capture works:\n{log}");
-    assert!(log.contains("[redacted]"), "echoed keys are redacted:\n{log}");
+    assert!(
+        log.contains("provider attempt failed"),
+        "the capture works:\n{log}"
+    );
+    assert!(
+        log.contains("[redacted]"),
+        "echoed keys are redacted:\n{log}"
+    );
     for line in log.lines().chain(dumps.iter().map(String::as_str)) {
         for key in [OPENAI_KEY, ANTHROPIC_KEY, "SECRET"] {
             assert!(!line.contains(key), "key leaked: {line}");

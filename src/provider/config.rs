@@ -527,7 +527,12 @@ mod tests {
             resolve_chain(std::slice::from_ref(&a), "nomodel", &[]),
             Err(ConfigError::InvalidModelRef(_))
         ));
-        let chain = resolve_chain(std::slice::from_ref(&a), "a/x", &["a/org/y".into(), "a/x".into()]).unwrap();
+        let chain = resolve_chain(
+            std::slice::from_ref(&a),
+            "a/x",
+            &["a/org/y".into(), "a/x".into()],
+        )
+        .unwrap();
         assert_eq!(chain.len(), 2);
         assert_eq!(chain[1].model, "org/y");
     }

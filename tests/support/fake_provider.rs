@@ -417,10 +417,7 @@ fn nap(sh: &Shared, d: Duration) {
 /// Method, path, headers, body.
 type RawRequest = (String, String, Vec<(String, String)>, Vec<u8>);
 
-fn read_request(
-    conn: &mut TcpStream,
-    sh: &Shared,
-) -> Option<RawRequest> {
+fn read_request(conn: &mut TcpStream, sh: &Shared) -> Option<RawRequest> {
     let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
     let mut buf = Vec::new();
     let mut tmp = [0u8; 4096];
