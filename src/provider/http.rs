@@ -14,7 +14,10 @@ use super::error::{
     AttemptError, FailureKind, StreamFailure, classify_http, excerpt, parse_retry_after,
 };
 use super::failover::Abort;
-use super::limits::{MAX_ERROR_BODY_BYTES, READ_BUFFER_BYTES};
+use super::limits::{
+    HTTP_INPUT_BUFFER_BYTES, HTTP_OUTPUT_BUFFER_BYTES, MAX_ERROR_BODY_BYTES,
+    MAX_RESPONSE_HEADER_BYTES, READ_BUFFER_BYTES,
+};
 use super::ollama::{self, OllamaDecoder};
 use super::openai::{self, OpenAiDecoder, OpenAiOptions};
 use super::types::{StopReason, StreamEvent, TurnRequest, Usage};
@@ -85,6 +88,9 @@ fn agent_for(spec: &AttemptSpec) -> ureq::Agent {
         .timeout_per_read(Some(t.idle))
         .max_redirects(0)
         .accept_encoding("identity")
+        .input_buffer_size(HTTP_INPUT_BUFFER_BYTES)
+        .output_buffer_size(HTTP_OUTPUT_BUFFER_BYTES)
+        .max_response_header_size(MAX_RESPONSE_HEADER_BYTES)
         .build()
         .into()
 }

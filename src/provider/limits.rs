@@ -36,6 +36,17 @@ pub const MAX_ERROR_MESSAGE_CHARS: usize = 300;
 /// reader to async code. When full, the reader blocks (backpressure).
 pub const EVENT_CHANNEL_CAPACITY: usize = 64;
 
+/// ureq's per-connection input buffer (its default is 128 KiB, which is most
+/// of a streaming turn's memory). It must hold the response headers.
+pub const HTTP_INPUT_BUFFER_BYTES: usize = 32 * 1024;
+
+/// ureq's per-connection output buffer (default 128 KiB).
+pub const HTTP_OUTPUT_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Largest response head accepted from a provider; a bigger one fails the
+/// attempt as a connection error.
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 32 * 1024;
+
 /// Size of the read buffer used on a response body.
 pub const READ_BUFFER_BYTES: usize = 8 * 1024;
 
