@@ -550,3 +550,100 @@ async fn snapshot_and_health_for_the_gateway() {
         h.summary
     );
 }
+
+#[tokio::test]
+async fn single_model_chain_gets_a_last_resort_request_while_cooling() {
+    let fake = FakeProvider::start();
+    let clock = ManualClock::new();
+    let p = Providers::with_policy(vec![openai("a", &fake)], fast_policy(), clock.clone()).unwrap();
+    fake.set_default(Reply::http_error(503, "{}", None));
+    let (_, r) = collect(&p, "a/m", &[], &hello()).await;
+    assert!(matches!(r, Err(TurnError::Exhausted(_))));
+    assert_eq!(fake.requests().len(), 3);
+
+    // cooling down: one request, no retries, and the error says why
+    let (_, r) = collect(&p, "a/m", &[], &hello()).await;
+    let Err(TurnError::Exhausted(f)) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(fake.requests().len(), 4);
+    assert!(
+        f.attempts[0].reason.starts_with("skipped: cooling down"),
+        "{f}"
+    );
+    assert!(
+        f.attempts[1]
+            .reason
+            .starts_with("last resort while cooling down"),
+        "{f}"
+    );
+
+    // the provider recovers: the last resort answers and closes the circuit
+    fake.push(Reply::fixture("openai_text.sse"));
+    let (ev, r) = collect(&p, "a/m", &[], &hello()).await;
+    assert_eq!(r.unwrap().model, "a/m");
+    assert_eq!(text_of(&ev), "Pi is online.");
+    assert!(p.models_snapshot().is_empty(), "healthy again");
+
+    // with the policy off, a cooling single-model chain sends nothing
+    let fake2 = FakeProvider::start();
+    let mut policy = fast_policy();
+    policy.probe_when_all_cooling = false;
+    policy.max_retries = 0;
+    let p2 = Providers::with_policy(vec![openai("a", &fake2)], policy, clock.clone()).unwrap();
+    fake2.set_default(Reply::http_error(503, "{}", None));
+    let _ = collect(&p2, "a/m", &[], &hello()).await;
+    let (_, r) = collect(&p2, "a/m", &[], &hello()).await;
+    assert!(matches!(r, Err(TurnError::Exhausted(_))));
+    assert_eq!(fake2.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn proxy_comes_from_config() {
+    // the fake plays the HTTP proxy: ureq tunnels through it with CONNECT
+    let proxy = FakeProvider::start();
+    let mut cfg = provider("a", ApiKind::OpenAiChat, "http://provider.invalid/v1");
+    cfg.proxy = Some(proxy.base_url());
+    let mut policy = fast_policy();
+    policy.max_retries = 0;
+    let p = Providers::with_policy(vec![cfg], policy, Arc::new(pinclaw::provider::SystemClock))
+        .unwrap();
+    proxy.set_default(Reply::status(403).framing(fake_provider::Framing::ContentLength));
+    let (_, r) = collect(&p, "a/m", &[], &hello()).await;
+    assert!(matches!(r, Err(TurnError::Exhausted(_))), "{r:?}");
+    let reqs = proxy.requests();
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0].method, "CONNECT");
+    assert_eq!(reqs[0].path, "provider.invalid:80");
+}
+
+#[tokio::test]
+async fn spawn_turn_streams_to_a_bounded_receiver() {
+    let fake = FakeProvider::start();
+    let mut cfg = openai("a", &fake);
+    cfg.models = vec![ModelConfig {
+        id: "m".into(),
+        context_window: Some(32_768),
+        max_output_tokens: Some(2048),
+    }];
+    let p = Arc::new(providers(vec![cfg]));
+    assert_eq!(
+        p.model_config("a/m").and_then(|m| m.context_window),
+        Some(32_768)
+    );
+    assert!(p.model_config("a/other").is_none());
+    fake.set_default(Reply::fixture("openai_parallel_tools.sse"));
+    let (mut rx, handle) = p.spawn_turn("a/m".into(), Vec::new(), tool_request(), Abort::new());
+    let mut events = Vec::new();
+    while let Some(e) = rx.recv().await {
+        events.push(e);
+    }
+    let s = handle.await.unwrap().unwrap();
+    assert_eq!(tool_calls(&events).len(), 2);
+    assert!(matches!(events.last(), Some(StreamEvent::Finish { .. })));
+    assert_eq!(s.usage.map(|u| u.total()), Some(119));
+    assert_eq!(
+        fake.requests()[0].json.as_ref().unwrap()["max_tokens"],
+        1024
+    );
+}

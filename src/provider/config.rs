@@ -482,6 +482,20 @@ mod tests {
     }
 
     #[test]
+    fn local_providers_get_longer_timeouts() {
+        let mut p = ProviderConfig::new("o", ApiKind::Ollama, "http://127.0.0.1:11434");
+        let remote = p.timeouts();
+        assert_eq!(remote.first_byte, DEFAULT_FIRST_BYTE_TIMEOUT);
+        assert_eq!(remote.idle, DEFAULT_IDLE_TIMEOUT);
+        p.local = true;
+        let local = p.timeouts();
+        assert!(local.idle > remote.idle && local.first_byte > remote.first_byte);
+        p.idle_timeout_ms = Some(1500);
+        assert_eq!(p.timeouts().idle, Duration::from_millis(1500));
+        assert_eq!(p.openai_max_tokens_field(), "max_tokens");
+    }
+
+    #[test]
     fn validation_errors_are_specific() {
         let a = ProviderConfig::new("a", ApiKind::Ollama, "http://127.0.0.1:11434");
         assert_eq!(

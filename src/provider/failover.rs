@@ -9,7 +9,7 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 
 use super::config::{
-    ApiKey, ApiKind, ConfigError, ModelRef, ProviderConfig, load_key, resolve_chain,
+    ApiKey, ApiKind, ConfigError, ModelConfig, ModelRef, ProviderConfig, load_key, resolve_chain,
     validate_providers,
 };
 use super::error::{
@@ -17,7 +17,8 @@ use super::error::{
 };
 use super::http::{attempt, build_spec};
 use super::limits::{
-    BACKOFF_BASE, BACKOFF_MAX, COOLDOWN_STEPS, MAX_RETRIES_PER_CANDIDATE, MAX_RETRY_WAIT,
+    BACKOFF_BASE, BACKOFF_MAX, COOLDOWN_STEPS, EVENT_CHANNEL_CAPACITY, MAX_RETRIES_PER_CANDIDATE,
+    MAX_RETRY_WAIT,
 };
 use super::openai::OpenAiOptions;
 use super::types::{DEFAULT_MAX_TOKENS, StopReason, StreamEvent, TurnRequest, Usage};
@@ -92,6 +93,11 @@ pub struct FailoverPolicy {
     pub cooldown_steps: Vec<Duration>,
     /// Multiply backoff delays by a random factor in [0.75, 1.0].
     pub jitter: bool,
+    /// When every candidate of the chain is cooling down, send one request
+    /// (no retry) to the one whose cooldown ends first instead of failing
+    /// without trying. Keeps a single-model setup (one local Ollama) usable
+    /// after a hiccup; with a healthy fallback it never triggers.
+    pub probe_when_all_cooling: bool,
 }
 
 impl Default for FailoverPolicy {
@@ -103,6 +109,7 @@ impl Default for FailoverPolicy {
             max_retry_wait: MAX_RETRY_WAIT,
             cooldown_steps: COOLDOWN_STEPS.to_vec(),
             jitter: true,
+            probe_when_all_cooling: true,
         }
     }
 }
@@ -232,6 +239,21 @@ pub struct ProviderHealth {
     pub next_available_ms: Option<u64>,
     /// One line for humans, e.g. `2/3 models available; openai/gpt-x cooling down 4m 10s`.
     pub summary: String,
+}
+
+enum Candidate {
+    /// The turn is over (success or a turn-ending error).
+    Done(Result<TurnSummary, TurnError>),
+    /// This candidate failed before any output; try the next.
+    Failed(AttemptRecord),
+}
+
+impl TurnSummary {
+    fn with(mut self, requests: u32, failed: Vec<AttemptRecord>) -> Self {
+        self.requests = requests;
+        self.failed = failed;
+        self
+    }
 }
 
 enum Admission {
@@ -378,7 +400,10 @@ impl Providers {
     /// other failures move to the next candidate; after output, a failure ends
     /// the turn with [`TurnError::Interrupted`]. A context overflow returns
     /// [`TurnError::ContextOverflow`] at once. Dropping the receiver or firing
-    /// `abort` ends the turn with [`TurnError::Aborted`].
+    /// `abort` ends the turn with [`TurnError::Aborted`]. When every candidate
+    /// is cooling down and
+    /// [`FailoverPolicy::probe_when_all_cooling`] is set, the one whose
+    /// cooldown ends first gets a single request rather than none.
     pub async fn run_turn(
         &self,
         primary: &str,
@@ -391,11 +416,9 @@ impl Providers {
             .resolve_chain(primary, fallbacks)
             .map_err(|e| TurnError::InvalidChain(e.to_string()))?;
         let mut failed: Vec<AttemptRecord> = Vec::new();
-        let mut total_requests = 0u32;
+        let mut total = 0u32;
+        let mut soonest: Option<(Duration, &ModelRef)> = None;
         for r in &chain {
-            let Some(p) = self.providers.iter().find(|p| p.cfg.id == r.provider) else {
-                continue; // resolve_chain checked this
-            };
             if abort.is_aborted() || tx.is_closed() {
                 return Err(TurnError::Aborted);
             }
@@ -404,6 +427,9 @@ impl Providers {
                     let reason = if left.is_zero() {
                         "skipped: circuit half-open, trial request in flight".to_owned()
                     } else {
+                        if soonest.is_none_or(|(d, _)| left < d) {
+                            soonest = Some((left, r));
+                        }
                         format!("skipped: cooling down for {}", human_duration(left))
                     };
                     tracing::info!(model = %r, %reason, "skipping model");
@@ -420,87 +446,28 @@ impl Providers {
                     }
                 }
             }
-            let (max_tokens, ctx) = self.max_tokens(&p.cfg, &r.model, req);
-            let opts = OpenAiOptions {
-                max_tokens_field: p.cfg.openai_max_tokens_field().to_owned(),
-                stream_usage: p.cfg.stream_usage,
-            };
-            let mut requests = 0u32;
-            let err = loop {
-                requests += 1;
-                total_requests += 1;
-                let spec = build_spec(
-                    p.cfg.api,
-                    &p.cfg.base_url,
-                    p.key.clone(),
-                    &r.model,
-                    req,
-                    max_tokens,
-                    ctx,
-                    &opts,
-                    p.cfg.timeouts(),
-                    p.proxy.clone(),
-                );
-                tracing::debug!(model = %r, attempt = requests, "provider request");
-                let e = match attempt(spec, tx.clone(), abort).await {
-                    Ok(ok) => {
-                        self.record_success(r);
-                        return Ok(TurnSummary {
-                            model: r.to_string(),
-                            stop_reason: ok.stop_reason.unwrap_or(StopReason::EndTurn),
-                            usage: ok.usage,
-                            requests: total_requests,
-                            failed,
-                        });
-                    }
-                    Err(e) => e,
-                };
-                tracing::warn!(model = %r, attempt = requests, after_output = e.after_output,
-                    error = %e, "provider attempt failed");
-                if e.kind == FailureKind::Aborted || abort.is_aborted() {
-                    self.release(r);
-                    return Err(TurnError::Aborted);
+            let retries = self.policy.max_retries;
+            match self
+                .try_candidate(r, req, &tx, abort, retries, &mut total)
+                .await
+            {
+                Candidate::Done(res) => return res.map(|s| s.with(total, failed)),
+                Candidate::Failed(rec) => failed.push(rec),
+            }
+        }
+        if total == 0
+            && self.policy.probe_when_all_cooling
+            && let Some((_, r)) = soonest
+        {
+            tracing::info!(model = %r, "every model is cooling down: one last-resort request");
+            self.mark_probing(r);
+            match self.try_candidate(r, req, &tx, abort, 0, &mut total).await {
+                Candidate::Done(res) => return res.map(|s| s.with(total, failed)),
+                Candidate::Failed(mut rec) => {
+                    rec.reason = format!("last resort while cooling down: {}", rec.reason);
+                    failed.push(rec);
                 }
-                if e.kind == FailureKind::ContextOverflow {
-                    self.release(r);
-                    return Err(TurnError::ContextOverflow {
-                        model: r.to_string(),
-                        message: e.message,
-                    });
-                }
-                if e.after_output {
-                    self.record_failure(r, &e);
-                    return Err(TurnError::Interrupted {
-                        model: r.to_string(),
-                        error: e,
-                    });
-                }
-                if !e.retryable() || requests > self.policy.max_retries {
-                    break e;
-                }
-                let wait = match e.retry_after {
-                    Some(ra) if ra > self.policy.max_retry_wait => {
-                        tracing::info!(model = %r, retry_after = %human_duration(ra),
-                            "retry-after beyond the wait limit: failing over");
-                        break e;
-                    }
-                    Some(ra) => ra,
-                    None => self.jitter(self.policy.backoff(requests - 1)),
-                };
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = abort.aborted() => {
-                        self.release(r);
-                        return Err(TurnError::Aborted);
-                    }
-                }
-            };
-            self.record_failure(r, &err);
-            failed.push(AttemptRecord {
-                model: r.to_string(),
-                requests,
-                reason: err.to_string(),
-            });
+            }
         }
         let now = self.clock.now();
         let map = self.lock();
@@ -514,6 +481,142 @@ impl Providers {
             attempts: failed,
             retry_in,
         }))
+    }
+
+    fn mark_probing(&self, r: &ModelRef) {
+        if let Some(h) = self.lock().get_mut(r) {
+            h.probing = true;
+        }
+    }
+
+    /// Attempts against one candidate: the first request plus up to `retries`
+    /// retries of retryable failures that happened before any output.
+    async fn try_candidate(
+        &self,
+        r: &ModelRef,
+        req: &TurnRequest,
+        tx: &mpsc::Sender<StreamEvent>,
+        abort: &Abort,
+        retries: u32,
+        total: &mut u32,
+    ) -> Candidate {
+        let Some(p) = self.providers.iter().find(|p| p.cfg.id == r.provider) else {
+            let e = TurnError::InvalidChain(format!("unknown provider in {r}"));
+            return Candidate::Done(Err(e));
+        };
+        let (max_tokens, ctx) = self.max_tokens(&p.cfg, &r.model, req);
+        let opts = OpenAiOptions {
+            max_tokens_field: p.cfg.openai_max_tokens_field().to_owned(),
+            stream_usage: p.cfg.stream_usage,
+        };
+        let mut requests = 0u32;
+        let err = loop {
+            requests += 1;
+            *total += 1;
+            let spec = build_spec(
+                p.cfg.api,
+                &p.cfg.base_url,
+                p.key.clone(),
+                &r.model,
+                req,
+                max_tokens,
+                ctx,
+                &opts,
+                p.cfg.timeouts(),
+                p.proxy.clone(),
+            );
+            tracing::debug!(model = %r, attempt = requests, "provider request");
+            let e = match attempt(spec, tx.clone(), abort).await {
+                Ok(ok) => {
+                    self.record_success(r);
+                    return Candidate::Done(Ok(TurnSummary {
+                        model: r.to_string(),
+                        stop_reason: ok.stop_reason.unwrap_or(StopReason::EndTurn),
+                        usage: ok.usage,
+                        requests: 0,
+                        failed: Vec::new(),
+                    }));
+                }
+                Err(e) => e,
+            };
+            tracing::warn!(model = %r, attempt = requests, after_output = e.after_output,
+                error = %e, "provider attempt failed");
+            if e.kind == FailureKind::Aborted || abort.is_aborted() {
+                self.release(r);
+                return Candidate::Done(Err(TurnError::Aborted));
+            }
+            if e.kind == FailureKind::ContextOverflow {
+                self.release(r);
+                return Candidate::Done(Err(TurnError::ContextOverflow {
+                    model: r.to_string(),
+                    message: e.message,
+                }));
+            }
+            if e.after_output {
+                self.record_failure(r, &e);
+                return Candidate::Done(Err(TurnError::Interrupted {
+                    model: r.to_string(),
+                    error: e,
+                }));
+            }
+            if !e.retryable() || requests > retries {
+                break e;
+            }
+            let wait = match e.retry_after {
+                Some(ra) if ra > self.policy.max_retry_wait => {
+                    tracing::info!(model = %r, retry_after = %human_duration(ra),
+                        "retry-after beyond the wait limit: failing over");
+                    break e;
+                }
+                Some(ra) => ra,
+                None => self.jitter(self.policy.backoff(requests - 1)),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = abort.aborted() => {
+                    self.release(r);
+                    return Candidate::Done(Err(TurnError::Aborted));
+                }
+            }
+        };
+        self.record_failure(r, &err);
+        Candidate::Failed(AttemptRecord {
+            model: r.to_string(),
+            requests,
+            reason: err.to_string(),
+        })
+    }
+
+    /// Like [`Providers::run_turn`], spawned on the runtime: returns the event
+    /// receiver (bounded by [`EVENT_CHANNEL_CAPACITY`]) and the turn's handle.
+    /// Drop the receiver or fire `abort` to stop it.
+    pub fn spawn_turn(
+        self: &Arc<Self>,
+        primary: String,
+        fallbacks: Vec<String>,
+        req: TurnRequest,
+        abort: Abort,
+    ) -> (
+        mpsc::Receiver<StreamEvent>,
+        tokio::task::JoinHandle<Result<TurnSummary, TurnError>>,
+    ) {
+        let (tx, rx) = mpsc::channel(EVENT_CHANNEL_CAPACITY);
+        let me = self.clone();
+        let handle =
+            tokio::spawn(async move { me.run_turn(&primary, &fallbacks, &req, tx, &abort).await });
+        (rx, handle)
+    }
+
+    /// The configured entry of a `provider/model` ref (context window, output
+    /// cap), if listed.
+    pub fn model_config(&self, model_ref: &str) -> Option<ModelConfig> {
+        let r = ModelRef::parse(model_ref).ok()?;
+        self.providers
+            .iter()
+            .find(|p| p.cfg.id == r.provider)?
+            .cfg
+            .model(&r.model)
+            .cloned()
     }
 
     /// Every configured model (then any other model that has health state),
