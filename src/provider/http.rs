@@ -15,7 +15,7 @@ use super::error::{
 };
 use super::failover::Abort;
 use super::limits::{
-    HTTP_INPUT_BUFFER_BYTES, HTTP_OUTPUT_BUFFER_BYTES, MAX_ERROR_BODY_BYTES,
+    ABORT_JOIN_GRACE, HTTP_INPUT_BUFFER_BYTES, HTTP_OUTPUT_BUFFER_BYTES, MAX_ERROR_BODY_BYTES,
     MAX_RESPONSE_HEADER_BYTES, READ_BUFFER_BYTES,
 };
 use super::ollama::{self, OllamaDecoder};
@@ -83,6 +83,7 @@ fn agent_for(spec: &AttemptSpec) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .proxy(spec.proxy.clone())
+        .timeout_resolve(Some(t.connect))
         .timeout_connect(Some(t.connect))
         .timeout_recv_response(Some(t.first_byte))
         .timeout_per_read(Some(t.idle))
@@ -122,7 +123,13 @@ pub(crate) async fn attempt(
             FailureKind::BadResponse, format!("provider reader task failed: {e}")))),
         _ = abort.aborted() => {
             killer.shutdown();
-            let _ = task.await;
+            // shutdown() fails reads and TLS at once; DNS and TCP connect are
+            // not interruptible (bounded by the connect timeout), so do not
+            // wait for those: the detached thread ends on its own and can send
+            // nothing more (the outlet checks the abort).
+            if tokio::time::timeout(ABORT_JOIN_GRACE, task).await.is_err() {
+                tracing::debug!("aborted attempt still connecting; detached");
+            }
             let mut e = AttemptError::new(FailureKind::Aborted, "aborted by caller");
             e.after_output = sent.load(Ordering::SeqCst);
             Err(e)
@@ -169,6 +176,9 @@ struct Outlet {
 
 impl Outlet {
     fn send(&self, ev: StreamEvent) -> bool {
+        if self.abort.is_aborted() {
+            return false;
+        }
         match self.tx.try_send(ev) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Closed(_)) => false,

@@ -63,6 +63,11 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 /// on a Pi or a LAN box may take minutes to load and to read a long prompt.
 pub const DEFAULT_LOCAL_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
 
+/// After an abort, how long the turn waits for its blocking HTTP thread to
+/// end. Reads end at once (`Agent::shutdown`); a thread stuck in DNS or TCP
+/// connect is detached instead and ends within the connect timeout.
+pub const ABORT_JOIN_GRACE: Duration = Duration::from_millis(250);
+
 /// Retries of one candidate after its first attempt (so 3 attempts in all)
 /// before the chain moves on.
 pub const MAX_RETRIES_PER_CANDIDATE: u32 = 2;
