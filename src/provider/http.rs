@@ -98,7 +98,8 @@ fn agent_for(spec: &AttemptSpec) -> ureq::Agent {
 
 /// Run one attempt on the blocking pool, forwarding events to `tx`. An abort
 /// shuts the attempt's own agent down, which fails its blocking read at once;
-/// this returns only after the blocking task has ended.
+/// the call then returns once the blocking task ended, or after
+/// [`ABORT_JOIN_GRACE`] if it is stuck in DNS or connect.
 pub(crate) async fn attempt(
     spec: AttemptSpec,
     tx: mpsc::Sender<StreamEvent>,

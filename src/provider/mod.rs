@@ -9,7 +9,8 @@
 //!     attempt (http.rs): one ureq Agent per attempt, run on tokio's blocking pool;
 //!        POST the adapter's JSON body, read the body in 8 KiB reads,
 //!        feed a pure TurnDecoder (openai.rs / anthropic.rs / ollama.rs over
-//!        sse.rs / ndjson.rs), forward events with blocking_send (bounded channel)
+//!        sse.rs / ndjson.rs), forward events over the bounded channel (a full
+//!        channel blocks the reader until the consumer reads or the turn aborts)
 //!     abort: Agent::shutdown() ends the blocking read at once
 //!     failure before any output → retry with backoff / next candidate;
 //!     failure after output → TurnError::Interrupted (never a silent retry)
@@ -21,15 +22,37 @@
 //! capped by a constant in [`limits`]. API keys live in [`ApiKey`], whose
 //! `Debug` redacts and which has no `Serialize`.
 //!
-//! For the gateway: [`Providers::models_snapshot`] feeds `models.list`,
-//! [`Providers::health`] feeds `status` / `health`.
+//! # API for the rest of the crate
+//!
+//! ```text
+//! Providers::new(Vec<ProviderConfig>) -> Result<Providers, ConfigError>   // validates, reads keys
+//! Providers::resolve_chain(&self, primary, &[fallbacks]) -> Result<Vec<ModelRef>, ConfigError>
+//! Providers::run_turn(&self, primary, &[fallbacks], &TurnRequest, mpsc::Sender<StreamEvent>, &Abort)
+//!     -> Result<TurnSummary, TurnError>                                  // async
+//! Providers::spawn_turn(self: &Arc<Self>, primary, fallbacks, TurnRequest, Abort)
+//!     -> (mpsc::Receiver<StreamEvent>, JoinHandle<Result<TurnSummary, TurnError>>)
+//! Providers::model_config(&self, "provider/model") -> Option<ModelConfig> // context window
+//! Providers::models_snapshot(&self) -> Vec<ModelStatus>                   // models.list
+//! Providers::health(&self) -> ProviderHealth                              // status / health
+//! ```
+//!
+//! The agent loop reacts to [`TurnError`]: `ContextOverflow` → compact and
+//! retry; `Interrupted` → keep the partial text, mark the reply incomplete;
+//! `Exhausted` → show its message (it names every attempt and why);
+//! [`StreamEvent::InvalidToolCall`] → answer with an error tool result, do
+//! not run it.
+//!
+//! Tests: decoders inline (`fixture_tests.rs`: whole, byte-by-byte and
+//! random splits); `tests/provider_*.rs` over HTTP against the fake provider
+//! in `tests/support/fake_provider.rs`; `tests/provider_live_local.rs` is an
+//! opt-in smoke test against a real llama-cpp-python server.
 
 pub mod accumulate;
 pub mod anthropic;
 pub mod config;
 pub mod error;
 pub mod failover;
-pub mod http;
+mod http;
 pub mod limits;
 pub mod ndjson;
 pub mod ollama;
@@ -40,7 +63,8 @@ pub mod types;
 pub use config::{ApiKey, ApiKind, ConfigError, ModelConfig, ModelRef, ProviderConfig};
 pub use error::{AttemptError, AttemptRecord, ChainFailure, FailureKind, StreamFailure, TurnError};
 pub use failover::{
-    Abort, Clock, FailoverPolicy, ModelStatus, ProviderHealth, Providers, SystemClock, TurnSummary,
+    Abort, Clock, FailoverPolicy, ModelState, ModelStatus, ProviderHealth, Providers, SystemClock,
+    TurnSummary,
 };
 pub use types::{Message, StopReason, StreamEvent, ToolCall, ToolSpec, TurnRequest, Usage};
 
