@@ -13,6 +13,7 @@
 
 pub mod error;
 pub mod hal;
+pub mod node;
 pub mod profile;
 pub mod sensors;
 pub mod sim;
@@ -24,7 +25,8 @@ pub use error::{BoardError, ConfigError};
 pub use hal::{
     Board, DynI2c, Edge, EdgeEvent, EdgeKind, EdgeSink, I2cError, Level, PinMode, Pull, SysRoot,
 };
-pub use profile::{BoardConfig, BoardSpec, Device, DeviceKind, DeviceSpec, Profile};
+pub use node::{COMMANDS, ConfirmRequest, EDGE_QUEUE, LocalBoardNode, open_board};
+pub use profile::{BoardConfig, BoardSpec, Device, DeviceKind, DeviceSpec, MAX_DEVICES, Profile};
 pub use sim::SimBoard;
 
 /// Whether the rppal (Raspberry Pi) backend is compiled into this build.

@@ -274,7 +274,7 @@ pub enum Chip {
 ///
 /// `bus` is only used to label errors. `wait` is how long to sleep between
 /// status polls (about 10 ms on hardware; zero for the simulator).
-pub fn read<I: I2c>(
+pub fn read<I: I2c + ?Sized>(
     i2c: &mut I,
     bus: u8,
     address: u8,

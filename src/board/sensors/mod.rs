@@ -7,5 +7,8 @@
 pub mod bme280;
 pub mod dht22;
 pub mod ds18b20;
+pub mod reading;
 pub mod sht31;
 pub mod soc;
+
+pub use reading::{Quantity, Reading, SensorState, read_named, read_sensor};

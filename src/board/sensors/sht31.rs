@@ -71,7 +71,7 @@ pub fn encode(raw_t: u16, raw_h: u16) -> [u8; 6] {
 
 /// Triggers one single-shot measurement at `address` and reads it back.
 /// `wait` is the conversion time (15 ms on hardware, zero in the simulator).
-pub fn read<I: I2c>(
+pub fn read<I: I2c + ?Sized>(
     i2c: &mut I,
     bus: u8,
     address: u8,
