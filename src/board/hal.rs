@@ -139,7 +139,8 @@ struct SinkTarget {
     edges: EdgeKind,
     active_low: bool,
     debounce: Duration,
-    last_accepted: Mutex<Option<Duration>>,
+    /// Time and level of the last accepted transition.
+    last_accepted: Mutex<Option<(Duration, Level)>>,
 }
 
 /// Where a backend delivers raw edges of one watched pin.
@@ -207,22 +208,28 @@ impl EdgeSink {
     }
 
     /// Offers one raw transition to `new_level` that happened at `at`
-    /// (a monotonic timestamp from the backend: kernel time since boot, or
-    /// the simulator's script time). Returns whether it was queued.
+    /// (leading-edge debounce: the first transition of a burst is reported,
+    /// later ones inside the window are not; on rppal the kernel's own
+    /// debounce filters before this).
+    /// `at` is a monotonic timestamp from the backend: kernel time since
+    /// boot, or the simulator's script time. Returns whether it was queued.
     pub fn push(&self, new_level: Level, at: Duration) -> bool {
         {
             let mut last = match self.target.last_accepted.lock() {
                 Ok(g) => g,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            if let Some(prev) = *last
-                && at.saturating_sub(prev) < self.target.debounce
-                && at >= prev
-            {
-                self.debounced.fetch_add(1, Ordering::Relaxed);
-                return false;
+            if let Some((prev, prev_level)) = *last {
+                let in_window = at >= prev && at - prev < self.target.debounce;
+                // Inside the window it is bounce; outside it, a "transition"
+                // to the level already reported means the opposite edge was
+                // swallowed as bounce, so there is nothing new to report.
+                if in_window || new_level == prev_level {
+                    self.debounced.fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
             }
-            *last = Some(at);
+            *last = Some((at, new_level));
         }
         if !self.target.edges.matches(new_level) {
             return false;
