@@ -53,9 +53,14 @@ const PIR1: u8 = 22;
 
 #[tokio::test]
 async fn default_config_runs_the_sim_with_the_demo_set() {
-    // Off a Pi, `auto` picks the simulator (this machine has no device tree
-    // model naming a Pi).
-    let node = LocalBoardNode::from_config(&BoardConfig::default()).unwrap();
+    // Off a Pi (no device-tree model naming one), `auto` picks the simulator.
+    // The root is an empty temp dir so the test means the same on a real Pi.
+    let empty = tempfile::tempdir().unwrap();
+    let cfg = BoardConfig {
+        sysfs_root: Some(empty.path().to_path_buf()),
+        ..BoardConfig::default()
+    };
+    let node = LocalBoardNode::from_config(&cfg).unwrap();
     let info = call(&node, "board.info", Value::Null).await;
     assert_eq!(info["backend"], "sim");
     assert_eq!(info["profile"], "sim");
