@@ -11,6 +11,8 @@
 //!
 //! This module knows nothing of the protocol or the gateway.
 
+#![warn(missing_docs)]
+
 pub mod error;
 pub mod hal;
 pub mod node;

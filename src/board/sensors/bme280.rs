@@ -35,25 +35,42 @@ pub const CHIP_ID_BMP280: u8 = 0x58;
 
 /// The factory trimming parameters (`dig_*` in the datasheet).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[allow(missing_docs)]
 pub struct Calibration {
+    /// `dig_T1 (0x88)`.
     pub t1: u16,
+    /// `dig_T2 (0x8A)`.
     pub t2: i16,
+    /// `dig_T3 (0x8C)`.
     pub t3: i16,
+    /// `dig_P1 (0x8E)`.
     pub p1: u16,
+    /// `dig_P2 (0x90)`.
     pub p2: i16,
+    /// `dig_P3 (0x92)`.
     pub p3: i16,
+    /// `dig_P4 (0x94)`.
     pub p4: i16,
+    /// `dig_P5 (0x96)`.
     pub p5: i16,
+    /// `dig_P6 (0x98)`.
     pub p6: i16,
+    /// `dig_P7 (0x9A)`.
     pub p7: i16,
+    /// `dig_P8 (0x9C)`.
     pub p8: i16,
+    /// `dig_P9 (0x9E)`.
     pub p9: i16,
+    /// `dig_H1 (0xA1)`.
     pub h1: u8,
+    /// `dig_H2 (0xE1/0xE2)`.
     pub h2: i16,
+    /// `dig_H3 (0xE3)`.
     pub h3: u8,
+    /// `dig_H4 (0xE4[7:0] << 4 | 0xE5[3:0], signed 12 bit)`.
     pub h4: i16,
+    /// `dig_H5 (0xE6[7:0] << 4 | 0xE5[7:4], signed 12 bit)`.
     pub h5: i16,
+    /// `dig_H6 (0xE7)`.
     pub h6: i8,
 }
 
