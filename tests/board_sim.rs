@@ -82,6 +82,14 @@ async fn default_config_runs_the_sim_with_the_demo_set() {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
     assert_eq!(node.commands(), pinclaw::board::COMMANDS);
+    let schemas = pinclaw::board::command_schemas();
+    let described: Vec<&str> = schemas
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["command"].as_str())
+        .collect();
+    assert_eq!(described, node.commands(), "every command has a schema");
 
     let list = call(&node, "sensors.list", json!({})).await;
     let sensors = list["sensors"].as_array().unwrap();

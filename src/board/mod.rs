@@ -27,7 +27,7 @@ pub use error::{BoardError, ConfigError};
 pub use hal::{
     Board, DynI2c, Edge, EdgeEvent, EdgeKind, EdgeSink, I2cError, Level, PinMode, Pull, SysRoot,
 };
-pub use node::{COMMANDS, ConfirmRequest, EDGE_QUEUE, LocalBoardNode, open_board};
+pub use node::{COMMANDS, ConfirmRequest, EDGE_QUEUE, LocalBoardNode, command_schemas, open_board};
 pub use profile::{BoardConfig, BoardSpec, Device, DeviceKind, DeviceSpec, MAX_DEVICES, Profile};
 pub use sim::SimBoard;
 

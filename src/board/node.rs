@@ -670,6 +670,7 @@ impl LocalBoardNode {
             "devices": devices,
             "commands": COMMANDS,
             "edgeDrops": self.edge_drops(),
+            "edgesDebounced": self.edges_debounced(),
         })
     }
 
@@ -713,4 +714,63 @@ impl Output {
             retry_after_ms: wait.as_millis().max(1) as u64,
         })
     }
+}
+
+/// One line and a JSON-schema for the params of each command, for the node
+/// layer to advertise and the agent to turn into tool schemas.
+pub fn command_schemas() -> Value {
+    let name = json!({ "type": "string", "description": "device name from board.info" });
+    json!([
+        {
+            "command": "board.info",
+            "description": "Board profile, backend, model and every declared device.",
+            "params": { "type": "object", "properties": {}, "additionalProperties": false }
+        },
+        {
+            "command": "sensors.list",
+            "description": "Declared sensors and the quantities each reports.",
+            "params": { "type": "object", "properties": {}, "additionalProperties": false }
+        },
+        {
+            "command": "sensors.read",
+            "description": "Read a sensor: {name, value, unit, ts}, plus readings for multi-quantity sensors.",
+            "params": { "type": "object", "properties": { "name": name }, "required": ["name"], "additionalProperties": false }
+        },
+        {
+            "command": "gpio.read",
+            "description": "Read an input or output: {name, value (logical on/active), level}.",
+            "params": { "type": "object", "properties": { "name": name }, "required": ["name"], "additionalProperties": false }
+        },
+        {
+            "command": "gpio.write",
+            "description": "Switch an output on (true) or off (false); active-low wiring is handled.",
+            "params": {
+                "type": "object",
+                "properties": { "name": name, "value": { "type": ["boolean", "integer", "string"], "description": "true/false, 1/0 or \"on\"/\"off\"" } },
+                "required": ["name", "value"], "additionalProperties": false
+            }
+        },
+        {
+            "command": "gpio.pulse",
+            "description": "Switch an output on for `ms` milliseconds, then off.",
+            "params": {
+                "type": "object",
+                "properties": { "name": name, "ms": { "type": "integer", "minimum": 1, "maximum": MAX_PULSE_MS } },
+                "required": ["name", "ms"], "additionalProperties": false
+            }
+        },
+        {
+            "command": "pwm.set",
+            "description": "Set a PWM output's duty cycle (0.0-1.0) and optionally its frequency.",
+            "params": {
+                "type": "object",
+                "properties": {
+                    "name": name,
+                    "duty": { "type": "number", "minimum": 0.0, "maximum": 1.0 },
+                    "hz": { "type": "number", "exclusiveMinimum": 0.0, "maximum": profile::MAX_PWM_HZ }
+                },
+                "required": ["name", "duty"], "additionalProperties": false
+            }
+        }
+    ])
 }

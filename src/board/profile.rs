@@ -595,6 +595,26 @@ fn default_profile() -> String {
 }
 
 /// The `[board]` section of `pinclaw.toml`.
+///
+/// ```toml
+/// [board]
+/// profile = "auto"            # or pi-zero-2w, pi-3b, pi-4b, pi-5, sim
+/// enable = ["relay1", "pir1"] # switch on wiring templates of the profile
+///
+/// [[board.devices]]           # add a device, or replace one by name
+/// name = "heater"
+/// kind = "output"
+/// pin = 23
+/// active_low = true
+/// confirm = true              # every write needs operator approval
+/// max_writes_per_minute = 4
+///
+/// [[board.devices]]
+/// name = "attic"
+/// kind = "sht31"
+/// bus = 1
+/// address = 0x44
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BoardConfig {

@@ -234,7 +234,6 @@ pub const DEMO_FILES: &[(&str, &str)] = &[
         "sys/bus/iio/devices/iio:device0/in_humidityrelative_input",
         "61200\n",
     ),
-    ("proc/device-tree/model", "pinclaw simulated board\0"),
 ];
 
 /// Raw BME280 ADC values of the demo `room` sensor: the datasheet example
