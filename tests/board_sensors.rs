@@ -497,3 +497,73 @@ async fn sensor_file_faults_are_specific_errors_named_after_the_device() {
         .unwrap_err();
     assert_eq!(e.code(), "SENSOR_MISSING");
 }
+
+#[test]
+fn w1_slave_all_zero_scratchpad_is_rejected() {
+    // Nine zero bytes have a Dallas CRC of zero, so the kernel says YES.
+    let err = ds18b20::parse_w1_slave(&fixture("w1_slave_all_zero")).unwrap_err();
+    assert_eq!(err.code(), "INVALID_READING");
+    assert!(err.to_string().contains("all-zero"), "{err}");
+}
+
+#[tokio::test]
+async fn soc_sensors_are_found_where_other_boards_and_kernels_put_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // CPU zone is not zone 0 on this kernel.
+    std::fs::create_dir_all(root.join("sys/class/thermal/thermal_zone0")).unwrap();
+    std::fs::write(
+        root.join("sys/class/thermal/thermal_zone0/type"),
+        "gpu-thermal\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join("sys/class/thermal/thermal_zone1")).unwrap();
+    std::fs::write(
+        root.join("sys/class/thermal/thermal_zone1/type"),
+        "cpu-thermal\n",
+    )
+    .unwrap();
+    place(
+        root,
+        "sys/class/thermal/thermal_zone1/temp",
+        "thermal_zone0_temp",
+    );
+    // No get_throttled anywhere, but the hwmon under-voltage alarm is set.
+    std::fs::create_dir_all(root.join("sys/class/hwmon/hwmon2")).unwrap();
+    std::fs::write(root.join("sys/class/hwmon/hwmon2/name"), "rpi_volt\n").unwrap();
+    std::fs::write(root.join("sys/class/hwmon/hwmon2/in0_lcrit_alarm"), "1\n").unwrap();
+    std::fs::create_dir_all(root.join("sys/devices/platform")).unwrap();
+    let node = node_with_root(root);
+
+    let r = node
+        .invoke("sensors.read", json!({"name": "cpu_temp"}))
+        .await
+        .unwrap();
+    assert_eq!(r["value"], json!(48.312));
+
+    let r = node
+        .invoke("sensors.read", json!({"name": "throttled"}))
+        .await
+        .unwrap();
+    assert!(r["value"].is_null(), "the bits are unknown: {r}");
+    assert_eq!(r["detail"]["state"], "under_voltage");
+    assert_eq!(r["detail"]["under_voltage"], json!(true));
+
+    // The Pi 5 puts get_throttled one level down.
+    place(
+        root,
+        "sys/devices/platform/soc@107c000000/soc@107c000000:firmware/get_throttled",
+        "get_throttled",
+    );
+    let r = node
+        .invoke("sensors.read", json!({"name": "throttled"}))
+        .await
+        .unwrap();
+    assert_eq!(r["value"], json!(0x50005));
+    assert!(
+        r["detail"]["source"]
+            .as_str()
+            .unwrap()
+            .contains("soc@107c000000:firmware")
+    );
+}

@@ -297,11 +297,30 @@ impl SysRoot {
         read_small_file(&path)
     }
 
+    /// Lists the entry names of a directory under the root (sorted, at most
+    /// [`MAX_DIR_ENTRIES`]). A missing directory is
+    /// [`BoardError::SensorMissing`].
+    pub fn list(&self, rel: &str) -> Result<Vec<String>, BoardError> {
+        let path = self.join(rel)?;
+        let entries = std::fs::read_dir(&path).map_err(|e| io_to_board(e, &path))?;
+        let mut names: Vec<String> = entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .take(MAX_DIR_ENTRIES)
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     /// Whether the file or directory exists under the root.
     pub fn exists(&self, rel: &str) -> bool {
         self.join(rel).map(|p| p.exists()).unwrap_or(false)
     }
 }
+
+/// Most entries a directory listing returns (sysfs directories searched for
+/// sensors are small; this bounds a hostile or odd tree).
+pub const MAX_DIR_ENTRIES: usize = 256;
 
 /// Largest sensor file read (sysfs attributes are one page at most).
 pub const MAX_SENSOR_FILE_BYTES: u64 = 4096;
@@ -420,6 +439,12 @@ pub trait Board: Send + Sync + 'static {
 
     /// Reads a file-based sensor attribute relative to the sysfs root.
     fn read_file(&self, rel: &str) -> Result<String, BoardError>;
+
+    /// Lists a directory relative to the sysfs root (used to find sensors
+    /// whose path differs between boards and kernels).
+    fn list_dir(&self, rel: &str) -> Result<Vec<String>, BoardError> {
+        self.sysroot().list(rel)
+    }
 
     /// The sysfs root in use.
     fn sysroot(&self) -> &SysRoot;

@@ -303,11 +303,18 @@ pub enum DeviceKind {
     CpuTemp {
         /// File relative to the sysfs root.
         path: String,
+        /// No zone was configured: if the default zone is missing, the
+        /// reader searches for the zone whose `type` is `cpu-thermal`.
+        search: bool,
     },
     /// Firmware throttling flags.
     Throttled {
         /// File relative to the sysfs root.
         path: String,
+        /// No path was configured: if the default file is missing, the
+        /// reader searches the platform devices (the Pi 5 puts it elsewhere)
+        /// and falls back to the `rpi_volt` hwmon under-voltage alarm.
+        search: bool,
     },
     /// DS18B20.
     Ds18b20 {
@@ -537,12 +544,14 @@ impl DeviceSpec {
             }
             DeviceKindName::CpuTemp => DeviceKind::CpuTemp {
                 path: soc::thermal_zone_path(self.zone.unwrap_or(0)),
+                search: self.zone.is_none(),
             },
             DeviceKindName::Throttled => DeviceKind::Throttled {
                 path: self
                     .path
                     .clone()
                     .unwrap_or_else(|| soc::THROTTLED_PATH.to_string()),
+                search: self.path.is_none(),
             },
             DeviceKindName::Ds18b20 => {
                 let id = self.id.clone().ok_or_else(|| missing("id"))?;

@@ -456,6 +456,35 @@ impl Board for SimBoard {
         }
     }
 
+    fn list_dir(&self, rel: &str) -> Result<Vec<String>, BoardError> {
+        let prefix = format!("{}/", rel.trim_end_matches('/'));
+        let mut names: Vec<String> = lock(&self.files)
+            .keys()
+            .filter_map(|k| k.strip_prefix(&prefix))
+            .filter_map(|rest| rest.split('/').next())
+            .map(str::to_string)
+            .collect();
+        let found_in_map = !names.is_empty();
+        match &self.root {
+            Some(root) => match root.list(rel) {
+                Ok(disk) => names.extend(disk),
+                Err(e) if !found_in_map => return Err(e),
+                Err(_) => {}
+            },
+            None if !found_in_map => {
+                return Err(BoardError::SensorMissing {
+                    name: rel.to_string(),
+                    detail: format!("simulated directory {rel} does not exist"),
+                });
+            }
+            None => {}
+        }
+        names.sort();
+        names.dedup();
+        names.truncate(super::hal::MAX_DIR_ENTRIES);
+        Ok(names)
+    }
+
     fn sysroot(&self) -> &SysRoot {
         self.root.as_ref().unwrap_or(&self.default_root)
     }

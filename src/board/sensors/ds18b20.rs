@@ -36,8 +36,8 @@ pub fn valid_id(id: &str) -> bool {
 /// Parses the content of a `w1_slave` file into millidegrees Celsius.
 ///
 /// Errors: the driver's `crc=.. NO` → [`BoardError::CrcMismatch`]; the 85 °C
-/// power-on value, an out-of-range value or malformed text →
-/// [`BoardError::InvalidReading`].
+/// power-on value, an all-zero scratchpad (shorted sensor), an out-of-range
+/// value or malformed text → [`BoardError::InvalidReading`].
 pub fn parse_w1_slave(text: &str) -> Result<i32, BoardError> {
     let invalid = |detail: String| BoardError::InvalidReading {
         name: "ds18b20".into(),
@@ -47,6 +47,19 @@ pub fn parse_w1_slave(text: &str) -> Result<i32, BoardError> {
     let crc_line = lines
         .next()
         .ok_or_else(|| invalid("empty w1_slave file".into()))?;
+    // A shorted or absent sensor reads nine zero bytes, whose Dallas CRC is
+    // also zero: the kernel says `crc=00 YES t=0`. Not a measurement.
+    let bytes: Vec<&str> = crc_line
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    if !bytes.is_empty() && bytes.iter().all(|b| *b == "00") {
+        return Err(invalid(
+            "all-zero scratchpad: the sensor is shorted or not answering".into(),
+        ));
+    }
     let verdict = crc_line.split_whitespace().last().unwrap_or("");
     match verdict {
         "YES" => {}

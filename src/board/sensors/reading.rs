@@ -120,38 +120,77 @@ pub fn read_sensor(
 ) -> Result<Reading, BoardError> {
     let name = device.name.as_str();
     let r = match &device.kind {
-        DeviceKind::CpuTemp { path } => {
-            let t = soc::parse_thermal_zone(&board.read_file(path)?)?;
+        DeviceKind::CpuTemp { path, search } => {
+            let text = match board.read_file(path) {
+                Err(e @ BoardError::SensorMissing { .. }) if *search => {
+                    find_cpu_zone(board).ok_or(e)?
+                }
+                other => other?,
+            };
+            let t = soc::parse_thermal_zone(&text)?;
             multi(name, now_ms(), &[("temperature", t, "°C")])
         }
-        DeviceKind::Throttled { path } => match board.read_file(path) {
-            Ok(text) => {
-                let t = soc::parse_throttled(&text)?;
-                Reading {
-                    name: name.to_string(),
-                    value: json!(t.bits),
-                    unit: "flags",
-                    ts: now_ms(),
-                    readings: None,
-                    detail: Some(json!({
-                        "state": if t.any_now() { "throttled" } else { "ok" },
-                        "flags": t,
-                    })),
+        DeviceKind::Throttled { path, search } => {
+            let found = match board.read_file(path) {
+                Ok(text) => Some((text, path.clone())),
+                Err(BoardError::SensorMissing { .. }) if *search => find_throttled(board),
+                Err(BoardError::SensorMissing { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            match found {
+                Some((text, source)) => {
+                    let t = soc::parse_throttled(&text)?;
+                    Reading {
+                        name: name.to_string(),
+                        value: json!(t.bits),
+                        unit: "flags",
+                        ts: now_ms(),
+                        readings: None,
+                        detail: Some(json!({
+                            "state": if t.any_now() { "throttled" } else { "ok" },
+                            "flags": t,
+                            "source": source,
+                        })),
+                    }
+                }
+                // Missing file = unknown (firmware driver absent), never
+                // "0 = fine". The hwmon alarm still tells under-voltage now.
+                None => {
+                    let alarm = if *search { rpi_volt_alarm(board) } else { None };
+                    let detail = match alarm {
+                        Some(under_voltage) => json!({
+                            "state": if under_voltage { "under_voltage" } else { "unknown" },
+                            "under_voltage": under_voltage,
+                            "source": "hwmon rpi_volt in0_lcrit_alarm",
+                            "reason": "get_throttled not available; only the current under-voltage alarm is known",
+                        }),
+                        None => json!({
+                            "state": "unknown",
+                            "reason": format!("{path} does not exist (not a Raspberry Pi, or the firmware driver does not expose it)"),
+                        }),
+                    };
+                    Reading {
+                        name: name.to_string(),
+                        value: Value::Null,
+                        unit: "flags",
+                        ts: now_ms(),
+                        readings: None,
+                        detail: Some(detail),
+                    }
                 }
             }
-            // Missing file = unknown (firmware driver absent), never "0 = fine".
-            Err(BoardError::SensorMissing { detail, .. }) => Reading {
-                name: name.to_string(),
-                value: Value::Null,
-                unit: "flags",
-                ts: now_ms(),
-                readings: None,
-                detail: Some(json!({ "state": "unknown", "reason": detail })),
-            },
-            Err(e) => return Err(e),
-        },
+        }
         DeviceKind::Ds18b20 { path, .. } => {
-            let milli = ds18b20::parse_w1_slave(&board.read_file(path)?)?;
+            // The kernel's CRC check fails now and then on long wires; each
+            // read starts a new conversion, so retry a CRC failure.
+            let mut attempt = 0;
+            let milli = loop {
+                attempt += 1;
+                match ds18b20::parse_w1_slave(&board.read_file(path)?) {
+                    Err(BoardError::CrcMismatch { .. }) if attempt < DS18B20_ATTEMPTS => continue,
+                    other => break other?,
+                }
+            };
             multi(
                 name,
                 now_ms(),
@@ -214,6 +253,74 @@ pub fn read_sensor(
         }
     };
     Ok(r)
+}
+
+/// Reads of a DS18B20 before a CRC failure is reported.
+pub const DS18B20_ATTEMPTS: u32 = 3;
+
+/// Finds the thermal zone whose `type` is `cpu-thermal` and reads its `temp`.
+fn find_cpu_zone(board: &dyn Board) -> Option<String> {
+    let zones = board.list_dir("sys/class/thermal").ok()?;
+    zones
+        .iter()
+        .filter(|z| z.starts_with("thermal_zone"))
+        .find(|z| {
+            board
+                .read_file(&format!("sys/class/thermal/{z}/type"))
+                .map(|t| t.trim() == "cpu-thermal")
+                .unwrap_or(false)
+        })
+        .and_then(|z| board.read_file(&format!("sys/class/thermal/{z}/temp")).ok())
+}
+
+/// Looks for `get_throttled` under the platform devices: directly in a
+/// `*firmware*` device, or one level down (the Pi 5's
+/// `soc@107c000000/soc@107c000000:firmware`). Returns the text and its path.
+fn find_throttled(board: &dyn Board) -> Option<(String, String)> {
+    let base = "sys/devices/platform";
+    let try_dir = |dir: String| {
+        let file = format!("{dir}/get_throttled");
+        board.read_file(&file).ok().map(|text| (text, file))
+    };
+    for entry in board.list_dir(base).ok()? {
+        let dir = format!("{base}/{entry}");
+        if entry.contains("firmware") {
+            if let Some(found) = try_dir(dir) {
+                return Some(found);
+            }
+        } else if entry.starts_with("soc") || entry.starts_with("axi") {
+            for child in board.list_dir(&dir).unwrap_or_default() {
+                if child.contains("firmware")
+                    && let Some(found) = try_dir(format!("{dir}/{child}"))
+                {
+                    return Some(found);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The `rpi_volt` hwmon under-voltage alarm (newer kernels), if present.
+fn rpi_volt_alarm(board: &dyn Board) -> Option<bool> {
+    let base = "sys/class/hwmon";
+    for entry in board.list_dir(base).ok()? {
+        let is_rpi_volt = board
+            .read_file(&format!("{base}/{entry}/name"))
+            .map(|n| n.trim() == "rpi_volt")
+            .unwrap_or(false);
+        if is_rpi_volt {
+            let alarm = board
+                .read_file(&format!("{base}/{entry}/in0_lcrit_alarm"))
+                .ok()?;
+            return match alarm.trim() {
+                "0" => Some(false),
+                "1" => Some(true),
+                _ => None,
+            };
+        }
+    }
+    None
 }
 
 /// Reads a sensor and labels its errors with the device name.
