@@ -522,3 +522,19 @@ async fn confirm_outputs_need_approval_and_never_write_without_it() {
     assert_eq!(r["value"], json!(true));
     assert_eq!(sim.level(RELAY1), Some(Level::Low));
 }
+
+#[tokio::test]
+async fn shutdown_switches_every_output_off() {
+    let (node, sim) = sim_node(vec![]);
+    call(
+        &node,
+        "gpio.write",
+        json!({"name": "relay1", "value": true}),
+    )
+    .await;
+    call(&node, "pwm.set", json!({"name": "fan", "duty": 0.8})).await;
+    assert_eq!(sim.level(RELAY1), Some(Level::Low));
+    node.shutdown().unwrap();
+    assert_eq!(sim.level(RELAY1), Some(Level::High), "active-low relay off");
+    assert_eq!(sim.pwm(18), Some((0.0, 25000.0)));
+}

@@ -602,6 +602,30 @@ impl LocalBoardNode {
         }
     }
 
+    /// Puts every output in its safe state for a graceful shutdown: digital
+    /// outputs inactive (off, honouring active-low) and PWM duty 0. Keeps
+    /// going past failures and returns the first. The rppal backend leaves
+    /// pins driven after exit, so the safe state persists (a crash keeps the
+    /// last state; the next start drives outputs to their `initial` state).
+    /// Blocking but fast; call it once at shutdown.
+    pub fn shutdown(&self) -> Result<(), BoardError> {
+        let mut first_err = None;
+        for d in &self.spec.devices {
+            let r = match &d.kind {
+                DeviceKind::Output {
+                    pin, active_low, ..
+                } => self.board.gpio_write(*pin, level_for(false, *active_low)),
+                DeviceKind::Pwm { pin, hz, .. } => self.board.pwm_set(*pin, 0.0, *hz),
+                _ => Ok(()),
+            };
+            if let Err(e) = r {
+                tracing::warn!(device = %d.name, error = %e, "could not switch output off at shutdown");
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
     fn info(&self) -> Value {
         let devices: Vec<Value> = self
             .spec
