@@ -311,6 +311,21 @@ fn fields_must_fit_the_kind() {
         err(&sim_cfg(vec![pwm])),
         ConfigError::NotPwmCapable { pin: 5, .. }
     ));
+    // The sim's `fan` is on pin 18 = channel 0, which pin 12 shares.
+    let pwm12 = DeviceSpec {
+        name: "dimmer".into(),
+        kind: Some(DeviceKindName::Pwm),
+        pin: Some(12),
+        ..DeviceSpec::default()
+    };
+    assert_eq!(
+        err(&sim_cfg(vec![pwm12])),
+        ConfigError::PwmChannelUsedTwice {
+            channel: 0,
+            first: "fan".into(),
+            second: "dimmer".into()
+        }
+    );
     let probe = DeviceSpec {
         name: "probe".into(),
         kind: Some(DeviceKindName::Ds18b20),

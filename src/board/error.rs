@@ -290,6 +290,16 @@ pub enum ConfigError {
         /// Profile name.
         profile: String,
     },
+    /// Two PWM devices sit on pins routed to the same hardware channel.
+    #[error("PWM channel {channel} is used by `{first}` and `{second}` (pins share the channel)")]
+    PwmChannelUsedTwice {
+        /// rppal channel number.
+        channel: u8,
+        /// First device.
+        first: String,
+        /// Second device.
+        second: String,
+    },
     /// A field value is invalid (name syntax, address range, rates).
     #[error("device `{device}`: {reason}")]
     InvalidValue {

@@ -769,6 +769,7 @@ pub fn resolve_with(
     // pin -> who claims it
     let mut pins: BTreeMap<u8, String> = BTreeMap::new();
     let mut addresses: BTreeMap<(u8, u8), String> = BTreeMap::new();
+    let mut pwm_channels: BTreeMap<u8, String> = BTreeMap::new();
     let mut claim = |pin: u8, who: String| -> Result<(), ConfigError> {
         if let Some(first) = pins.get(&pin) {
             if *first != who {
@@ -786,9 +787,20 @@ pub fn resolve_with(
     for spec in &specs {
         let device = spec.resolve(&profile)?;
         match &device.kind {
-            DeviceKind::Output { pin, .. }
-            | DeviceKind::Input { pin, .. }
-            | DeviceKind::Pwm { pin, .. } => claim(*pin, device.name.clone())?,
+            DeviceKind::Output { pin, .. } | DeviceKind::Input { pin, .. } => {
+                claim(*pin, device.name.clone())?
+            }
+            DeviceKind::Pwm { pin, channel, .. } => {
+                claim(*pin, device.name.clone())?;
+                if let Some(first) = pwm_channels.get(channel) {
+                    return Err(ConfigError::PwmChannelUsedTwice {
+                        channel: *channel,
+                        first: first.clone(),
+                        second: device.name.clone(),
+                    });
+                }
+                pwm_channels.insert(*channel, device.name.clone());
+            }
             DeviceKind::Bme280 { bus, address, .. } | DeviceKind::Sht31 { bus, address } => {
                 if let Some(first) = addresses.get(&(*bus, *address)) {
                     return Err(ConfigError::AddressUsedTwice {
