@@ -5,10 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pinclaw::board::profile::{self, DeviceKindName};
-use pinclaw::board::sim::SimBoard;
-use pinclaw::board::{
-    Board, BoardConfig, DeviceSpec, EDGE_QUEUE, Edge, EdgeEvent, Level, LocalBoardNode,
-};
+use pinclaw::board::sim::{SimBoard, SimStep};
+use pinclaw::board::{BoardConfig, DeviceSpec, EDGE_QUEUE, Edge, EdgeEvent, Level, LocalBoardNode};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -22,8 +20,9 @@ fn sim_node(devices: Vec<DeviceSpec>) -> (LocalBoardNode, Arc<SimBoard>) {
     };
     let spec = profile::resolve(&cfg).unwrap();
     let sim = Arc::new(SimBoard::for_spec(&spec));
-    let board: Arc<dyn Board> = sim.clone();
-    (LocalBoardNode::new(board, spec).unwrap(), sim)
+    let node = LocalBoardNode::new_sim(Arc::clone(&sim), spec).unwrap();
+    assert!(Arc::ptr_eq(node.sim().unwrap(), &sim));
+    (node, sim)
 }
 
 async fn call(node: &LocalBoardNode, command: &str, params: Value) -> Value {
@@ -537,4 +536,43 @@ async fn shutdown_switches_every_output_off() {
     node.shutdown().unwrap();
     assert_eq!(sim.level(RELAY1), Some(Level::High), "active-low relay off");
     assert_eq!(sim.pwm(18), Some((0.0, 25000.0)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_scripted_demo_plays_motion_through_the_node_built_from_config() {
+    let cfg = BoardConfig {
+        profile: "sim".into(),
+        ..BoardConfig::default()
+    };
+    let node = LocalBoardNode::from_config(&cfg).unwrap();
+    let mut rx = node.take_events().unwrap();
+    let sim = Arc::clone(node.sim().expect("sim backend"));
+    let s = Duration::from_secs;
+    let steps = vec![
+        SimStep {
+            after: s(5),
+            pin: PIR1,
+            level: Level::High,
+        },
+        SimStep {
+            after: s(3),
+            pin: PIR1,
+            level: Level::Low,
+        },
+    ];
+    sim.play(steps, 2).await.unwrap().unwrap();
+    let events = drain(&mut rx);
+    let seen: Vec<(Edge, bool)> = events.iter().map(|e| (e.edge, e.active)).collect();
+    assert_eq!(
+        seen,
+        vec![
+            (Edge::Rising, true),
+            (Edge::Falling, false),
+            (Edge::Rising, true),
+            (Edge::Falling, false),
+        ]
+    );
+    assert!(events.iter().all(|e| e.device == "pir1"));
+    let r = call(&node, "gpio.read", json!({"name": "pir1"})).await;
+    assert_eq!(r["value"], json!(false));
 }

@@ -29,7 +29,7 @@ pub use hal::{
 };
 pub use node::{COMMANDS, ConfirmRequest, EDGE_QUEUE, LocalBoardNode, command_schemas, open_board};
 pub use profile::{BoardConfig, BoardSpec, Device, DeviceKind, DeviceSpec, MAX_DEVICES, Profile};
-pub use sim::SimBoard;
+pub use sim::{SimBoard, SimStep};
 
 /// Whether the rppal (Raspberry Pi) backend is compiled into this build.
 pub const RPPAL_COMPILED: bool = cfg!(all(

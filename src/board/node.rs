@@ -125,6 +125,7 @@ struct Output {
 /// surface, approvals, rate limits and edge events.
 pub struct LocalBoardNode {
     board: Arc<dyn Board>,
+    sim: Option<Arc<SimBoard>>,
     spec: Arc<BoardSpec>,
     sensors: Arc<SensorState>,
     outputs: BTreeMap<String, Output>,
@@ -232,10 +233,31 @@ enum WriteOp {
 impl LocalBoardNode {
     /// Resolves `[board]` config, opens the backend it picks, and builds the
     /// node (see [`LocalBoardNode::new`]).
+    /// On the simulated backend, the simulator stays reachable through
+    /// [`LocalBoardNode::sim`] to script inputs and sensor values.
     pub fn from_config(config: &BoardConfig) -> Result<Self, BoardError> {
         let spec = profile::resolve(config)?;
+        if spec.backend == BackendKind::Sim {
+            let sim = Arc::new(SimBoard::for_spec(&spec));
+            return LocalBoardNode::new_sim(sim, spec);
+        }
         let board = open_board(&spec)?;
         LocalBoardNode::new(board, spec)
+    }
+
+    /// Builds the node over a simulator, keeping a handle on it for
+    /// [`LocalBoardNode::sim`].
+    pub fn new_sim(sim: Arc<SimBoard>, spec: BoardSpec) -> Result<Self, BoardError> {
+        let board: Arc<dyn Board> = sim.clone();
+        let mut node = LocalBoardNode::new(board, spec)?;
+        node.sim = Some(sim);
+        Ok(node)
+    }
+
+    /// The simulator behind this node, when it runs on the simulated backend
+    /// (demos and end-to-end tests inject edges and change sensor values).
+    pub fn sim(&self) -> Option<&Arc<SimBoard>> {
+        self.sim.as_ref()
     }
 
     /// Builds the node over an opened board: configures every declared pin
@@ -304,6 +326,7 @@ impl LocalBoardNode {
         }
         Ok(LocalBoardNode {
             board,
+            sim: None,
             spec: Arc::new(spec),
             sensors: Arc::new(sensors),
             outputs,

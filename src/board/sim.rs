@@ -200,6 +200,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
+/// One step of a scripted input sequence: after `after` (from the previous
+/// step), drive `pin` to `level`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimStep {
+    /// Delay since the previous step.
+    pub after: Duration,
+    /// BCM pin (must be a configured input).
+    pub pin: u8,
+    /// Level to drive.
+    pub level: Level,
+}
+
 /// The simulated board.
 pub struct SimBoard {
     pins: Mutex<Vec<SimPin>>,
@@ -335,6 +347,33 @@ impl SimBoard {
             if changed { p.sink.clone() } else { None }
         };
         Ok(sink.map(|s| s.push(level, at)).unwrap_or(false))
+    }
+
+    /// Plays a script of input changes on the tokio clock (a demo's motion
+    /// sensor, a test's button presses), `repeat` times (0 = forever). Steps
+    /// are stamped with script time, so debouncing behaves as on hardware.
+    /// Stops at the first step aimed at a pin that is not an input.
+    pub fn play(
+        self: Arc<Self>,
+        steps: Vec<SimStep>,
+        repeat: u32,
+    ) -> tokio::task::JoinHandle<Result<(), BoardError>> {
+        tokio::spawn(async move {
+            let start = tokio::time::Instant::now();
+            let mut round = 0u32;
+            while repeat == 0 || round < repeat {
+                round += 1;
+                for step in &steps {
+                    tokio::time::sleep(step.after).await;
+                    self.inject(step.pin, step.level, start.elapsed())?;
+                }
+                if steps.iter().all(|s| s.after.is_zero()) {
+                    // A script with no delays would spin forever.
+                    break;
+                }
+            }
+            Ok(())
+        })
     }
 
     /// The last PWM setting `(duty, hz)` of a pin.
