@@ -130,6 +130,9 @@ pub struct LocalBoardNode {
     sensors: Arc<SensorState>,
     outputs: BTreeMap<String, Output>,
     events: Mutex<Option<mpsc::Receiver<EdgeEvent>>>,
+    /// Keeps the event channel open while the node lives, so a board with no
+    /// inputs gives a receiver that waits instead of one that is closed.
+    _events_tx: mpsc::Sender<EdgeEvent>,
     drops: Arc<AtomicU64>,
     debounced: Arc<AtomicU64>,
 }
@@ -233,6 +236,7 @@ enum WriteOp {
 impl LocalBoardNode {
     /// Resolves `[board]` config, opens the backend it picks, and builds the
     /// node (see [`LocalBoardNode::new`]).
+    ///
     /// On the simulated backend, the simulator stays reachable through
     /// [`LocalBoardNode::sim`] to script inputs and sensor values.
     pub fn from_config(config: &BoardConfig) -> Result<Self, BoardError> {
@@ -331,6 +335,7 @@ impl LocalBoardNode {
             sensors: Arc::new(sensors),
             outputs,
             events: Mutex::new(Some(rx)),
+            _events_tx: tx,
             drops,
             debounced,
         })
@@ -352,7 +357,9 @@ impl LocalBoardNode {
     }
 
     /// Takes the receiver of debounced edge events (`{device, edge, active,
-    /// ts}`) to publish as node events. Only the first call gets it.
+    /// ts}`) to publish as node events. Only the first call gets it. The
+    /// channel holds [`EDGE_QUEUE`] events; when the consumer falls behind,
+    /// new events are dropped and counted. It closes when the node is dropped.
     pub fn take_events(&self) -> Option<mpsc::Receiver<EdgeEvent>> {
         match self.events.lock() {
             Ok(mut g) => g.take(),
