@@ -576,3 +576,58 @@ async fn a_scripted_demo_plays_motion_through_the_node_built_from_config() {
     let r = call(&node, "gpio.read", json!({"name": "pir1"})).await;
     assert_eq!(r["value"], json!(false));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_during_a_pulse_wins_at_once() {
+    let (node, sim) = sim_node(vec![]);
+    let node = Arc::new(node);
+    let n = Arc::clone(&node);
+    let pulse = tokio::spawn(async move {
+        n.invoke("gpio.pulse", json!({"name": "relay1", "ms": 10_000}))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(sim.level(RELAY1), Some(Level::Low), "pulse switched it on");
+
+    // The operator switches it off mid-pulse: effective immediately.
+    let started = tokio::time::Instant::now();
+    call(
+        &node,
+        "gpio.write",
+        json!({"name": "relay1", "value": false}),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "did not wait for the pulse"
+    );
+    assert_eq!(sim.level(RELAY1), Some(Level::High));
+    // ...and on again; the pulse's end must not switch it off.
+    call(
+        &node,
+        "gpio.write",
+        json!({"name": "relay1", "value": true}),
+    )
+    .await;
+    let r = pulse.await.unwrap().unwrap();
+    assert_eq!(r["superseded"], json!(true));
+    assert_eq!(
+        sim.level(RELAY1),
+        Some(Level::Low),
+        "still on after the pulse ended"
+    );
+}
+
+#[test]
+fn the_node_and_its_futures_can_cross_threads() {
+    fn send_sync<T: Send + Sync>(_: &T) {}
+    fn send<T: Send>(_: T) {}
+    let cfg = BoardConfig {
+        profile: "sim".into(),
+        ..BoardConfig::default()
+    };
+    let node = LocalBoardNode::from_config(&cfg).unwrap();
+    send_sync(&node);
+    send(node.invoke("board.info", json!({})));
+    send(node.invoke_approved("gpio.write", json!({})));
+}

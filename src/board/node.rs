@@ -43,8 +43,9 @@ pub const COMMANDS: &[&str] = &[
 /// counted ([`LocalBoardNode::edge_drops`]).
 pub const EDGE_QUEUE: usize = 64;
 
-/// Longest `gpio.pulse`.
-pub const MAX_PULSE_MS: u64 = 60_000;
+/// Longest `gpio.pulse` (fits inside the node layer's default 30 s invoke
+/// timeout, so the caller sees the pulse end).
+pub const MAX_PULSE_MS: u64 = 20_000;
 
 /// I2C conversion wait on real hardware.
 pub const HW_I2C_WAIT: Duration = Duration::from_millis(10);
@@ -117,8 +118,17 @@ impl TokenBucket {
 }
 
 struct Output {
-    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Write generation, held while writing: every write bumps it, and a
+    /// pulse only switches off at its end if nothing wrote in between.
+    generation: Arc<Mutex<u64>>,
     bucket: Option<Mutex<TokenBucket>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
 }
 
 /// The board as a node: a device table over a [`Board`], with the command
@@ -225,6 +235,9 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| BoardError::Hardware(format!("board task failed: {e}")))?
 }
+
+/// One hardware write, run on the blocking pool.
+type WriteFn = Box<dyn FnOnce(&dyn Board) -> Result<(), BoardError> + Send>;
 
 /// A validated write, ready to run.
 enum WriteOp {
@@ -534,7 +547,7 @@ impl LocalBoardNode {
                     return Err(BoardError::OutOfRange {
                         field: "ms",
                         value: p.ms.to_string(),
-                        range: "1..=60000 (integer)",
+                        range: "1..=20000 (integer)",
                     });
                 };
                 match &device.kind {
@@ -600,34 +613,60 @@ impl LocalBoardNode {
             .outputs
             .get(&name)
             .ok_or_else(|| BoardError::Hardware(format!("output `{name}` is not set up")))?;
-        // Serialise writes per output (a write waits for a running pulse).
-        let guard = Arc::clone(&output.lock).lock_owned().await;
         output.take_token(&name)?;
         let board = Arc::clone(&self.board);
+        let generation = Arc::clone(&output.generation);
+        // Every write holds the output's generation lock while it writes and
+        // bumps it, so a later write always wins over a running pulse: an
+        // operator's "off" during a pulse takes effect at once and the pulse
+        // does not switch anything at its end.
+        let write_now = move |board: Arc<dyn Board>, f: WriteFn| {
+            let generation = Arc::clone(&generation);
+            blocking(move || {
+                let mut g = lock(&generation);
+                *g += 1;
+                f(board.as_ref())?;
+                Ok(*g)
+            })
+        };
         match op {
             WriteOp::Set { pin, active, level } => {
-                blocking(move || board.gpio_write(pin, level)).await?;
-                drop(guard);
+                write_now(board, Box::new(move |b| b.gpio_write(pin, level))).await?;
                 Ok(json!({ "name": name, "value": active }))
             }
-            WriteOp::Pulse { pin, ms, active } => {
-                // The pulse runs in its own task so that the output always
-                // returns to inactive, even if the caller goes away mid-pulse.
-                let task = tokio::spawn(async move {
-                    let _guard = guard;
-                    let b = Arc::clone(&board);
-                    blocking(move || b.gpio_write(pin, active)).await?;
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    blocking(move || board.gpio_write(pin, active.toggled())).await
-                });
-                task.await
-                    .map_err(|e| BoardError::Hardware(format!("pulse task failed: {e}")))??;
-                Ok(json!({ "name": name, "ms": ms, "value": false }))
-            }
             WriteOp::Pwm { pin, duty, hz } => {
-                blocking(move || board.pwm_set(pin, duty, hz)).await?;
-                drop(guard);
+                write_now(board, Box::new(move |b| b.pwm_set(pin, duty, hz))).await?;
                 Ok(json!({ "name": name, "duty": duty, "hz": hz }))
+            }
+            WriteOp::Pulse { pin, ms, active } => {
+                let mine = write_now(
+                    Arc::clone(&board),
+                    Box::new(move |b| b.gpio_write(pin, active)),
+                )
+                .await?;
+                let generation = Arc::clone(&output.generation);
+                // The end of the pulse runs in its own task so that the
+                // output returns to inactive even if the caller goes away.
+                let task = tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    blocking(move || {
+                        let g = lock(&generation);
+                        if *g != mine {
+                            return Ok(false);
+                        }
+                        board.gpio_write(pin, active.toggled())?;
+                        Ok(true)
+                    })
+                    .await
+                });
+                let ended = task
+                    .await
+                    .map_err(|e| BoardError::Hardware(format!("pulse task failed: {e}")))??;
+                if ended {
+                    Ok(json!({ "name": name, "ms": ms, "value": false }))
+                } else {
+                    Ok(json!({ "name": name, "ms": ms, "superseded": true }))
+                }
             }
         }
     }
@@ -750,7 +789,7 @@ impl LocalBoardNode {
 impl Output {
     fn new(per_minute: u32) -> Self {
         Output {
-            lock: Arc::new(tokio::sync::Mutex::new(())),
+            generation: Arc::new(Mutex::new(0)),
             bucket: (per_minute > 0).then(|| Mutex::new(TokenBucket::new(per_minute))),
         }
     }
