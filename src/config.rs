@@ -54,6 +54,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Node connections and command policy.
     pub nodes: NodesConfig,
+    /// The board this gateway runs on: profile and wired devices.
+    pub board: crate::board::BoardConfig,
     /// Logging.
     pub logging: LoggingConfig,
 }

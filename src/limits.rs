@@ -126,3 +126,7 @@ pub const NODE_INVOKE_MAX_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Largest `payloadJSON` a node may return (bigger results are refused).
 pub const NODE_RESULT_MAX_BYTES: usize = 1024 * 1024;
+
+/// Operator approvals (e.g. `confirm = true` outputs) waiting at once.
+/// Beyond it new requests are refused with `UNAVAILABLE`.
+pub const MAX_PENDING_APPROVALS: usize = 32;

@@ -49,6 +49,8 @@ pub const SERVED: &[(&str, Access)] = &[
     ("node.pair.approve", Access::Operator(scopes::PAIRING)),
     ("node.pair.reject", Access::Operator(scopes::PAIRING)),
     ("node.pair.remove", Access::Operator(scopes::PAIRING)),
+    ("exec.approval.list", Access::Operator(scopes::APPROVALS)),
+    ("exec.approval.resolve", Access::Operator(scopes::APPROVALS)),
     ("node.invoke.result", Access::Node),
     ("node.event", Access::Node),
     ("node.runnerInventory.update", Access::Node),
@@ -77,6 +79,8 @@ pub const SERVED_EVENTS: &[&str] = &[
     "node.event",
     "node.invoke.request",
     "node.invoke.cancel",
+    "exec.approval.requested",
+    "exec.approval.resolved",
 ];
 
 /// OpenClaw's node-role methods: refused to operators even when not served.
@@ -168,6 +172,8 @@ async fn dispatch(
         "node.pair.approve" => nodes::pair_approve(shared, conn, params),
         "node.pair.reject" => nodes::pair_reject(shared, params),
         "node.pair.remove" => nodes::pair_remove(shared, params),
+        "exec.approval.list" => Ok(json!({"approvals": shared.approvals.list()})),
+        "exec.approval.resolve" => approval_resolve(shared, params),
         "node.invoke.result" => nodes::invoke_result(shared, conn, params),
         "node.event" => nodes::node_event(shared, conn, params),
         "node.runnerInventory.update" | "node.skills.update" | "node.pluginTools.update" => {
@@ -281,6 +287,34 @@ fn config_get(shared: &Shared) -> Value {
         "config": config,
         "hash": crate::protocol::device_auth::device_id_for(config.to_string().as_bytes()),
     })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResolveParams {
+    id: String,
+    decision: String,
+}
+
+fn approval_resolve(shared: &Shared, params: Value) -> Result<Value, ErrorShape> {
+    let p: ResolveParams = parse("exec.approval.resolve", params)?;
+    let allow = match p.decision.as_str() {
+        "allow" | "allow-once" | "approve" | "approved" => true,
+        "deny" | "reject" | "rejected" => false,
+        other => {
+            return Err(ErrorShape::invalid_params(
+                "exec.approval.resolve",
+                format!("decision must be allow or deny, not {other:?}"),
+            ));
+        }
+    };
+    if !shared.approvals.resolve(&shared.bus, &p.id, allow) {
+        return Err(ErrorShape::new(
+            crate::protocol::error::codes::APPROVAL_NOT_FOUND,
+            format!("unknown or expired approval: {}", p.id),
+        ));
+    }
+    Ok(json!({"id": p.id, "decision": if allow { "allow" } else { "deny" }}))
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,9 @@
 //! `gateway/` knows nothing of providers or the board; other layers reach
 //! connected clients through [`GatewayHandle`].
 
+pub mod approvals;
 pub mod auth;
+mod board_node;
 pub mod bus;
 mod conn;
 pub mod handshake;
@@ -154,6 +156,10 @@ pub struct Shared {
     pub node_policy: crate::node::CommandPolicy,
     /// The gateway's own board node, when one is configured.
     pub local_node: Option<Arc<dyn local_node::LocalNode>>,
+    /// Approvals waiting for an operator.
+    pub approvals: approvals::Approvals,
+    /// The board (also reachable as `local_node`), for edge events and shutdown.
+    board: Option<Arc<crate::board::LocalBoardNode>>,
     /// Results of side-effecting requests, by idempotency key.
     idempotency: Mutex<idempotency::IdempotencyCache<Result<Value, ErrorShape>>>,
     /// Process start, for `uptimeMs`.
@@ -266,6 +272,11 @@ impl GatewayHandle {
     pub fn connection_counts(&self) -> (usize, usize) {
         self.0.bus.counts()
     }
+    /// The gateway's own board (for embedding and for tests driving the
+    /// simulator).
+    pub fn board(&self) -> Option<Arc<crate::board::LocalBoardNode>> {
+        self.0.board.clone()
+    }
 }
 
 /// A bound, initialised gateway ready to run.
@@ -360,6 +371,16 @@ impl Gateway {
         }
         let store = Store::open(&settings.state_dir.join("state.redb"))?;
         let identity = SigningKey::from_bytes(&store.gateway_identity_seed()?);
+        let board = crate::board::LocalBoardNode::from_config(&settings.config.board)
+            .map(Arc::new)
+            .map_err(|e| GatewayError::Config(format!("board: {e}")))?;
+        let board_node_id =
+            crate::protocol::device_auth::device_id_for(&identity.verifying_key().to_bytes());
+        let local_node: Arc<dyn local_node::LocalNode> = Arc::new(board_node::BoardNode::new(
+            board.clone(),
+            board_node_id,
+            format!("{} ({})", hostname(), board.spec().profile.name),
+        ));
         let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
         let self_presence = json!({
             "ts": ids::now_ms(),
@@ -379,7 +400,9 @@ impl Gateway {
         let shared = Arc::new(Shared {
             nodes,
             node_policy,
-            local_node: None,
+            local_node: Some(local_node),
+            approvals: approvals::Approvals::default(),
+            board: Some(board),
             idempotency: Mutex::new(idempotency::IdempotencyCache::default()),
             settings,
             store,
@@ -427,6 +450,14 @@ impl Gateway {
         let shared = self.shared;
         shared.ready.store(true, Ordering::Relaxed);
         let periodic = tokio::spawn(periodic_events(shared.clone()));
+        let edges = match (&shared.board, &shared.local_node) {
+            (Some(board), Some(node)) => Some(tokio::spawn(board_node::publish_edges(
+                board.clone(),
+                node.node_id().to_owned(),
+                shared.clone(),
+            ))),
+            _ => None,
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -448,6 +479,9 @@ impl Gateway {
         tracing::info!("shutting down");
         shared.ready.store(false, Ordering::Relaxed);
         periodic.abort();
+        if let Some(edges) = edges {
+            edges.abort();
+        }
         drop(self.listener);
         shared.bus.broadcast(
             "shutdown",
@@ -458,6 +492,11 @@ impl Gateway {
             Instant::now() + limits::SHUTDOWN_GRACE - std::time::Duration::from_millis(1500);
         while shared.sockets.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if let Some(board) = &shared.board
+            && let Err(e) = board.shutdown()
+        {
+            tracing::warn!("board shutdown: {e}");
         }
         tracing::info!("gateway stopped");
     }

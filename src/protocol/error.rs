@@ -13,6 +13,8 @@ pub mod codes {
     pub const NOT_PAIRED: &str = "NOT_PAIRED";
     /// A retryable condition: starting up, rate limits, a node not connected.
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    /// The approval id is unknown or already resolved.
+    pub const APPROVAL_NOT_FOUND: &str = "APPROVAL_NOT_FOUND";
 }
 
 /// `error` object of a failed `res` frame.
