@@ -103,9 +103,13 @@ fn default_true() -> bool {
 
 /// `http://user:pass@host:3128` → `http://[redacted]@host:3128`.
 pub fn redact_url_userinfo(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s + 3 => format!("{}[redacted]{}", &url[..s + 3], &url[at..]),
-        _ => url.to_owned(),
+    let Some(s) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[s..].find('/').map_or(url.len(), |i| s + i);
+    match url[s..authority_end].rfind('@') {
+        Some(at) => format!("{}[redacted]{}", &url[..s], &url[s + at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -526,6 +530,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(chain[1].to_string(), "ollama/qwen3:0.6b");
+        assert_eq!(
+            redact_url_userinfo("http://h/p@x"),
+            "http://h/p@x",
+            "an @ in the path is not userinfo"
+        );
         let dbg = format!("{:?}", f.providers[1]);
         assert!(
             !dbg.contains("hunter2") && dbg.contains("[redacted]@10.0.0.1"),
