@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::bus::Conn;
-use super::{Shared, nodes, pairing};
+use super::{Shared, chat, nodes, pairing};
 use crate::ids;
 use crate::limits;
 use crate::protocol::connect::Role;
@@ -49,6 +49,18 @@ pub const SERVED: &[(&str, Access)] = &[
     ("node.pair.approve", Access::Operator(scopes::PAIRING)),
     ("node.pair.reject", Access::Operator(scopes::PAIRING)),
     ("node.pair.remove", Access::Operator(scopes::PAIRING)),
+    ("agent", Access::Operator(scopes::WRITE)),
+    ("agent.wait", Access::Operator(scopes::WRITE)),
+    ("chat.send", Access::Operator(scopes::WRITE)),
+    ("chat.history", Access::Operator(scopes::READ)),
+    ("chat.abort", Access::Operator(scopes::WRITE)),
+    ("sessions.list", Access::Operator(scopes::READ)),
+    ("sessions.get", Access::Operator(scopes::READ)),
+    ("sessions.subscribe", Access::Operator(scopes::READ)),
+    ("sessions.patch", Access::Operator(scopes::WRITE)),
+    ("sessions.reset", Access::Operator(scopes::ADMIN)),
+    ("sessions.delete", Access::Operator(scopes::ADMIN)),
+    ("models.list", Access::Operator(scopes::READ)),
     ("exec.approval.list", Access::Operator(scopes::APPROVALS)),
     ("exec.approval.resolve", Access::Operator(scopes::APPROVALS)),
     ("node.invoke.result", Access::Node),
@@ -61,13 +73,16 @@ pub const SERVED: &[(&str, Access)] = &[
 /// Methods that may wait a long time (on a node, a model, an operator): they
 /// run beside the connection loop instead of blocking it.
 pub fn is_long_running(method: &str) -> bool {
-    matches!(method, "node.invoke")
+    matches!(method, "node.invoke" | "agent" | "agent.wait")
 }
 
 /// Events pinclaw emits (`hello-ok.features.events`).
 pub const SERVED_EVENTS: &[&str] = &[
     "connect.challenge",
     "tick",
+    "agent",
+    "chat",
+    "sessions.changed",
     "health",
     "presence",
     "shutdown",
@@ -136,6 +151,7 @@ pub fn authorize(conn: &Conn, method: &str) -> Result<(), ErrorShape> {
 /// Handle one request after the handshake; returns the serialized response.
 pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -> String {
     let result = match authorize(conn, &req.method) {
+        Ok(()) if req.method == "agent" => chat::agent(shared, conn, &req.id, req.params).await,
         Ok(()) => dispatch(shared, conn, &req.method, req.params).await,
         Err(e) => Err(e),
     };
@@ -172,6 +188,17 @@ async fn dispatch(
         "node.pair.approve" => nodes::pair_approve(shared, conn, params),
         "node.pair.reject" => nodes::pair_reject(shared, params),
         "node.pair.remove" => nodes::pair_remove(shared, params),
+        "agent.wait" => chat::agent_wait(shared, params).await,
+        "chat.send" => chat::chat_send(shared, params),
+        "chat.history" => chat::chat_history(shared, params),
+        "chat.abort" => chat::chat_abort(shared, params),
+        "sessions.list" => chat::sessions_list(shared, params),
+        "sessions.get" => chat::sessions_get(shared, params),
+        "sessions.subscribe" => chat::sessions_subscribe(shared, conn),
+        "sessions.patch" => chat::sessions_patch(shared, params),
+        "sessions.reset" => chat::sessions_reset(shared, params),
+        "sessions.delete" => chat::sessions_delete(shared, params),
+        "models.list" => Ok(chat::models_list(shared)),
         "exec.approval.list" => Ok(json!({"approvals": shared.approvals.list()})),
         "exec.approval.resolve" => approval_resolve(shared, params),
         "node.invoke.result" => nodes::invoke_result(shared, conn, params),

@@ -9,6 +9,7 @@ pub mod approvals;
 pub mod auth;
 mod board_node;
 pub mod bus;
+mod chat;
 mod conn;
 pub mod handshake;
 pub mod http;
@@ -145,11 +146,15 @@ pub struct Shared {
     /// Effective settings (secrets resolved).
     pub settings: GatewaySettings,
     /// Durable state.
-    pub store: Store,
+    pub store: Arc<Store>,
     /// The gateway's own Ed25519 identity.
     pub identity: SigningKey,
     /// Live connections and broadcasts.
-    pub bus: Bus,
+    pub bus: Arc<Bus>,
+    /// Session lanes and run records.
+    pub sessions: Arc<crate::session::Sessions>,
+    /// Model providers, when configured.
+    pub providers: Option<Arc<crate::provider::Providers>>,
     /// Connected nodes and their pending invokes.
     pub nodes: crate::node::NodeRegistry,
     /// The allow/deny policy for node commands.
@@ -397,25 +402,75 @@ impl Gateway {
             deny: nodes_config.deny_commands.clone(),
         };
         let nodes = crate::node::NodeRegistry::new(nodes_config.max_nodes);
-        let shared = Arc::new(Shared {
-            nodes,
-            node_policy,
-            local_node: Some(local_node),
-            approvals: approvals::Approvals::default(),
-            board: Some(board),
-            idempotency: Mutex::new(idempotency::IdempotencyCache::default()),
-            settings,
-            store,
-            identity,
-            bus: Bus::new(self_presence),
-            started: Instant::now(),
-            boot_id: ids::uuid_v4(),
-            limiter: Mutex::new(AuthLimiter::default()),
-            preauth: Mutex::new(HashMap::new()),
-            sockets: AtomicUsize::new(0),
-            ready: AtomicBool::new(false),
-            shutdown,
+        let providers = if settings.config.providers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                crate::provider::Providers::new(settings.config.providers.clone())
+                    .map_err(|e| GatewayError::Config(format!("providers: {e}")))?,
+            ))
+        };
+        if let (Some(providers), Some(model)) = (&providers, &settings.config.agent.model) {
+            providers
+                .resolve_chain(model, &settings.config.agent.fallbacks)
+                .map_err(|e| GatewayError::Config(format!("agent.model: {e}")))?;
+        }
+        let store = Arc::new(store);
+        let bus = Arc::new(Bus::new(self_presence));
+        let agent_config = settings.config.agent.clone();
+        let lane_config = crate::session::LaneConfig {
+            max_concurrent: agent_config.max_concurrent,
+            queue_cap: agent_config.queue_cap,
+            drop: agent_config.queue_drop,
+            debounce: std::time::Duration::from_millis(agent_config.debounce_ms),
+            default_mode: agent_config.queue_mode,
+        };
+        let system_prompt = agent_config
+            .load_system_prompt()
+            .map_err(GatewayError::Config)?;
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let node_access = Arc::new(chat::GatewayNodes(weak.clone()));
+            let summary_access = node_access.clone();
+            let tools = crate::agent::tools::ToolRegistry::builtin(Some(node_access));
+            let runner = crate::agent::AgentRunner::new(
+                agent_config,
+                system_prompt,
+                providers.clone(),
+                store.clone(),
+                tools,
+                Arc::new(chat::BusEvents(bus.clone())),
+                Box::new(move || crate::agent::tools::NodeAccess::summary(summary_access.as_ref())),
+            );
+            let runner: Arc<dyn crate::session::Runner> = Arc::new(Arc::new(runner));
+            Shared {
+                nodes,
+                node_policy,
+                local_node: Some(local_node),
+                approvals: approvals::Approvals::default(),
+                board: Some(board),
+                idempotency: Mutex::new(idempotency::IdempotencyCache::default()),
+                sessions: crate::session::Sessions::new(lane_config, store.clone(), runner),
+                providers,
+                settings,
+                store,
+                identity,
+                bus,
+                started: Instant::now(),
+                boot_id: ids::uuid_v4(),
+                limiter: Mutex::new(AuthLimiter::default()),
+                preauth: Mutex::new(HashMap::new()),
+                sockets: AtomicUsize::new(0),
+                ready: AtomicBool::new(false),
+                shutdown,
+            }
         });
+        match shared.sessions.recover() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!("re-queued {n} acknowledged message(s) left waiting by the last run")
+            }
+            Err(e) => tracing::warn!("could not re-queue waiting messages: {e}"),
+        }
         Ok(Self {
             shared,
             listener,
