@@ -253,7 +253,8 @@ pub fn health_snapshot(shared: &Shared) -> Value {
                     "sessions": {"count": 0, "recent": []}}],
         "sessions": {"count": 0, "recent": []},
         "connections": {"operators": operators, "nodes": nodes},
-        "modelRuntime": {"degraded": false, "pendingAgents": []},
+        "providers": shared.providers.as_ref().map(|p| serde_json::to_value(p.health()).unwrap_or(Value::Null)),
+        "modelRuntime": {"degraded": shared.providers.as_ref().is_some_and(|p| p.health().available == 0), "pendingAgents": []},
         "eventLoop": {"degraded": false, "reasons": []},
     })
 }
@@ -268,6 +269,7 @@ fn rss_bytes() -> Option<u64> {
 
 fn status(shared: &Shared, conn: &Conn) -> Value {
     let (operators, nodes) = shared.bus.counts();
+    let (busy_sessions, running_runs) = shared.sessions.load();
     let mut status = json!({
         "runtimeVersion": env!("CARGO_PKG_VERSION"),
         "uptimeMs": shared.started.elapsed().as_millis() as u64,
@@ -282,8 +284,10 @@ fn status(shared: &Shared, conn: &Conn) -> Value {
         "queuedSystemEvents": [],
         "degradedSecretOwners": [],
         "degradedPlugins": [],
-        "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
-        "modelRuntime": {"degraded": false, "pendingAgents": []},
+        "sessions": {"count": shared.store.sessions().map(|s| s.len()).unwrap_or(0), "busy": busy_sessions, "runningRuns": running_runs},
+        "providers": shared.providers.as_ref().map(|p| serde_json::to_value(p.health()).unwrap_or(Value::Null)),
+        "models": shared.providers.as_ref().map(|p| serde_json::to_value(p.models_snapshot()).unwrap_or(Value::Null)),
+        "modelRuntime": {"degraded": shared.providers.as_ref().is_some_and(|p| p.health().available == 0), "pendingAgents": []},
         "eventLoop": {"degraded": false, "reasons": []},
     });
     if scopes::satisfied(&conn.scopes, scopes::ADMIN)
