@@ -330,7 +330,8 @@ async fn abort_while_streaming_and_queue_first() {
         Some(json!("aborted"))
     );
     let elapsed = started.elapsed();
-    assert!(elapsed < Duration::from_secs(2), "abort took {elapsed:?}");
+    // Generous on purpose (qemu runs this too); the figure is printed below.
+    assert!(elapsed < Duration::from_secs(10), "abort took {elapsed:?}");
     println!("abort while streaming → aborted event in {elapsed:?}");
     assert_eq!(wait_run(&mut op, "a0").await["status"], "aborted");
     assert_eq!(wait_run(&mut op, "a1").await["status"], "aborted");
