@@ -101,9 +101,6 @@ pub const LOGS_TAIL_MAX_LINES: usize = 1000;
 /// redb page cache. redb's default is 1 GiB.
 pub const STORE_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
-/// Most presence entries tracked (one per connection, so bounded by connections).
-pub const MAX_PRESENCE_ENTRIES: usize = MAX_CONNECTIONS;
-
 /// Requests one connection may have running at once (long methods such as
 /// `node.invoke` run beside the connection loop). Beyond it: `UNAVAILABLE`.
 pub const MAX_INFLIGHT_REQUESTS_PER_CONN: usize = 16;

@@ -40,10 +40,16 @@ pub fn event_guard(event: &str) -> Option<Guard> {
     }
 }
 
-/// Periodic or state-snapshot events that a newer one supersedes: dropped
-/// rather than closing a slow connection.
-fn droppable(event: &str) -> bool {
-    matches!(event, "tick" | "presence" | "health")
+/// Periodic or state-snapshot events that a newer one supersedes: a queued
+/// older copy is replaced, and they are dropped rather than closing a slow
+/// connection.
+fn superseding(event: &str) -> Option<&'static str> {
+    match event {
+        "tick" => Some("tick"),
+        "presence" => Some("presence"),
+        "health" => Some("health"),
+        _ => None,
+    }
 }
 
 /// One authenticated connection as the bus sees it.
@@ -135,21 +141,22 @@ impl Bus {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Add a connection and broadcast the new presence.
+    /// Add a connection; a node's arrival changes presence and is broadcast.
+    /// (Operators are not presence entries, as in OpenClaw: a CLI call must
+    /// not cost every other client a frame.)
     pub fn register(&self, conn: Arc<Conn>) {
-        {
-            let mut conns = self.lock();
-            if conns.len() < limits::MAX_PRESENCE_ENTRIES {
-                conns.insert(conn.conn_id.clone(), conn);
-            }
+        let is_node = conn.role == Role::Node;
+        // Bounded by the connection cap enforced before the upgrade.
+        self.lock().insert(conn.conn_id.clone(), conn);
+        if is_node {
+            self.presence_changed();
         }
-        self.presence_changed();
     }
 
-    /// Remove a connection and broadcast the new presence.
+    /// Remove a connection; a node's departure is broadcast as presence.
     pub fn unregister(&self, conn_id: &str) {
-        let removed = self.lock().remove(conn_id).is_some();
-        if removed {
+        let removed = self.lock().remove(conn_id);
+        if removed.is_some_and(|c| c.role == Role::Node) {
             self.presence_changed();
         }
     }
@@ -173,11 +180,16 @@ impl Bus {
         })
     }
 
-    /// Presence entries: the gateway itself, then every connection.
+    /// Presence entries: the gateway itself, then every connected node.
     pub fn presence_list(&self) -> Vec<Value> {
         let conns = self.lock();
         std::iter::once(self.self_presence.clone())
-            .chain(conns.values().map(|c| c.presence.clone()))
+            .chain(
+                conns
+                    .values()
+                    .filter(|c| c.role == Role::Node)
+                    .map(|c| c.presence.clone()),
+            )
             .collect()
     }
 
@@ -223,7 +235,11 @@ impl Bus {
             let seq = conn.seq.fetch_add(1, Ordering::Relaxed) + 1;
             let frame =
                 frames::event_sequenced(event, &payload_json, seq, state_version.as_deref());
-            if conn.outbound.push(frame, droppable(event)) == Pushed::Dropped {
+            let pushed = match superseding(event) {
+                Some(key) => conn.outbound.push_superseding(frame, key),
+                None => conn.outbound.push(frame, false),
+            };
+            if pushed == Pushed::Dropped {
                 tracing::debug!(conn = %conn.conn_id, event, seq, "dropped event for a slow consumer");
             }
         }

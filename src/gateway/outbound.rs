@@ -22,7 +22,9 @@ pub enum Pushed {
 }
 
 struct State {
-    frames: VecDeque<String>,
+    /// Frames with the state-event name they carry, when a newer frame of
+    /// the same event supersedes them (presence, health, tick).
+    frames: VecDeque<(Option<&'static str>, String)>,
     bytes: usize,
     slow: bool,
     closing: bool,
@@ -63,9 +65,26 @@ impl Outbound {
     /// Queue a frame. A frame that alone exceeds the byte cap is still
     /// accepted into an empty queue, so a large response is never lost.
     pub fn push(&self, frame: String, droppable: bool) -> Pushed {
+        self.push_keyed(frame, droppable, None)
+    }
+
+    /// Queue a state event that replaces any queued frame of the same event
+    /// (only the newest presence or health snapshot matters); it is also
+    /// droppable. The replaced frame's `seq` shows up as a gap.
+    pub fn push_superseding(&self, frame: String, event: &'static str) -> Pushed {
+        self.push_keyed(frame, true, Some(event))
+    }
+
+    fn push_keyed(&self, frame: String, droppable: bool, key: Option<&'static str>) -> Pushed {
         let mut s = self.lock();
         if s.slow || s.closing {
             return Pushed::Closed;
+        }
+        if let Some(key) = key
+            && let Some(pos) = s.frames.iter().position(|(k, _)| *k == Some(key))
+            && let Some((_, old)) = s.frames.remove(pos)
+        {
+            s.bytes -= old.len();
         }
         let fits = s.frames.is_empty()
             || (s.frames.len() < self.max_frames && s.bytes + frame.len() <= self.max_bytes);
@@ -82,7 +101,7 @@ impl Outbound {
             return Pushed::Closed;
         }
         s.bytes += frame.len();
-        s.frames.push_back(frame);
+        s.frames.push_back((key, frame));
         drop(s);
         self.ready.notify_one();
         Pushed::Queued
@@ -92,7 +111,7 @@ impl Outbound {
     /// taken, one at a time, so a blocked socket lets the queue fill up.
     pub fn pop(&self) -> Option<String> {
         let mut s = self.lock();
-        let frame = s.frames.pop_front()?;
+        let (_, frame) = s.frames.pop_front()?;
         s.bytes -= frame.len();
         if s.frames.is_empty() && s.frames.capacity() > 64 {
             s.frames.shrink_to(16);
@@ -134,6 +153,24 @@ mod tests {
         assert!(q.is_slow());
         assert_eq!(q.queued_bytes(), 0, "a slow connection's backlog is freed");
         assert_eq!(q.push("g".into(), false), Pushed::Closed);
+    }
+
+    #[test]
+    fn state_events_replace_their_queued_predecessor() {
+        let q = Outbound::new(8, 1000);
+        assert_eq!(q.push("response".into(), false), Pushed::Queued);
+        assert_eq!(
+            q.push_superseding("presence-1".into(), "presence"),
+            Pushed::Queued
+        );
+        assert_eq!(
+            q.push_superseding("presence-2".into(), "presence"),
+            Pushed::Queued
+        );
+        assert_eq!(q.queued_bytes(), "response".len() + "presence-2".len());
+        assert_eq!(q.pop().as_deref(), Some("response"));
+        assert_eq!(q.pop().as_deref(), Some("presence-2"));
+        assert_eq!(q.pop(), None);
     }
 
     #[test]
