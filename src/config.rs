@@ -1,1 +1,327 @@
-//! config
+//! The TOML configuration: schema, defaults, validation with file:line:column
+//! errors that name the key path, and secret redaction for `config.get`.
+//!
+//! Precedence, highest first: command-line flags (and their environment
+//! variables), the config file, built-in defaults.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::limits;
+
+/// The default gateway port (OpenClaw's).
+pub const DEFAULT_PORT: u16 = 18789;
+
+/// A secret string: never printed by `Debug`, redacted when serialized.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wrap a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The secret value; callers must not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("<redacted>")
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where state (database, token, identity) lives. Default:
+    /// `$PINCLAW_STATE_DIR`, else `$XDG_DATA_HOME/pinclaw`, else `~/.local/share/pinclaw`.
+    pub state_dir: Option<PathBuf>,
+    /// The gateway listener and its auth.
+    pub gateway: GatewayConfig,
+    /// Logging.
+    pub logging: LoggingConfig,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// TCP port for HTTP and WebSocket.
+    pub port: u16,
+    /// `loopback` (127.0.0.1), `lan` (0.0.0.0) or an IP address.
+    pub bind: String,
+    /// Most simultaneous connections; beyond it new ones get HTTP 503.
+    pub max_connections: usize,
+    /// Authentication of clients.
+    pub auth: AuthConfig,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            port: DEFAULT_PORT,
+            bind: "loopback".into(),
+            max_connections: limits::MAX_CONNECTIONS,
+            auth: AuthConfig::default(),
+        }
+    }
+}
+
+/// How clients authenticate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// A shared token (generated on first start when none is configured).
+    #[default]
+    Token,
+    /// A shared password.
+    Password,
+    /// No shared secret: only allowed on a loopback bind.
+    None,
+}
+
+impl AuthMode {
+    /// Wire/config name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Token => "token",
+            AuthMode::Password => "password",
+            AuthMode::None => "none",
+        }
+    }
+}
+
+impl std::str::FromStr for AuthMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "token" => Ok(Self::Token),
+            "password" => Ok(Self::Password),
+            "none" => Ok(Self::None),
+            other => Err(format!("unknown auth mode {other:?} (expected token, password or none)")),
+        }
+    }
+}
+
+/// `[gateway.auth]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `token`, `password` or `none`.
+    pub mode: AuthMode,
+    /// The shared token. When unset in token mode, one is generated on first
+    /// start and kept in `<state_dir>/gateway.token`.
+    pub token: Option<Secret>,
+    /// The shared password (password mode).
+    pub password: Option<Secret>,
+}
+
+/// `[logging]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingConfig {
+    /// Filter in `RUST_LOG` syntax (`info`, `pinclaw=debug,warn`). `PINCLAW_LOG`
+    /// overrides it.
+    pub filter: String,
+}
+
+impl Default for LoggingConfig {
+    fn default() -> Self {
+        Self { filter: "info".into() }
+    }
+}
+
+/// A configuration error located in its file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema.
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Invalid {
+        /// File path.
+        path: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Dotted key path, or `(document)` when unknown.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is well-formed but not usable.
+    #[error("{path}: {key}: {message}")]
+    Semantic {
+        /// File path.
+        path: PathBuf,
+        /// Dotted key path.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parse and validate config text; `path` is used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map(|s| s.start).unwrap_or(0);
+            let (line, column) = line_column(text, offset);
+            ConfigError::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                key: key_path_at(text, offset),
+                message: e.message().trim().to_owned(),
+            }
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let semantic = |key: &str, message: String| ConfigError::Semantic {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        parse_bind(&self.gateway.bind).map_err(|m| semantic("gateway.bind", m))?;
+        if self.gateway.max_connections == 0 {
+            return Err(semantic("gateway.max_connections", "must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Resolve a bind value to an address: `loopback`, `lan` or a literal IP.
+pub fn parse_bind(bind: &str) -> Result<IpAddr, String> {
+    match bind {
+        "loopback" => Ok(IpAddr::from([127, 0, 0, 1])),
+        "lan" => Ok(IpAddr::from([0, 0, 0, 0])),
+        other => other
+            .parse()
+            .map_err(|_| format!("{other:?} is not loopback, lan or an IP address")),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    (line, column)
+}
+
+/// The dotted key path at a byte offset: the nearest table header above it
+/// plus the key on that line.
+fn key_path_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    let trimmed = line.trim();
+    let key = if trimmed.starts_with('[') {
+        Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+    } else {
+        trimmed.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_owned())
+    };
+    match (table, key) {
+        (_, Some(k)) if trimmed.starts_with('[') => k,
+        (Some(t), Some(k)) => format!("{t}.{k}"),
+        (None, Some(k)) => k,
+        (Some(t), None) => t,
+        (None, None) => "(document)".into(),
+    }
+}
+
+/// The default state directory.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PINCLAW_STATE_DIR").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(dir).join("pinclaw");
+    }
+    match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/share/pinclaw"),
+        None => PathBuf::from("/var/lib/pinclaw"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("t.toml"))
+    }
+
+    #[test]
+    fn defaults_and_example_parse() {
+        let c = parse("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.gateway.port, DEFAULT_PORT);
+        assert_eq!(c.gateway.auth.mode, AuthMode::Token);
+        let example = include_str!("../config/pinclaw.toml");
+        parse(example).unwrap_or_else(|e| panic!("example config: {e}"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_column_and_path() {
+        let err = parse("[gateway]\nport = 1\n\n[gateway.auth]\nmode = \"token\"\ntokn = \"x\"\n").err();
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("t.toml:6:1: gateway.auth.tokn: unknown field `tokn`"), "{text}");
+    }
+
+    #[test]
+    fn wrong_type_and_bad_values_are_specific() {
+        let text = parse("[gateway]\nport = \"high\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("t.toml:2:8: gateway.port:"), "{text}");
+        let text = parse("[gateway]\nbind = \"moon\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("gateway.bind") && text.contains("moon"), "{text}");
+        let text = parse("[gateway.auth]\nmode = \"magic\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.starts_with("t.toml:2:8: gateway.auth.mode:"), "{text}");
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let c = parse("[gateway.auth]\ntoken = \"s3cret-value\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let json = serde_json::to_string(&c).unwrap_or_default();
+        assert!(!json.contains("s3cret-value") && json.contains("<redacted>"), "{json}");
+        assert!(!format!("{c:?}").contains("s3cret-value"));
+    }
+}

@@ -5,8 +5,10 @@
 //! `provider` streams model turns; `board` hides the hardware behind a trait.
 
 pub mod board;
+pub mod client;
 pub mod config;
 pub mod gateway;
+pub mod ids;
 pub mod limits;
 pub mod logging;
 pub mod protocol;

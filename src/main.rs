@@ -1,1 +1,392 @@
-fn main() {}
+//! The `pinclaw` command line. Library code returns typed errors; only this
+//! file turns them into messages and exit codes (0 ok, 1 failure, 2 bad
+//! configuration or refused settings).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{Value, json};
+
+use pinclaw::client::{Client, ClientOptions};
+use pinclaw::config::{self, AuthMode, Config, Secret};
+use pinclaw::gateway::{self, Gateway, GatewaySettings};
+
+#[derive(Parser)]
+#[command(name = "pinclaw", version, about = "An OpenClaw-compatible gateway for Raspberry Pi boards")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    gateway: GatewayArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Gateway(GatewayArgs),
+    /// Configuration tools.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Manage paired devices on a running gateway.
+    Devices {
+        #[command(subcommand)]
+        command: DevicesCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Call any gateway method and print the JSON result.
+    Call {
+        /// Method name, e.g. `health` or `status`.
+        method: String,
+        /// Parameters as a JSON object.
+        #[arg(long, default_value = "{}")]
+        params: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Validate a config file (default: --config / PINCLAW_CONFIG).
+    Check {
+        /// The file to check.
+        file: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DevicesCommand {
+    /// List pending requests and paired devices.
+    List {
+        /// Print raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a pending pairing request.
+    Approve {
+        /// The request id (from `devices list`).
+        request_id: String,
+    },
+    /// Reject a pending pairing request.
+    Reject {
+        /// The request id.
+        request_id: String,
+    },
+    /// Remove a paired device (its connections are closed).
+    Remove {
+        /// The device id.
+        device_id: String,
+    },
+}
+
+#[derive(Args, Clone, Default)]
+struct GatewayArgs {
+    /// Config file.
+    #[arg(long, env = "PINCLAW_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Port for HTTP and WebSocket.
+    #[arg(long, env = "PINCLAW_GATEWAY_PORT", global = true)]
+    port: Option<u16>,
+    /// `loopback`, `lan` or an IP address.
+    #[arg(long)]
+    bind: Option<String>,
+    /// `token`, `password` or `none`.
+    #[arg(long)]
+    auth: Option<AuthMode>,
+    /// Shared token.
+    #[arg(long, env = "PINCLAW_GATEWAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Shared password.
+    #[arg(long, env = "PINCLAW_GATEWAY_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// State directory.
+    #[arg(long, env = "PINCLAW_STATE_DIR", global = true)]
+    state_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Clone)]
+struct RemoteArgs {
+    /// Gateway URL (default: ws://127.0.0.1:<configured port>).
+    #[arg(long, env = "PINCLAW_GATEWAY_URL")]
+    url: Option<String>,
+    /// Shared token (default: PINCLAW_GATEWAY_TOKEN, the config, or the state dir's token file).
+    #[arg(long, env = "PINCLAW_GATEWAY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Shared password.
+    #[arg(long, env = "PINCLAW_GATEWAY_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        None => run_gateway(cli.gateway),
+        Some(Command::Gateway(mut args)) => {
+            args.config = args.config.or(cli.gateway.config);
+            args.state_dir = args.state_dir.or(cli.gateway.state_dir);
+            run_gateway(args)
+        }
+        Some(Command::Config {
+            command: ConfigCommand::Check { file },
+        }) => config_check(file.or(cli.gateway.config)),
+        Some(Command::Devices { command, remote }) => {
+            let (method, params) = match &command {
+                DevicesCommand::List { .. } => ("device.pair.list", json!({})),
+                DevicesCommand::Approve { request_id } => ("device.pair.approve", json!({"requestId": request_id})),
+                DevicesCommand::Reject { request_id } => ("device.pair.reject", json!({"requestId": request_id})),
+                DevicesCommand::Remove { device_id } => ("device.pair.remove", json!({"deviceId": device_id})),
+            };
+            let pretty = !matches!(command, DevicesCommand::List { json: true });
+            remote_call(&cli.gateway, remote, method, params, |v| {
+                if pretty && method == "device.pair.list" {
+                    print_devices(v)
+                } else {
+                    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+                }
+            })
+        }
+        Some(Command::Call { method, params, remote }) => {
+            let params: Value = match serde_json::from_str(&params) {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("error: --params is not valid JSON: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            remote_call(&cli.gateway, remote, &method, params, |v| {
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+            })
+        }
+    }
+}
+
+fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
+    match path {
+        None => Ok(Config::default()),
+        Some(path) => Config::load(path).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }),
+    }
+}
+
+fn config_check(file: Option<PathBuf>) -> ExitCode {
+    let Some(file) = file else {
+        eprintln!("error: no config file given (pinclaw config check FILE, or --config / PINCLAW_CONFIG)");
+        return ExitCode::from(2);
+    };
+    match Config::load(&file) {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Merge flags (and their env vars) over the config file over defaults.
+fn settings(args: &GatewayArgs) -> Result<GatewaySettings, ExitCode> {
+    let mut config = load_config(args.config.as_ref())?;
+    if let Some(port) = args.port {
+        config.gateway.port = port;
+    }
+    if let Some(bind) = &args.bind {
+        config.gateway.bind = bind.clone();
+    }
+    if let Some(mode) = args.auth {
+        config.gateway.auth.mode = mode;
+    }
+    if let Some(token) = &args.token {
+        config.gateway.auth.token = Some(Secret::new(token.clone()));
+    }
+    if let Some(password) = &args.password {
+        config.gateway.auth.password = Some(Secret::new(password.clone()));
+    }
+    if let Some(dir) = &args.state_dir {
+        config.state_dir = Some(dir.clone());
+    }
+    GatewaySettings::from_config(config, args.config.clone()).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(4)
+        .build()
+        .map_err(|e| {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
+fn run_gateway(args: GatewayArgs) -> ExitCode {
+    let settings = match settings(&args) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if let Err(e) = pinclaw::logging::init(&settings.config.logging.filter) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let state_dir = settings.state_dir.clone();
+        let gateway = match Gateway::bind(settings).await {
+            Ok(g) => g,
+            Err(e @ (gateway::GatewayError::Refused(_) | gateway::GatewayError::Config(_))) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let addr = match gateway.local_addr() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let url = format!("ws://{addr}");
+        if let Some(token) = gateway.generated_token() {
+            println!(
+                "pinclaw: generated a gateway token (saved to {}):\n  {token}\n",
+                state_dir.join(gateway::TOKEN_FILE).display()
+            );
+        } else if gateway.token().is_some() {
+            println!(
+                "pinclaw: token auth; the token is in {} (or your config/flags)",
+                state_dir.join(gateway::TOKEN_FILE).display()
+            );
+        }
+        println!("pinclaw gateway ready at {url}");
+        println!("try: openclaw gateway call health --url {url} --token <token>");
+        tracing::info!(%addr, "gateway listening");
+        gateway.run(shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot install signal handlers; stop with SIGKILL");
+            std::future::pending::<()>().await
+        }
+    }
+}
+
+fn remote_call(gw: &GatewayArgs, remote: RemoteArgs, method: &str, params: Value, print: impl Fn(&Value)) -> ExitCode {
+    let config = match load_config(gw.config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let url = remote
+        .url
+        .unwrap_or_else(|| format!("ws://127.0.0.1:{}", gw.port.unwrap_or(config.gateway.port)));
+    let state_dir = gw
+        .state_dir
+        .clone()
+        .or(config.state_dir.clone())
+        .unwrap_or_else(config::default_state_dir);
+    let token = remote
+        .token
+        .or_else(|| config.gateway.auth.token.as_ref().map(|t| t.expose().to_owned()))
+        .or_else(|| {
+            std::fs::read_to_string(state_dir.join(gateway::TOKEN_FILE))
+                .ok()
+                .map(|t| t.trim().to_owned())
+        });
+    let password = remote
+        .password
+        .or_else(|| config.gateway.auth.password.as_ref().map(|p| p.expose().to_owned()));
+    let options = ClientOptions {
+        token,
+        password,
+        scopes: vec!["operator.admin".into()],
+        ..ClientOptions::default()
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let mut client = match Client::connect(&url, &options).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: cannot connect to {url}: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let result = client.call(method, params).await;
+        client.close().await;
+        match result {
+            Ok(value) => {
+                print(&value);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {method}: {e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+fn print_devices(v: &Value) {
+    let empty = Vec::new();
+    let pending = v["pending"].as_array().unwrap_or(&empty);
+    let paired = v["paired"].as_array().unwrap_or(&empty);
+    println!("Pending ({})", pending.len());
+    for p in pending {
+        println!(
+            "  {}  device {}  role {}  client {}/{}  from {}",
+            p["requestId"].as_str().unwrap_or("?"),
+            short(p["deviceId"].as_str()),
+            p["role"].as_str().unwrap_or("?"),
+            p["clientId"].as_str().unwrap_or("?"),
+            p["clientMode"].as_str().unwrap_or("?"),
+            p["remoteIp"].as_str().unwrap_or("?"),
+        );
+    }
+    println!("Paired ({})", paired.len());
+    for d in paired {
+        let roles: Vec<&str> = d["roles"].as_array().unwrap_or(&empty).iter().filter_map(Value::as_str).collect();
+        println!(
+            "  {}  roles {}  via {}  {}",
+            d["deviceId"].as_str().unwrap_or("?"),
+            roles.join(","),
+            d["approvedVia"].as_str().unwrap_or("?"),
+            if d["connected"] == true { "connected" } else { "offline" },
+        );
+    }
+    if !pending.is_empty() {
+        println!("\napprove with: pinclaw devices approve <requestId>");
+    }
+}
+
+fn short(id: Option<&str>) -> String {
+    id.map(|s| s.chars().take(12).collect()).unwrap_or_else(|| "?".into())
+}

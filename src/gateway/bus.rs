@@ -1,0 +1,204 @@
+//! The event bus: live connections, broadcasts with per-connection `seq`,
+//! event scope guards, and presence.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use super::outbound::{Outbound, Pushed};
+use crate::limits;
+use crate::protocol::connect::Role;
+use crate::protocol::{frames, scopes};
+
+/// Who may receive a broadcast event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// Every authenticated connection, nodes included.
+    Everyone,
+    /// Operators holding (or implying) this scope.
+    Scope(&'static str),
+}
+
+/// The scope guard of a broadcast event (OpenClaw `EVENT_SCOPE_GUARDS`).
+/// Events without a guard are never broadcast.
+pub fn event_guard(event: &str) -> Option<Guard> {
+    match event {
+        "tick" | "health" | "heartbeat" | "shutdown" => Some(Guard::Everyone),
+        "presence" | "agent" | "chat" | "sessions.changed" | "node.presence" | "node.event" | "config.changed" => {
+            Some(Guard::Scope(scopes::READ))
+        }
+        "device.pair.requested" | "device.pair.resolved" | "node.pair.requested" | "node.pair.resolved" => {
+            Some(Guard::Scope(scopes::PAIRING))
+        }
+        "exec.approval.requested" | "exec.approval.resolved" => Some(Guard::Scope(scopes::APPROVALS)),
+        _ => None,
+    }
+}
+
+/// Periodic or state-snapshot events that a newer one supersedes: dropped
+/// rather than closing a slow connection.
+fn droppable(event: &str) -> bool {
+    matches!(event, "tick" | "presence" | "health")
+}
+
+/// One authenticated connection as the bus sees it.
+pub struct Conn {
+    /// Connection id (uuid).
+    pub conn_id: String,
+    /// Role.
+    pub role: Role,
+    /// Live scopes (what dispatch enforces).
+    pub scopes: Vec<String>,
+    /// Paired device, if any.
+    pub device_id: Option<String>,
+    /// Client capabilities declared at connect.
+    pub caps: Vec<String>,
+    /// Presence entry for `system-presence`.
+    pub presence: Value,
+    /// Outbound frames.
+    pub outbound: Arc<Outbound>,
+    /// Woken to force-close the connection (device removed, token revoked).
+    pub kick: Notify,
+    seq: AtomicU64,
+}
+
+impl Conn {
+    /// A connection record.
+    pub fn new(
+        conn_id: String,
+        role: Role,
+        scopes: Vec<String>,
+        device_id: Option<String>,
+        caps: Vec<String>,
+        presence: Value,
+    ) -> Self {
+        Self {
+            conn_id,
+            role,
+            scopes,
+            device_id,
+            caps,
+            presence,
+            outbound: Arc::new(Outbound::new(limits::MAX_QUEUED_FRAMES, limits::MAX_BUFFERED_BYTES)),
+            kick: Notify::new(),
+            seq: AtomicU64::new(0),
+        }
+    }
+
+    fn receives(&self, guard: Guard) -> bool {
+        match guard {
+            Guard::Everyone => true,
+            Guard::Scope(scope) => self.role == Role::Operator && scopes::satisfied(&self.scopes, scope),
+        }
+    }
+
+    /// Queue a targeted event without `seq` (e.g. `node.invoke.request`).
+    pub fn send_event(&self, event: &str, payload: &Value) -> Pushed {
+        self.outbound.push(frames::event_unsequenced(event, payload), false)
+    }
+}
+
+/// Live connections and the counters behind `stateVersion`.
+pub struct Bus {
+    conns: Mutex<HashMap<String, Arc<Conn>>>,
+    presence_version: AtomicU64,
+    health_version: AtomicU64,
+    self_presence: Value,
+}
+
+impl Bus {
+    /// An empty bus; `self_presence` is the gateway's own presence entry.
+    pub fn new(self_presence: Value) -> Self {
+        Self {
+            conns: Mutex::new(HashMap::new()),
+            presence_version: AtomicU64::new(1),
+            health_version: AtomicU64::new(1),
+            self_presence,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Conn>>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Add a connection and broadcast the new presence.
+    pub fn register(&self, conn: Arc<Conn>) {
+        {
+            let mut conns = self.lock();
+            if conns.len() < limits::MAX_PRESENCE_ENTRIES {
+                conns.insert(conn.conn_id.clone(), conn);
+            }
+        }
+        self.presence_changed();
+    }
+
+    /// Remove a connection and broadcast the new presence.
+    pub fn unregister(&self, conn_id: &str) {
+        let removed = self.lock().remove(conn_id).is_some();
+        if removed {
+            self.presence_changed();
+        }
+    }
+
+    fn presence_changed(&self) {
+        self.presence_version.fetch_add(1, Ordering::Relaxed);
+        let payload = json!({ "presence": self.presence_list() });
+        self.broadcast("presence", &payload);
+    }
+
+    /// Bump the health version (a new health snapshot is being broadcast).
+    pub fn health_changed(&self) {
+        self.health_version.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// `{presence, health}` state versions.
+    pub fn state_version(&self) -> Value {
+        json!({
+            "presence": self.presence_version.load(Ordering::Relaxed),
+            "health": self.health_version.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Presence entries: the gateway itself, then every connection.
+    pub fn presence_list(&self) -> Vec<Value> {
+        let conns = self.lock();
+        std::iter::once(self.self_presence.clone())
+            .chain(conns.values().map(|c| c.presence.clone()))
+            .collect()
+    }
+
+    /// Every live connection.
+    pub fn connections(&self) -> Vec<Arc<Conn>> {
+        self.lock().values().cloned().collect()
+    }
+
+    /// Number of live connections by role: (operators, nodes).
+    pub fn counts(&self) -> (usize, usize) {
+        let conns = self.lock();
+        let nodes = conns.values().filter(|c| c.role == Role::Node).count();
+        (conns.len() - nodes, nodes)
+    }
+
+    /// Broadcast an event to every connection its guard admits. Each
+    /// recipient's `seq` advances even when the frame is dropped for being
+    /// slow, so the client sees the gap.
+    pub fn broadcast(&self, event: &str, payload: &Value) {
+        let Some(guard) = event_guard(event) else {
+            tracing::warn!(event, "refusing to broadcast an event without a scope guard");
+            return;
+        };
+        let payload_json = payload.to_string();
+        let state_version = matches!(event, "presence" | "health").then(|| self.state_version().to_string());
+        let recipients: Vec<Arc<Conn>> = self.lock().values().filter(|c| c.receives(guard)).cloned().collect();
+        for conn in recipients {
+            let seq = conn.seq.fetch_add(1, Ordering::Relaxed) + 1;
+            let frame = frames::event_sequenced(event, &payload_json, seq, state_version.as_deref());
+            if conn.outbound.push(frame, droppable(event)) == Pushed::Dropped {
+                tracing::debug!(conn = %conn.conn_id, event, seq, "dropped event for a slow consumer");
+            }
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! One WebSocket connection: challenge, handshake, then requests, events
+//! and keepalive until it closes.
+
+use std::sync::Arc;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio::sync::watch;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::bus::Conn;
+use super::handshake::{self, Peer};
+use super::stream::{GatewayStream, PREAUTH_EXCEEDED, PreauthBudget};
+use super::{Shared, methods};
+use crate::ids;
+use crate::limits;
+use crate::protocol::connect::ConnectParams;
+use crate::protocol::error::{ErrorShape, codes};
+use crate::protocol::frames;
+
+type Ws = WebSocketStream<GatewayStream>;
+
+/// Close the socket with a code and reason, without waiting long.
+async fn close(ws: &mut Ws, code: u16, reason: &str) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code),
+        reason: reason.to_owned().into(),
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.close(Some(frame))).await;
+}
+
+/// Whether a read error is the pre-auth cap or tungstenite's message cap.
+fn is_too_large(e: &WsError) -> bool {
+    match e {
+        WsError::Capacity(_) => true,
+        WsError::Io(io) => io.to_string().contains(PREAUTH_EXCEEDED),
+        _ => false,
+    }
+}
+
+/// Wait for the first text frame, answering nothing else.
+async fn first_frame(ws: &mut Ws) -> Result<Option<String>, u16> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(text))) => return Ok(Some(text.to_string())),
+            Some(Ok(Message::Binary(_))) => return Ok(None),
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => return Err(0),
+            Some(Err(e)) if is_too_large(&e) => return Err(1009),
+            Some(Err(_)) => return Err(0),
+        }
+    }
+}
+
+/// Run a freshly upgraded connection to its end.
+pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBudget, preauth_slot: super::PreauthSlot) {
+    let nonce = ids::uuid_v4();
+    let challenge = frames::event_unsequenced("connect.challenge", &json!({"nonce": nonce, "ts": ids::now_ms()}));
+    if ws.send(Message::text(challenge)).await.is_err() {
+        return;
+    }
+    let first = match tokio::time::timeout(limits::HANDSHAKE_TIMEOUT, first_frame(&mut ws)).await {
+        Err(_) => return close(&mut ws, 1008, "handshake timeout").await,
+        Ok(Err(0)) => return,
+        Ok(Err(code)) => return close(&mut ws, code, "preauth payload too large").await,
+        Ok(Ok(first)) => first,
+    };
+    let refuse = |id: &str, error: ErrorShape| frames::response_err(id, &error);
+    let Some(text) = first else {
+        let _ = ws.send(Message::text(refuse("", ErrorShape::invalid("invalid request frame")))).await;
+        return close(&mut ws, 1008, "invalid request frame").await;
+    };
+    let req = match frames::parse_request(&text) {
+        Ok(req) => req,
+        Err(_) => {
+            let reply = refuse(&frames::salvage_id(&text), ErrorShape::invalid("invalid request frame"));
+            let _ = ws.send(Message::text(reply)).await;
+            return close(&mut ws, 1008, "invalid request frame").await;
+        }
+    };
+    if req.method != "connect" {
+        let reply = refuse(&req.id, ErrorShape::invalid("invalid handshake: first request must be connect"));
+        let _ = ws.send(Message::text(reply)).await;
+        return close(&mut ws, 1008, "invalid handshake").await;
+    }
+    if !shared.is_ready() {
+        let error = ErrorShape::new(codes::UNAVAILABLE, "gateway not ready; retry shortly")
+            .with_details(json!({"reason": "shutting-down"}))
+            .retry_after(500);
+        let _ = ws.send(Message::text(refuse(&req.id, error))).await;
+        return close(&mut ws, 1013, "gateway not ready").await;
+    }
+    let params: ConnectParams = match serde_json::from_value(req.params) {
+        Ok(p) => p,
+        Err(e) => {
+            let reply = refuse(&req.id, ErrorShape::invalid(format!("invalid connect params: {e}")));
+            let _ = ws.send(Message::text(reply)).await;
+            return close(&mut ws, 1008, "invalid connect params").await;
+        }
+    };
+    let admitted = match handshake::admit(&shared, &params, &nonce, peer) {
+        Ok(a) => a,
+        Err(refusal) => {
+            let _ = ws.send(Message::text(refuse(&req.id, refusal.error))).await;
+            return close(&mut ws, refusal.close_code, refusal.close_reason).await;
+        }
+    };
+    budget.lift();
+    drop(preauth_slot);
+
+    let conn_id = ids::uuid_v4();
+    let hello = handshake::hello_ok(&shared, &admitted, &conn_id);
+    if ws.send(Message::text(frames::response_ok(&req.id, &hello))).await.is_err() {
+        return;
+    }
+    let presence = json!({
+        "ts": ids::now_ms(),
+        "host": params.client.display_name.clone().unwrap_or_else(|| params.client.id.clone()),
+        "ip": peer.ip.to_string(),
+        "version": params.client.version,
+        "platform": params.client.platform,
+        "deviceFamily": params.client.device_family,
+        "mode": params.client.mode,
+        "deviceId": admitted.device.as_ref().map(|d| d.device_id.clone()),
+        "roles": [admitted.role.as_str()],
+        "scopes": admitted.scopes,
+        "instanceId": params.client.instance_id,
+        "reason": "connect",
+    });
+    let conn = Arc::new(Conn::new(
+        conn_id,
+        admitted.role,
+        admitted.scopes,
+        admitted.device.map(|d| d.device_id),
+        params.caps,
+        presence,
+    ));
+    tracing::debug!(conn = %conn.conn_id, role = conn.role.as_str(), client = %params.client.id, "connected");
+    shared.bus.register(conn.clone());
+    let reason = serve(&shared, &conn, &mut ws, shared.shutdown_signal()).await;
+    conn.outbound.close();
+    shared.bus.unregister(&conn.conn_id);
+    tracing::debug!(conn = %conn.conn_id, reason, "disconnected");
+}
+
+/// Write every queued frame. Returns false when the socket failed.
+async fn flush(ws: &mut Ws, conn: &Conn) -> bool {
+    for frame in conn.outbound.drain() {
+        if ws.feed(Message::text(frame)).await.is_err() {
+            return false;
+        }
+    }
+    ws.flush().await.is_ok()
+}
+
+/// The authenticated phase. Returns why the connection ended.
+async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut Ws, mut shutdown: watch::Receiver<bool>) -> &'static str {
+    let start = tokio::time::Instant::now() + limits::PING_INTERVAL;
+    let mut ping = tokio::time::interval_at(start, limits::PING_INTERVAL);
+    let mut awaiting_pong = false;
+    loop {
+        tokio::select! {
+            biased;
+            _ = shutdown.changed() => {
+                // The `shutdown` event is already queued: deliver it, then close.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush(ws, conn)).await;
+                close(ws, 1001, "gateway shutting down").await;
+                return "shutdown";
+            }
+            _ = conn.outbound.slow.notified() => {
+                tracing::warn!(conn = %conn.conn_id, "closing slow consumer");
+                close(ws, 1008, "slow consumer").await;
+                return "slow consumer";
+            }
+            _ = conn.kick.notified() => {
+                close(ws, 4001, "device credentials revoked").await;
+                return "kicked";
+            }
+            _ = conn.outbound.ready.notified() => {
+                let ok = tokio::select! {
+                    ok = flush(ws, conn) => ok,
+                    _ = conn.outbound.slow.notified() => {
+                        close(ws, 1008, "slow consumer").await;
+                        return "slow consumer";
+                    }
+                };
+                if !ok {
+                    return "write failed";
+                }
+            }
+            _ = ping.tick() => {
+                if awaiting_pong {
+                    close(ws, 1008, "keepalive timeout").await;
+                    return "missed pong";
+                }
+                awaiting_pong = true;
+                if ws.send(Message::Ping(Default::default())).await.is_err() {
+                    return "write failed";
+                }
+            }
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    awaiting_pong = false;
+                    let reply = match frames::parse_request(&text) {
+                        Ok(req) => methods::handle(shared, conn, req).await,
+                        Err(_) => frames::response_err(&frames::salvage_id(&text), &ErrorShape::invalid("invalid request frame")),
+                    };
+                    conn.outbound.push(reply, false);
+                }
+                Some(Ok(Message::Binary(_))) => {
+                    conn.outbound.push(frames::response_err("", &ErrorShape::invalid("invalid request frame: binary frames are not supported")), false);
+                }
+                Some(Ok(Message::Pong(_) | Message::Ping(_) | Message::Frame(_))) => awaiting_pong = false,
+                Some(Ok(Message::Close(_))) | None => return "closed by peer",
+                Some(Err(e)) if is_too_large(&e) => {
+                    close(ws, 1009, "payload too large").await;
+                    return "payload too large";
+                }
+                Some(Err(_)) => return "read failed",
+            }
+        }
+    }
+}
