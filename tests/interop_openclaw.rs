@@ -162,7 +162,7 @@ impl Drop for Gateway {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("pinclaw did not exit within 5 s of SIGTERM; killing it");
+        say("pinclaw did not exit within 5 s of SIGTERM; killing it");
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -452,10 +452,10 @@ fn openclaw_cli_talks_to_pinclaw() {
     ];
     let results: Vec<CliResult> = runs.into_iter().map(|r| wait_cli(r, started)).collect();
     for r in &results {
-        eprintln!(
+        say(&format!(
             "interop: `openclaw {}` → {} in {:.2?}",
             r.name, r.status, r.elapsed
-        );
+        ));
     }
     let [health, status, probe, devices, wrong] = <[CliResult; 5]>::try_from(results)
         .unwrap_or_else(|_| unreachable!("five runs were started"));
