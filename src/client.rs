@@ -110,9 +110,16 @@ impl Client {
             events: VecDeque::new(),
             hello: Value::Null,
         };
-        let challenge = client.wait_event("connect.challenge", Duration::from_secs(15)).await?;
-        let nonce = challenge["payload"]["nonce"].as_str().unwrap_or("").to_owned();
-        let ts = challenge["payload"]["ts"].as_i64().unwrap_or_else(crate::ids::now_ms);
+        let challenge = client
+            .wait_event("connect.challenge", Duration::from_secs(15))
+            .await?;
+        let nonce = challenge["payload"]["nonce"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let ts = challenge["payload"]["ts"]
+            .as_i64()
+            .unwrap_or_else(crate::ids::now_ms);
         let params = connect_params(options, &nonce, ts);
         client.hello = client.call("connect", params).await?;
         Ok(client)
@@ -149,7 +156,11 @@ impl Client {
     }
 
     /// Wait for an event by name (buffered ones first).
-    pub async fn wait_event(&mut self, name: &str, timeout: Duration) -> Result<Value, ClientError> {
+    pub async fn wait_event(
+        &mut self,
+        name: &str,
+        timeout: Duration,
+    ) -> Result<Value, ClientError> {
         if let Some(pos) = self.events.iter().position(|e| e["event"] == name) {
             return self.events.remove(pos).ok_or(ClientError::Timeout);
         }
@@ -184,10 +195,13 @@ impl Client {
         loop {
             match self.ws.next().await {
                 Some(Ok(Message::Text(text))) => {
-                    return serde_json::from_str(&text).map_err(|e| ClientError::Transport(format!("bad frame: {e}")));
+                    return serde_json::from_str(&text)
+                        .map_err(|e| ClientError::Transport(format!("bad frame: {e}")));
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    return Err(ClientError::Closed(frame.map(|f| (u16::from(f.code), f.reason.to_string()))));
+                    return Err(ClientError::Closed(
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                    ));
                 }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => return Err(ClientError::Transport(e.to_string())),
@@ -225,7 +239,8 @@ pub fn connect_params(options: &ClientOptions, nonce: &str, signed_at: i64) -> V
         },
     });
     if let Some(key) = &options.device
-        && let Ok(parsed) = serde_json::from_value::<crate::protocol::connect::ConnectParams>(params.clone())
+        && let Ok(parsed) =
+            serde_json::from_value::<crate::protocol::connect::ConnectParams>(params.clone())
     {
         let public = key.verifying_key().to_bytes();
         let device_id = device_auth::device_id_for(&public);

@@ -112,7 +112,9 @@ impl std::str::FromStr for AuthMode {
             "token" => Ok(Self::Token),
             "password" => Ok(Self::Password),
             "none" => Ok(Self::None),
-            other => Err(format!("unknown auth mode {other:?} (expected token, password or none)")),
+            other => Err(format!(
+                "unknown auth mode {other:?} (expected token, password or none)"
+            )),
         }
     }
 }
@@ -141,7 +143,9 @@ pub struct LoggingConfig {
 
 impl Default for LoggingConfig {
     fn default() -> Self {
-        Self { filter: "info".into() }
+        Self {
+            filter: "info".into(),
+        }
     }
 }
 
@@ -217,7 +221,10 @@ impl Config {
         };
         parse_bind(&self.gateway.bind).map_err(|m| semantic("gateway.bind", m))?;
         if self.gateway.max_connections == 0 {
-            return Err(semantic("gateway.max_connections", "must be at least 1".into()));
+            return Err(semantic(
+                "gateway.max_connections",
+                "must be at least 1".into(),
+            ));
         }
         Ok(())
     }
@@ -238,7 +245,12 @@ pub fn parse_bind(bind: &str) -> Result<IpAddr, String> {
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    let column = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
     (line, column)
 }
 
@@ -256,9 +268,16 @@ fn key_path_at(text: &str, offset: usize) -> String {
         .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     let trimmed = line.trim();
     let key = if trimmed.starts_with('[') {
-        Some(trimmed.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+        Some(
+            trimmed
+                .trim_matches(|c| c == '[' || c == ']')
+                .trim()
+                .to_owned(),
+        )
     } else {
-        trimmed.split_once('=').map(|(k, _)| k.trim().trim_matches('"').to_owned())
+        trimmed
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"').to_owned())
     };
     match (table, key) {
         (_, Some(k)) if trimmed.starts_with('[') => k,
@@ -302,26 +321,46 @@ mod tests {
 
     #[test]
     fn unknown_key_names_file_line_column_and_path() {
-        let err = parse("[gateway]\nport = 1\n\n[gateway.auth]\nmode = \"token\"\ntokn = \"x\"\n").err();
+        let err =
+            parse("[gateway]\nport = 1\n\n[gateway.auth]\nmode = \"token\"\ntokn = \"x\"\n").err();
         let text = err.map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.starts_with("t.toml:6:1: gateway.auth.tokn: unknown field `tokn`"), "{text}");
+        assert!(
+            text.starts_with("t.toml:6:1: gateway.auth.tokn: unknown field `tokn`"),
+            "{text}"
+        );
     }
 
     #[test]
     fn wrong_type_and_bad_values_are_specific() {
-        let text = parse("[gateway]\nport = \"high\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        let text = parse("[gateway]\nport = \"high\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(text.starts_with("t.toml:2:8: gateway.port:"), "{text}");
-        let text = parse("[gateway]\nbind = \"moon\"\n").err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(text.contains("gateway.bind") && text.contains("moon"), "{text}");
-        let text = parse("[gateway.auth]\nmode = \"magic\"\n").err().map(|e| e.to_string()).unwrap_or_default();
+        let text = parse("[gateway]\nbind = \"moon\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            text.contains("gateway.bind") && text.contains("moon"),
+            "{text}"
+        );
+        let text = parse("[gateway.auth]\nmode = \"magic\"\n")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(text.starts_with("t.toml:2:8: gateway.auth.mode:"), "{text}");
     }
 
     #[test]
     fn secrets_are_redacted() {
-        let c = parse("[gateway.auth]\ntoken = \"s3cret-value\"\n").unwrap_or_else(|e| panic!("{e}"));
+        let c =
+            parse("[gateway.auth]\ntoken = \"s3cret-value\"\n").unwrap_or_else(|e| panic!("{e}"));
         let json = serde_json::to_string(&c).unwrap_or_default();
-        assert!(!json.contains("s3cret-value") && json.contains("<redacted>"), "{json}");
+        assert!(
+            !json.contains("s3cret-value") && json.contains("<redacted>"),
+            "{json}"
+        );
         assert!(!format!("{c:?}").contains("s3cret-value"));
     }
 }

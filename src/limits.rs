@@ -29,6 +29,14 @@ pub const MAX_BUFFERED_BYTES: usize = 1024 * 1024;
 /// Frames queued for one connection (same behaviour as [`MAX_BUFFERED_BYTES`]).
 pub const MAX_QUEUED_FRAMES: usize = 256;
 
+/// Kernel send buffer of each accepted socket (`SO_SNDBUF`; Linux doubles
+/// it). Without it, autotuning lets one stalled client pin up to 4 MB of
+/// kernel memory before our own queue even notices.
+pub const SOCKET_SEND_BUFFER_BYTES: u32 = 128 * 1024;
+
+/// Pending connections the kernel queues before `accept`.
+pub const LISTEN_BACKLOG: u32 = 1024;
+
 /// Size of tungstenite's read buffer per connection. The default (128 KiB)
 /// would cost ~130 KB per idle socket; 4 KiB costs ~6 KB.
 pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;

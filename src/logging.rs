@@ -82,7 +82,10 @@ impl LogRing {
         let (start, reset) = match cursor {
             Some(c) if c >= oldest => (c.min(state.next_cursor), false),
             Some(_) => (oldest, true),
-            None => (state.next_cursor.saturating_sub(limit as u64).max(oldest), false),
+            None => (
+                state.next_cursor.saturating_sub(limit as u64).max(oldest),
+                false,
+            ),
         };
         let available = (state.next_cursor - start) as usize;
         let skip = (start - oldest) as usize;
@@ -149,7 +152,9 @@ pub struct TeeMakeWriter;
 impl<'a> MakeWriter<'a> for TeeMakeWriter {
     type Writer = TeeWriter;
     fn make_writer(&'a self) -> TeeWriter {
-        TeeWriter { buf: Vec::with_capacity(160) }
+        TeeWriter {
+            buf: Vec::with_capacity(160),
+        }
     }
 }
 
@@ -167,7 +172,10 @@ pub fn init(default_filter: &str) -> Result<(), String> {
         .with_target(true)
         .with_writer(TeeMakeWriter);
     // A second init (tests) keeps the first subscriber.
-    let _ = tracing_subscriber::registry().with(layer).with(filter).try_init();
+    let _ = tracing_subscriber::registry()
+        .with(layer)
+        .with(filter)
+        .try_init();
     Ok(())
 }
 
@@ -183,7 +191,10 @@ mod tests {
         }
         let page = ring.tail(None, 5, 1 << 20);
         assert_eq!(page.size, limits::LOG_RING_LINES);
-        assert_eq!(page.lines.last().map(String::as_str), Some(&*format!("line {}", limits::LOG_RING_LINES + 9)));
+        assert_eq!(
+            page.lines.last().map(String::as_str),
+            Some(&*format!("line {}", limits::LOG_RING_LINES + 9))
+        );
         let old = ring.tail(Some(0), 3, 1 << 20);
         assert!(old.reset);
         assert_eq!(old.lines[0], "line 10");

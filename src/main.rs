@@ -13,7 +13,11 @@ use pinclaw::config::{self, AuthMode, Config, Secret};
 use pinclaw::gateway::{self, Gateway, GatewaySettings};
 
 #[derive(Parser)]
-#[command(name = "pinclaw", version, about = "An OpenClaw-compatible gateway for Raspberry Pi boards")]
+#[command(
+    name = "pinclaw",
+    version,
+    about = "An OpenClaw-compatible gateway for Raspberry Pi boards"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -111,13 +115,23 @@ struct GatewayArgs {
 #[derive(Args, Clone)]
 struct RemoteArgs {
     /// Gateway URL (default: ws://127.0.0.1:<configured port>).
-    #[arg(long, env = "PINCLAW_GATEWAY_URL")]
+    #[arg(long, env = "PINCLAW_GATEWAY_URL", global = true)]
     url: Option<String>,
     /// Shared token (default: PINCLAW_GATEWAY_TOKEN, the config, or the state dir's token file).
-    #[arg(long, env = "PINCLAW_GATEWAY_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PINCLAW_GATEWAY_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     token: Option<String>,
     /// Shared password.
-    #[arg(long, env = "PINCLAW_GATEWAY_PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "PINCLAW_GATEWAY_PASSWORD",
+        hide_env_values = true,
+        global = true
+    )]
     password: Option<String>,
 }
 
@@ -136,9 +150,15 @@ fn main() -> ExitCode {
         Some(Command::Devices { command, remote }) => {
             let (method, params) = match &command {
                 DevicesCommand::List { .. } => ("device.pair.list", json!({})),
-                DevicesCommand::Approve { request_id } => ("device.pair.approve", json!({"requestId": request_id})),
-                DevicesCommand::Reject { request_id } => ("device.pair.reject", json!({"requestId": request_id})),
-                DevicesCommand::Remove { device_id } => ("device.pair.remove", json!({"deviceId": device_id})),
+                DevicesCommand::Approve { request_id } => {
+                    ("device.pair.approve", json!({"requestId": request_id}))
+                }
+                DevicesCommand::Reject { request_id } => {
+                    ("device.pair.reject", json!({"requestId": request_id}))
+                }
+                DevicesCommand::Remove { device_id } => {
+                    ("device.pair.remove", json!({"deviceId": device_id}))
+                }
             };
             let pretty = !matches!(command, DevicesCommand::List { json: true });
             remote_call(&cli.gateway, remote, method, params, |v| {
@@ -149,7 +169,11 @@ fn main() -> ExitCode {
                 }
             })
         }
-        Some(Command::Call { method, params, remote }) => {
+        Some(Command::Call {
+            method,
+            params,
+            remote,
+        }) => {
             let params: Value = match serde_json::from_str(&params) {
                 Ok(v) => v,
                 Err(e) => {
@@ -176,7 +200,9 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
 
 fn config_check(file: Option<PathBuf>) -> ExitCode {
     let Some(file) = file else {
-        eprintln!("error: no config file given (pinclaw config check FILE, or --config / PINCLAW_CONFIG)");
+        eprintln!(
+            "error: no config file given (pinclaw config check FILE, or --config / PINCLAW_CONFIG)"
+        );
         return ExitCode::from(2);
     };
     match Config::load(&file) {
@@ -264,27 +290,42 @@ fn run_gateway(args: GatewayArgs) -> ExitCode {
         };
         let url = format!("ws://{addr}");
         if let Some(token) = gateway.generated_token() {
-            println!(
+            say(&format!(
                 "pinclaw: generated a gateway token (saved to {}):\n  {token}\n",
                 state_dir.join(gateway::TOKEN_FILE).display()
-            );
+            ));
         } else if gateway.token().is_some() {
-            println!(
+            say(&format!(
                 "pinclaw: token auth; the token is in {} (or your config/flags)",
                 state_dir.join(gateway::TOKEN_FILE).display()
-            );
+            ));
         }
-        println!("pinclaw gateway ready at {url}");
-        println!("try: openclaw gateway call health --url {url} --token <token>");
+        say(&format!(
+            "try: openclaw gateway call health --url {url} --token <token>"
+        ));
+        // Last line: scripts wait for it.
+        say(&format!("pinclaw gateway ready at {url}"));
         tracing::info!(%addr, "gateway listening");
         gateway.run(shutdown_signal()).await;
         ExitCode::SUCCESS
     })
 }
 
+/// Print a line to stdout; a closed stdout (a supervisor that stopped
+/// reading) must never take the gateway down.
+fn say(line: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
 async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
         (Ok(mut term), Ok(mut int)) => {
             tokio::select! {
                 _ = term.recv() => {}
@@ -298,7 +339,13 @@ async fn shutdown_signal() {
     }
 }
 
-fn remote_call(gw: &GatewayArgs, remote: RemoteArgs, method: &str, params: Value, print: impl Fn(&Value)) -> ExitCode {
+fn remote_call(
+    gw: &GatewayArgs,
+    remote: RemoteArgs,
+    method: &str,
+    params: Value,
+    print: impl Fn(&Value),
+) -> ExitCode {
     let config = match load_config(gw.config.as_ref()) {
         Ok(c) => c,
         Err(code) => return code,
@@ -313,15 +360,27 @@ fn remote_call(gw: &GatewayArgs, remote: RemoteArgs, method: &str, params: Value
         .unwrap_or_else(config::default_state_dir);
     let token = remote
         .token
-        .or_else(|| config.gateway.auth.token.as_ref().map(|t| t.expose().to_owned()))
+        .or_else(|| {
+            config
+                .gateway
+                .auth
+                .token
+                .as_ref()
+                .map(|t| t.expose().to_owned())
+        })
         .or_else(|| {
             std::fs::read_to_string(state_dir.join(gateway::TOKEN_FILE))
                 .ok()
                 .map(|t| t.trim().to_owned())
         });
-    let password = remote
-        .password
-        .or_else(|| config.gateway.auth.password.as_ref().map(|p| p.expose().to_owned()));
+    let password = remote.password.or_else(|| {
+        config
+            .gateway
+            .auth
+            .password
+            .as_ref()
+            .map(|p| p.expose().to_owned())
+    });
     let options = ClientOptions {
         token,
         password,
@@ -373,13 +432,22 @@ fn print_devices(v: &Value) {
     }
     println!("Paired ({})", paired.len());
     for d in paired {
-        let roles: Vec<&str> = d["roles"].as_array().unwrap_or(&empty).iter().filter_map(Value::as_str).collect();
+        let roles: Vec<&str> = d["roles"]
+            .as_array()
+            .unwrap_or(&empty)
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
         println!(
             "  {}  roles {}  via {}  {}",
             d["deviceId"].as_str().unwrap_or("?"),
             roles.join(","),
             d["approvedVia"].as_str().unwrap_or("?"),
-            if d["connected"] == true { "connected" } else { "offline" },
+            if d["connected"] == true {
+                "connected"
+            } else {
+                "offline"
+            },
         );
     }
     if !pending.is_empty() {
@@ -388,5 +456,6 @@ fn print_devices(v: &Value) {
 }
 
 fn short(id: Option<&str>) -> String {
-    id.map(|s| s.chars().take(12).collect()).unwrap_or_else(|| "?".into())
+    id.map(|s| s.chars().take(12).collect())
+        .unwrap_or_else(|| "?".into())
 }

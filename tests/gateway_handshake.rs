@@ -13,9 +13,15 @@ async fn challenge_then_hello_ok_with_every_required_key() {
     let challenge = next_json(&mut ws).await;
     assert_eq!(challenge["type"], "event");
     assert_eq!(challenge["event"], "connect.challenge");
-    assert_eq!(challenge["payload"]["nonce"].as_str().map(str::len), Some(36));
+    assert_eq!(
+        challenge["payload"]["nonce"].as_str().map(str::len),
+        Some(36)
+    );
     assert!(challenge["payload"]["ts"].as_i64().unwrap_or(0) > 1_700_000_000_000);
-    assert!(challenge.get("seq").is_none(), "the challenge carries no seq");
+    assert!(
+        challenge.get("seq").is_none(),
+        "the challenge carries no seq"
+    );
 
     send(&mut ws, &connect_frame(cli_params(&["operator.read"]))).await;
     let res = next_json(&mut ws).await;
@@ -32,20 +38,43 @@ async fn challenge_then_hello_ok_with_every_required_key() {
         .map(|a| a.iter().filter_map(|m| m.as_str()).collect())
         .unwrap_or_default();
     assert_eq!(methods, pinclaw::gateway::methods::served_methods());
-    assert!(hello["features"]["events"].as_array().is_some_and(|e| e.contains(&json!("tick"))));
-    for key in ["presence", "health", "stateVersion", "uptimeMs", "sessionDefaults"] {
+    assert!(
+        hello["features"]["events"]
+            .as_array()
+            .is_some_and(|e| e.contains(&json!("tick")))
+    );
+    for key in [
+        "presence",
+        "health",
+        "stateVersion",
+        "uptimeMs",
+        "sessionDefaults",
+    ] {
         assert!(hello["snapshot"].get(key).is_some(), "snapshot.{key}");
     }
-    assert_eq!(hello["snapshot"]["sessionDefaults"]["mainSessionKey"], "agent:main:main");
+    assert_eq!(
+        hello["snapshot"]["sessionDefaults"]["mainSessionKey"],
+        "agent:main:main"
+    );
     assert_eq!(hello["auth"]["role"], "operator");
     assert_eq!(hello["auth"]["scopes"], json!(["operator.read"]));
     assert!(hello["auth"].get("deviceToken").is_none());
-    assert_eq!(hello["policy"]["maxPayload"], pinclaw::limits::MAX_PAYLOAD_BYTES);
-    assert_eq!(hello["policy"]["maxBufferedBytes"], pinclaw::limits::MAX_BUFFERED_BYTES);
+    assert_eq!(
+        hello["policy"]["maxPayload"],
+        pinclaw::limits::MAX_PAYLOAD_BYTES
+    );
+    assert_eq!(
+        hello["policy"]["maxBufferedBytes"],
+        pinclaw::limits::MAX_BUFFERED_BYTES
+    );
     assert_eq!(hello["policy"]["tickIntervalMs"], 30_000);
 
     // A later connect is refused; the socket stays usable.
-    send(&mut ws, &json!({"type":"req","id":"2","method":"connect","params":{}})).await;
+    send(
+        &mut ws,
+        &json!({"type":"req","id":"2","method":"connect","params":{}}),
+    )
+    .await;
     let res = next_res(&mut ws).await;
     // Non-admin: the scope check comes first.
     assert_eq!(res["error"]["code"], "FORBIDDEN");
@@ -94,17 +123,26 @@ async fn first_frame_must_be_connect() {
 
     let mut ws = raw_connect(&gw.url, &[]).await;
     let _ = next_json(&mut ws).await;
-    send(&mut ws, &json!({"type":"req","id":"x1","method":"health","params":{}})).await;
+    send(
+        &mut ws,
+        &json!({"type":"req","id":"x1","method":"health","params":{}}),
+    )
+    .await;
     let res = next_json(&mut ws).await;
     assert_eq!(res["id"], "x1");
     assert_eq!(res["error"]["code"], "INVALID_REQUEST");
-    assert_eq!(res["error"]["message"], "invalid handshake: first request must be connect");
+    assert_eq!(
+        res["error"]["message"],
+        "invalid handshake: first request must be connect"
+    );
     assert_eq!(expect_close(&mut ws).await.0, 1008);
 
     let mut ws = raw_connect(&gw.url, &[]).await;
     let _ = next_json(&mut ws).await;
     use futures_util::SinkExt;
-    let _ = ws.send(tokio_tungstenite::tungstenite::Message::text("not json")).await;
+    let _ = ws
+        .send(tokio_tungstenite::tungstenite::Message::text("not json"))
+        .await;
     let res = next_json(&mut ws).await;
     assert_eq!(res["error"]["message"], "invalid request frame");
     assert_eq!(expect_close(&mut ws).await.0, 1008);
@@ -135,7 +173,9 @@ async fn oversized_preauth_frame_closes_1009() {
     use futures_util::SinkExt;
     // The server may close mid-send; either way the close code must be 1009.
     let _ = ws
-        .send(tokio_tungstenite::tungstenite::Message::text(connect_frame(params).to_string()))
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            connect_frame(params).to_string(),
+        ))
         .await;
     let (code, reason) = expect_close(&mut ws).await;
     assert_eq!(code, 1009, "reason {reason:?}");
@@ -159,7 +199,10 @@ async fn handshake_times_out_after_15_seconds() {
     let (code, _) = expect_close(&mut ws).await;
     assert_eq!(code, 1008);
     let waited = started.elapsed();
-    assert!(waited >= std::time::Duration::from_secs(15), "closed after {waited:?}");
+    assert!(
+        waited >= std::time::Duration::from_secs(15),
+        "closed after {waited:?}"
+    );
     gw.stop().await;
 }
 
@@ -171,19 +214,31 @@ async fn http_probes_on_the_same_port() {
         let addr = gw.addr;
         async move {
             use tokio::io::{AsyncReadExt, AsyncWriteExt};
-            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("{e}"));
+            let mut s = tokio::net::TcpStream::connect(addr)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\n\r\n");
-            s.write_all(req.as_bytes()).await.unwrap_or_else(|e| panic!("{e}"));
+            s.write_all(req.as_bytes())
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             let mut out = String::new();
-            s.read_to_string(&mut out).await.unwrap_or_else(|e| panic!("{e}"));
+            s.read_to_string(&mut out)
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
             out
         }
     };
     let health = get("/healthz").await;
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    assert!(health.ends_with(r#"{"ok":true,"status":"live"}"#), "{health}");
+    assert!(
+        health.ends_with(r#"{"ok":true,"status":"live"}"#),
+        "{health}"
+    );
     let ready = get("/readyz").await;
-    assert!(ready.starts_with("HTTP/1.1 200") && ready.contains(r#""ready":true"#), "{ready}");
+    assert!(
+        ready.starts_with("HTTP/1.1 200") && ready.contains(r#""ready":true"#),
+        "{ready}"
+    );
     assert!(get("/nope").await.starts_with("HTTP/1.1 404"));
     gw.stop().await;
 }

@@ -46,7 +46,11 @@ impl AuthLimiter {
     /// Count a failure; returns the lockout if this failure triggered one.
     pub fn fail(&mut self, ip: IpAddr, now: Instant) -> Option<Duration> {
         if !self.ips.contains_key(&ip) && self.ips.len() >= limits::AUTH_LIMITER_MAX_IPS {
-            let stalest = self.ips.iter().min_by_key(|(_, r)| r.last).map(|(ip, _)| *ip);
+            let stalest = self
+                .ips
+                .iter()
+                .min_by_key(|(_, r)| r.last)
+                .map(|(ip, _)| *ip);
             if let Some(stalest) = stalest {
                 self.ips.remove(&stalest);
             }
@@ -89,7 +93,10 @@ mod tests {
         for i in 0..9 {
             assert_eq!(l.fail(ip, t + Duration::from_secs(i)), None);
         }
-        assert_eq!(l.fail(ip, t + Duration::from_secs(9)), Some(limits::AUTH_LOCKOUT));
+        assert_eq!(
+            l.fail(ip, t + Duration::from_secs(9)),
+            Some(limits::AUTH_LOCKOUT)
+        );
         assert!(l.locked(ip, t + Duration::from_secs(100)).is_some());
         assert!(l.locked(ip, t + Duration::from_secs(310)).is_none());
     }

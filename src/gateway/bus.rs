@@ -27,13 +27,15 @@ pub enum Guard {
 pub fn event_guard(event: &str) -> Option<Guard> {
     match event {
         "tick" | "health" | "heartbeat" | "shutdown" => Some(Guard::Everyone),
-        "presence" | "agent" | "chat" | "sessions.changed" | "node.presence" | "node.event" | "config.changed" => {
-            Some(Guard::Scope(scopes::READ))
+        "presence" | "agent" | "chat" | "sessions.changed" | "node.presence" | "node.event"
+        | "config.changed" => Some(Guard::Scope(scopes::READ)),
+        "device.pair.requested"
+        | "device.pair.resolved"
+        | "node.pair.requested"
+        | "node.pair.resolved" => Some(Guard::Scope(scopes::PAIRING)),
+        "exec.approval.requested" | "exec.approval.resolved" => {
+            Some(Guard::Scope(scopes::APPROVALS))
         }
-        "device.pair.requested" | "device.pair.resolved" | "node.pair.requested" | "node.pair.resolved" => {
-            Some(Guard::Scope(scopes::PAIRING))
-        }
-        "exec.approval.requested" | "exec.approval.resolved" => Some(Guard::Scope(scopes::APPROVALS)),
         _ => None,
     }
 }
@@ -82,7 +84,10 @@ impl Conn {
             device_id,
             caps,
             presence,
-            outbound: Arc::new(Outbound::new(limits::MAX_QUEUED_FRAMES, limits::MAX_BUFFERED_BYTES)),
+            outbound: Arc::new(Outbound::new(
+                limits::MAX_QUEUED_FRAMES,
+                limits::MAX_BUFFERED_BYTES,
+            )),
             kick: Notify::new(),
             seq: AtomicU64::new(0),
         }
@@ -91,13 +96,16 @@ impl Conn {
     fn receives(&self, guard: Guard) -> bool {
         match guard {
             Guard::Everyone => true,
-            Guard::Scope(scope) => self.role == Role::Operator && scopes::satisfied(&self.scopes, scope),
+            Guard::Scope(scope) => {
+                self.role == Role::Operator && scopes::satisfied(&self.scopes, scope)
+            }
         }
     }
 
     /// Queue a targeted event without `seq` (e.g. `node.invoke.request`).
     pub fn send_event(&self, event: &str, payload: &Value) -> Pushed {
-        self.outbound.push(frames::event_unsequenced(event, payload), false)
+        self.outbound
+            .push(frames::event_unsequenced(event, payload), false)
     }
 }
 
@@ -187,15 +195,25 @@ impl Bus {
     /// slow, so the client sees the gap.
     pub fn broadcast(&self, event: &str, payload: &Value) {
         let Some(guard) = event_guard(event) else {
-            tracing::warn!(event, "refusing to broadcast an event without a scope guard");
+            tracing::warn!(
+                event,
+                "refusing to broadcast an event without a scope guard"
+            );
             return;
         };
         let payload_json = payload.to_string();
-        let state_version = matches!(event, "presence" | "health").then(|| self.state_version().to_string());
-        let recipients: Vec<Arc<Conn>> = self.lock().values().filter(|c| c.receives(guard)).cloned().collect();
+        let state_version =
+            matches!(event, "presence" | "health").then(|| self.state_version().to_string());
+        let recipients: Vec<Arc<Conn>> = self
+            .lock()
+            .values()
+            .filter(|c| c.receives(guard))
+            .cloned()
+            .collect();
         for conn in recipients {
             let seq = conn.seq.fetch_add(1, Ordering::Relaxed) + 1;
-            let frame = frames::event_sequenced(event, &payload_json, seq, state_version.as_deref());
+            let frame =
+                frames::event_sequenced(event, &payload_json, seq, state_version.as_deref());
             if conn.outbound.push(frame, droppable(event)) == Pushed::Dropped {
                 tracing::debug!(conn = %conn.conn_id, event, seq, "dropped event for a slow consumer");
             }

@@ -25,11 +25,17 @@ type Ws = WebSocketStream<GatewayStream>;
 
 /// Close the socket with a code and reason, without waiting long.
 async fn close(ws: &mut Ws, code: u16, reason: &str) {
+    close_within(ws, code, reason, std::time::Duration::from_secs(1)).await
+}
+
+/// Close, giving up after `limit` (a slow consumer's socket is full, so its
+/// close frame may never get out).
+async fn close_within(ws: &mut Ws, code: u16, reason: &str, limit: std::time::Duration) {
     let frame = CloseFrame {
         code: CloseCode::from(code),
         reason: reason.to_owned().into(),
     };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), ws.close(Some(frame))).await;
+    let _ = tokio::time::timeout(limit, ws.close(Some(frame))).await;
 }
 
 /// Whether a read error is the pre-auth cap or tungstenite's message cap.
@@ -56,9 +62,18 @@ async fn first_frame(ws: &mut Ws) -> Result<Option<String>, u16> {
 }
 
 /// Run a freshly upgraded connection to its end.
-pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBudget, preauth_slot: super::PreauthSlot) {
+pub async fn run(
+    shared: Arc<Shared>,
+    mut ws: Ws,
+    peer: Peer,
+    budget: PreauthBudget,
+    preauth_slot: super::PreauthSlot,
+) {
     let nonce = ids::uuid_v4();
-    let challenge = frames::event_unsequenced("connect.challenge", &json!({"nonce": nonce, "ts": ids::now_ms()}));
+    let challenge = frames::event_unsequenced(
+        "connect.challenge",
+        &json!({"nonce": nonce, "ts": ids::now_ms()}),
+    );
     if ws.send(Message::text(challenge)).await.is_err() {
         return;
     }
@@ -70,21 +85,32 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
     };
     let refuse = |id: &str, error: ErrorShape| frames::response_err(id, &error);
     let Some(text) = first else {
-        let _ = ws.send(Message::text(refuse("", ErrorShape::invalid("invalid request frame")))).await;
+        let _ = ws
+            .send(Message::text(refuse(
+                "",
+                ErrorShape::invalid("invalid request frame"),
+            )))
+            .await;
         return close(&mut ws, 1008, "invalid request frame").await;
     };
     let req = match frames::parse_request(&text) {
         Ok(req) => req,
         Err(_) => {
-            let reply = refuse(&frames::salvage_id(&text), ErrorShape::invalid("invalid request frame"));
+            let reply = refuse(
+                &frames::salvage_id(&text),
+                ErrorShape::invalid("invalid request frame"),
+            );
             let _ = ws.send(Message::text(reply)).await;
             return close(&mut ws, 1008, "invalid request frame").await;
         }
     };
     if req.method != "connect" {
-        let reply = refuse(&req.id, ErrorShape::invalid("invalid handshake: first request must be connect"));
+        let reply = refuse(
+            &req.id,
+            ErrorShape::invalid("invalid handshake: first request must be connect"),
+        );
         let _ = ws.send(Message::text(reply)).await;
-        return close(&mut ws, 1008, "invalid handshake").await;
+        return close(&mut ws, 1008, "invalid handshake: first request must be connect").await;
     }
     if !shared.is_ready() {
         let error = ErrorShape::new(codes::UNAVAILABLE, "gateway not ready; retry shortly")
@@ -96,7 +122,10 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
     let params: ConnectParams = match serde_json::from_value(req.params) {
         Ok(p) => p,
         Err(e) => {
-            let reply = refuse(&req.id, ErrorShape::invalid(format!("invalid connect params: {e}")));
+            let reply = refuse(
+                &req.id,
+                ErrorShape::invalid(format!("invalid connect params: {e}")),
+            );
             let _ = ws.send(Message::text(reply)).await;
             return close(&mut ws, 1008, "invalid connect params").await;
         }
@@ -104,8 +133,10 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
     let admitted = match handshake::admit(&shared, &params, &nonce, peer) {
         Ok(a) => a,
         Err(refusal) => {
+            // Like OpenClaw, the close reason repeats the error message.
+            let reason: String = refusal.error.message.chars().take(120).collect();
             let _ = ws.send(Message::text(refuse(&req.id, refusal.error))).await;
-            return close(&mut ws, refusal.close_code, refusal.close_reason).await;
+            return close(&mut ws, refusal.close_code, &reason).await;
         }
     };
     budget.lift();
@@ -113,7 +144,11 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
 
     let conn_id = ids::uuid_v4();
     let hello = handshake::hello_ok(&shared, &admitted, &conn_id);
-    if ws.send(Message::text(frames::response_ok(&req.id, &hello))).await.is_err() {
+    if ws
+        .send(Message::text(frames::response_ok(&req.id, &hello)))
+        .await
+        .is_err()
+    {
         return;
     }
     let presence = json!({
@@ -148,7 +183,7 @@ pub async fn run(shared: Arc<Shared>, mut ws: Ws, peer: Peer, budget: PreauthBud
 
 /// Write every queued frame. Returns false when the socket failed.
 async fn flush(ws: &mut Ws, conn: &Conn) -> bool {
-    for frame in conn.outbound.drain() {
+    while let Some(frame) = conn.outbound.pop() {
         if ws.feed(Message::text(frame)).await.is_err() {
             return false;
         }
@@ -156,8 +191,27 @@ async fn flush(ws: &mut Ws, conn: &Conn) -> bool {
     ws.flush().await.is_ok()
 }
 
+/// Stop delivering to a slow consumer at once, then try to say why.
+async fn close_slow(shared: &Shared, conn: &Conn, ws: &mut Ws) -> &'static str {
+    tracing::warn!(conn = %conn.conn_id, "closing slow consumer");
+    shared.bus.unregister(&conn.conn_id);
+    close_within(
+        ws,
+        1008,
+        "slow consumer",
+        std::time::Duration::from_millis(250),
+    )
+    .await;
+    "slow consumer"
+}
+
 /// The authenticated phase. Returns why the connection ended.
-async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut Ws, mut shutdown: watch::Receiver<bool>) -> &'static str {
+async fn serve(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    ws: &mut Ws,
+    mut shutdown: watch::Receiver<bool>,
+) -> &'static str {
     let start = tokio::time::Instant::now() + limits::PING_INTERVAL;
     let mut ping = tokio::time::interval_at(start, limits::PING_INTERVAL);
     let mut awaiting_pong = false;
@@ -171,9 +225,7 @@ async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut Ws, mut shutdown
                 return "shutdown";
             }
             _ = conn.outbound.slow.notified() => {
-                tracing::warn!(conn = %conn.conn_id, "closing slow consumer");
-                close(ws, 1008, "slow consumer").await;
-                return "slow consumer";
+                return close_slow(shared, conn, ws).await;
             }
             _ = conn.kick.notified() => {
                 close(ws, 4001, "device credentials revoked").await;
@@ -182,10 +234,7 @@ async fn serve(shared: &Arc<Shared>, conn: &Arc<Conn>, ws: &mut Ws, mut shutdown
             _ = conn.outbound.ready.notified() => {
                 let ok = tokio::select! {
                     ok = flush(ws, conn) => ok,
-                    _ = conn.outbound.slow.notified() => {
-                        close(ws, 1008, "slow consumer").await;
-                        return "slow consumer";
-                    }
+                    _ = conn.outbound.slow.notified() => return close_slow(shared, conn, ws).await,
                 };
                 if !ok {
                     return "write failed";

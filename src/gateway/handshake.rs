@@ -48,17 +48,11 @@ pub struct Refusal {
     pub error: ErrorShape,
     /// WebSocket close code.
     pub close_code: u16,
-    /// Close reason.
-    pub close_reason: &'static str,
 }
 
 impl Refusal {
     fn policy(error: ErrorShape) -> Self {
-        Self {
-            error,
-            close_code: 1008,
-            close_reason: "connect refused",
-        }
+        Self { error, close_code: 1008 }
     }
 }
 
@@ -90,7 +84,11 @@ fn check_shared_secret(shared: &Shared, params: &ConnectParams) -> SecretCheck {
         AuthMode::Password => (settings.password.as_ref(), "password"),
     };
     let Some(configured) = configured else {
-        let code = if kind == "token" { "AUTH_TOKEN_NOT_CONFIGURED" } else { "AUTH_PASSWORD_NOT_CONFIGURED" };
+        let code = if kind == "token" {
+            "AUTH_TOKEN_NOT_CONFIGURED"
+        } else {
+            "AUTH_PASSWORD_NOT_CONFIGURED"
+        };
         return SecretCheck::Failed(auth_error(
             &format!("unauthorized: gateway {kind} not configured"),
             code,
@@ -98,7 +96,10 @@ fn check_shared_secret(shared: &Shared, params: &ConnectParams) -> SecretCheck {
             "review_auth_configuration",
         ));
     };
-    if offered.iter().any(|o| auth::secret_eq(o, configured.expose())) {
+    if offered
+        .iter()
+        .any(|o| auth::secret_eq(o, configured.expose()))
+    {
         return SecretCheck::Passed(if kind == "token" { "token" } else { "password" });
     }
     let error = match (kind, offered.is_empty()) {
@@ -159,7 +160,12 @@ fn rate_limited(retry_after_ms: u64) -> Refusal {
 
 /// Decide whether a `connect` is admitted. `nonce` is the challenge sent on
 /// this socket.
-pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -> Result<Admitted, Refusal> {
+pub fn admit(
+    shared: &Shared,
+    params: &ConnectParams,
+    nonce: &str,
+    peer: Peer,
+) -> Result<Admitted, Refusal> {
     let Some(role) = params.role() else {
         return Err(Refusal::policy(ErrorShape::invalid("invalid role")));
     };
@@ -173,7 +179,6 @@ pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -
                 "minimumProbeProtocol": crate::protocol::MIN_LEGACY_PROTOCOL_VERSION,
             })),
             close_code: 1002,
-            close_reason: "protocol mismatch",
         });
     }
     let rate_exempt = peer.direct_loopback;
@@ -184,11 +189,18 @@ pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -
     // Device identity proof, when offered.
     let proof = match &params.device {
         Some(proof) => {
-            match device_auth::verify(params, proof, nonce, ids::now_ms(), limits::DEVICE_SIGNATURE_SKEW_MS) {
+            match device_auth::verify(
+                params,
+                proof,
+                nonce,
+                ids::now_ms(),
+                limits::DEVICE_SIGNATURE_SKEW_MS,
+            ) {
                 Ok((device_id, public_key)) => Some((device_id, public_key)),
                 Err(e) => {
                     return Err(Refusal::policy(
-                        ErrorShape::invalid(e.message()).with_details(json!({"code": e.code(), "reason": e.reason()})),
+                        ErrorShape::invalid(e.message())
+                            .with_details(json!({"code": e.code(), "reason": e.reason()})),
                     ));
                 }
             }
@@ -204,7 +216,9 @@ pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -
     let method = match check_shared_secret(shared, params) {
         SecretCheck::Passed(method) => method,
         SecretCheck::Failed(error) => {
-            let via_device_token = known_device.as_ref().and_then(|d| device_token_matches(params, d, role));
+            let via_device_token = known_device
+                .as_ref()
+                .and_then(|d| device_token_matches(params, d, role));
             match via_device_token {
                 Some(true) => "device-token",
                 other => {
@@ -218,7 +232,9 @@ pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -
                     } else {
                         error
                     };
-                    if !rate_exempt && let Some(wait) = shared.limiter().fail(peer.ip, Instant::now()) {
+                    if !rate_exempt
+                        && let Some(wait) = shared.limiter().fail(peer.ip, Instant::now())
+                    {
                         tracing::warn!(ip = %peer.ip, "auth failures: locking out for {} s", wait.as_secs());
                     }
                     tracing::info!(ip = %peer.ip, code = error.detail_code().unwrap_or(""), "connect refused");
@@ -232,7 +248,12 @@ pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -
     }
 
     let requested: Vec<String> = match role {
-        Role::Operator => params.scopes.iter().filter(|s| !s.is_empty()).cloned().collect(),
+        Role::Operator => params
+            .scopes
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect(),
         Role::Node => Vec::new(),
     };
     let protocol = params.negotiated_protocol();
@@ -296,16 +317,18 @@ pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -
                 "scope-upgrade" => "pairing required: scope upgrade needs approval",
                 _ => "pairing required: device is not approved yet",
             };
-            return Err(Refusal::policy(ErrorShape::new(codes::NOT_PAIRED, message).with_details(json!({
-                "code": "PAIRING_REQUIRED",
-                "reason": reason,
-                "requestId": request.request_id,
-                "deviceId": device_id,
-                "requestedRole": role.as_str(),
-                "requestedScopes": requested,
-                "recommendedNextStep": "wait_then_retry",
-                "retryable": true,
-            }))));
+            return Err(Refusal::policy(
+                ErrorShape::new(codes::NOT_PAIRED, message).with_details(json!({
+                    "code": "PAIRING_REQUIRED",
+                    "reason": reason,
+                    "requestId": request.request_id,
+                    "deviceId": device_id,
+                    "requestedRole": role.as_str(),
+                    "requestedScopes": requested,
+                    "recommendedNextStep": "wait_then_retry",
+                    "retryable": true,
+                })),
+            ));
         }
     };
     device.last_seen_at_ms = ids::now_ms();
@@ -315,7 +338,11 @@ pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -
         device.tokens.push(crate::store::DeviceToken {
             role: role.as_str().to_owned(),
             token: ids::new_token(),
-            scopes: if role == Role::Node { Vec::new() } else { device.scopes.clone() },
+            scopes: if role == Role::Node {
+                Vec::new()
+            } else {
+                device.scopes.clone()
+            },
             created_at_ms: device.last_seen_at_ms,
             rotated_at_ms: None,
         });
@@ -339,9 +366,12 @@ pub fn admit(shared: &Shared, params: &ConnectParams, nonce: &str, peer: Peer) -
 fn internal(e: &dyn std::fmt::Display) -> Refusal {
     tracing::error!("state database error during connect: {e}");
     Refusal {
-        error: ErrorShape::new(codes::UNAVAILABLE, "gateway state unavailable; retry shortly").retry_after(1000),
+        error: ErrorShape::new(
+            codes::UNAVAILABLE,
+            "gateway state unavailable; retry shortly",
+        )
+        .retry_after(1000),
         close_code: 1011,
-        close_reason: "internal error",
     }
 }
 
@@ -373,11 +403,17 @@ pub fn hello_ok(shared: &Shared, admitted: &Admitted, conn_id: &str) -> Value {
         "role": admitted.role.as_str(),
         "scopes": admitted.scopes,
     });
-    if let Some(token) = admitted.device.as_ref().and_then(|d| d.token_for(admitted.role.as_str()))
+    if let Some(token) = admitted
+        .device
+        .as_ref()
+        .and_then(|d| d.token_for(admitted.role.as_str()))
         && let Some(obj) = auth.as_object_mut()
     {
         obj.insert("deviceToken".into(), json!(token.token));
-        obj.insert("issuedAtMs".into(), json!(token.rotated_at_ms.unwrap_or(token.created_at_ms)));
+        obj.insert(
+            "issuedAtMs".into(),
+            json!(token.rotated_at_ms.unwrap_or(token.created_at_ms)),
+        );
     }
     json!({
         "type": "hello-ok",

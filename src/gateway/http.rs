@@ -24,7 +24,10 @@ pub struct RequestHead {
 impl RequestHead {
     /// First header value by (lowercase) name.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Whether a header contains a comma-separated token (case-insensitive).
@@ -45,9 +48,15 @@ impl RequestHead {
     /// Whether the request came through a proxy or a browser, so its source
     /// is not the machine itself even on a loopback socket.
     pub fn is_forwarded_or_browser(&self) -> bool {
-        ["forwarded", "x-forwarded-for", "x-forwarded-host", "x-real-ip", "origin"]
-            .iter()
-            .any(|h| self.header(h).is_some())
+        [
+            "forwarded",
+            "x-forwarded-for",
+            "x-forwarded-host",
+            "x-real-ip",
+            "origin",
+        ]
+        .iter()
+        .any(|h| self.header(h).is_some())
     }
 }
 
@@ -101,7 +110,9 @@ async fn read_head_inner(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>
                 return Ok((head, buf.split_off(len)));
             }
             Ok(httparse::Status::Partial) if buf.len() < limits::MAX_HTTP_HEAD_BYTES => continue,
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => return Err(HeadError::TooLarge),
+            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+                return Err(HeadError::TooLarge);
+            }
             Err(_) => return Err(HeadError::Malformed),
         }
     }

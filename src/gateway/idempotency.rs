@@ -111,7 +111,8 @@ impl<V: Clone> IdempotencyCache<V> {
         // Keep the order queue from accumulating stale stamps.
         if self.order.len() > 2 * self.max.max(1) {
             let entries = &self.entries;
-            self.order.retain(|(at, k)| entries.get(k).is_some_and(|(t, _)| t == at));
+            self.order
+                .retain(|(at, k)| entries.get(k).is_some_and(|(t, _)| t == at));
         }
     }
 
@@ -155,7 +156,11 @@ mod tests {
         c.begin("b", t);
         let later = t + Duration::from_secs(301);
         assert_eq!(c.begin("a", later), Begin::Start, "expired");
-        assert_eq!(c.begin("b", later), Begin::Seen(Entry::InFlight), "in flight kept");
+        assert_eq!(
+            c.begin("b", later),
+            Begin::Seen(Entry::InFlight),
+            "in flight kept"
+        );
     }
 
     #[test]

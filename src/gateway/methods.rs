@@ -91,9 +91,9 @@ pub fn authorize(conn: &Conn, method: &str) -> Result<(), ErrorShape> {
     match (access_of(method), conn.role) {
         (Access::Open, _) => Ok(()),
         (Access::Node, Role::Node) => Ok(()),
-        (Access::Node, role) | (Access::Operator(_), role @ Role::Node) => {
-            Err(ErrorShape::invalid(format!("unauthorized role: {}", role.as_str())))
-        }
+        (Access::Node, role) | (Access::Operator(_), role @ Role::Node) => Err(
+            ErrorShape::invalid(format!("unauthorized role: {}", role.as_str())),
+        ),
         (Access::Operator(scope), Role::Operator) => {
             if scopes::satisfied(&conn.scopes, scope) {
                 Ok(())
@@ -116,7 +116,12 @@ pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -
     }
 }
 
-async fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, method: &str, params: Value) -> Result<Value, ErrorShape> {
+async fn dispatch(
+    shared: &Arc<Shared>,
+    conn: &Arc<Conn>,
+    method: &str,
+    params: Value,
+) -> Result<Value, ErrorShape> {
     match method {
         "health" => Ok(health_snapshot(shared)),
         "status" => Ok(status(shared, conn)),
@@ -130,7 +135,9 @@ async fn dispatch(shared: &Arc<Shared>, conn: &Arc<Conn>, method: &str, params: 
         "device.pair.remove" => device_pair_remove(shared, params),
         "device.token.rotate" => device_token_rotate(shared, params),
         "device.token.revoke" => device_token_revoke(shared, params),
-        "connect" => Err(ErrorShape::invalid("connect is only valid as the first request")),
+        "connect" => Err(ErrorShape::invalid(
+            "connect is only valid as the first request",
+        )),
         other => Err(ErrorShape::invalid(format!("unknown method: {other}"))),
     }
 }
@@ -142,7 +149,11 @@ fn parse<T: for<'de> Deserialize<'de>>(method: &str, params: Value) -> Result<T,
 
 fn store_error(e: crate::store::StoreError) -> ErrorShape {
     tracing::error!("state database: {e}");
-    ErrorShape::new(crate::protocol::error::codes::UNAVAILABLE, format!("state database error: {e}")).retry_after(1000)
+    ErrorShape::new(
+        crate::protocol::error::codes::UNAVAILABLE,
+        format!("state database error: {e}"),
+    )
+    .retry_after(1000)
 }
 
 /// The health snapshot (`health` method, `health` event, hello-ok snapshot).
@@ -217,7 +228,7 @@ fn identity(shared: &Shared) -> Value {
 }
 
 fn config_get(shared: &Shared) -> Value {
-    let config = serde_json::to_value(&shared.settings.config).unwrap_or(Value::Null);
+    let config = serde_json::to_value(shared.settings.effective_config()).unwrap_or(Value::Null);
     let path = shared.settings.config_path.as_ref();
     json!({
         "path": path,
@@ -247,7 +258,12 @@ fn logs_tail(params: Value) -> Result<Value, ErrorShape> {
 }
 
 fn connected_devices(shared: &Shared) -> Vec<String> {
-    shared.bus.connections().iter().filter_map(|c| c.device_id.clone()).collect()
+    shared
+        .bus
+        .connections()
+        .iter()
+        .filter_map(|c| c.device_id.clone())
+        .collect()
 }
 
 fn device_pair_list(shared: &Shared) -> Result<Value, ErrorShape> {
@@ -309,8 +325,15 @@ fn kick_device(shared: &Shared, device_id: &str, role: Option<Role>) {
 
 fn device_pair_remove(shared: &Shared, params: Value) -> Result<Value, ErrorShape> {
     let p: DeviceIdParams = parse("device.pair.remove", params)?;
-    if !shared.store.remove_device(&p.device_id).map_err(store_error)? {
-        return Err(ErrorShape::invalid(format!("unknown deviceId: {}", p.device_id)));
+    if !shared
+        .store
+        .remove_device(&p.device_id)
+        .map_err(store_error)?
+    {
+        return Err(ErrorShape::invalid(format!(
+            "unknown deviceId: {}",
+            p.device_id
+        )));
     }
     tracing::info!(device_id = %p.device_id, "paired device removed");
     kick_device(shared, &p.device_id, None);
@@ -334,12 +357,21 @@ fn device_token_rotate(shared: &Shared, params: Value) -> Result<Value, ErrorSha
         .map_err(store_error)?
         .ok_or_else(|| ErrorShape::invalid(format!("unknown deviceId: {}", p.device_id)))?;
     if !device.roles.contains(&p.role) {
-        return Err(ErrorShape::invalid(format!("device {} is not paired for role {}", p.device_id, p.role)));
+        return Err(ErrorShape::invalid(format!(
+            "device {} is not paired for role {}",
+            p.device_id, p.role
+        )));
     }
-    let approved = if p.role == "node" { Vec::new() } else { device.scopes.clone() };
+    let approved = if p.role == "node" {
+        Vec::new()
+    } else {
+        device.scopes.clone()
+    };
     let scopes = p.scopes.unwrap_or_else(|| approved.clone());
     if !scopes::covered(&approved, &scopes) {
-        return Err(ErrorShape::invalid("requested scopes exceed the device's approved scopes"));
+        return Err(ErrorShape::invalid(
+            "requested scopes exceed the device's approved scopes",
+        ));
     }
     let now = ids::now_ms();
     let token = ids::new_token();
@@ -359,7 +391,9 @@ fn device_token_rotate(shared: &Shared, params: Value) -> Result<Value, ErrorSha
     }
     shared.store.put_device(&device).map_err(store_error)?;
     tracing::info!(device_id = %p.device_id, role = %p.role, "device token rotated");
-    Ok(json!({"deviceId": p.device_id, "role": p.role, "token": token, "scopes": scopes, "rotatedAtMs": now}))
+    Ok(
+        json!({"deviceId": p.device_id, "role": p.role, "token": token, "scopes": scopes, "rotatedAtMs": now}),
+    )
 }
 
 fn device_token_revoke(shared: &Shared, params: Value) -> Result<Value, ErrorShape> {
@@ -372,7 +406,10 @@ fn device_token_revoke(shared: &Shared, params: Value) -> Result<Value, ErrorSha
     let before = device.tokens.len();
     device.tokens.retain(|t| t.role != p.role);
     if device.tokens.len() == before {
-        return Err(ErrorShape::invalid(format!("device {} has no {} token", p.device_id, p.role)));
+        return Err(ErrorShape::invalid(format!(
+            "device {} has no {} token",
+            p.device_id, p.role
+        )));
     }
     shared.store.put_device(&device).map_err(store_error)?;
     tracing::info!(device_id = %p.device_id, role = %p.role, "device token revoked");

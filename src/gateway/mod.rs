@@ -26,7 +26,7 @@ use std::time::Instant;
 
 use ed25519_dalek::SigningKey;
 use serde_json::{Value, json};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
@@ -77,12 +77,31 @@ impl GatewaySettings {
             auth_mode: config.gateway.auth.mode,
             token: config.gateway.auth.token.clone(),
             password: config.gateway.auth.password.clone(),
-            state_dir: config.state_dir.clone().unwrap_or_else(crate::config::default_state_dir),
+            state_dir: config
+                .state_dir
+                .clone()
+                .unwrap_or_else(crate::config::default_state_dir),
             max_connections: config.gateway.max_connections,
             config_path,
             auto_approve_loopback: true,
             config,
         })
+    }
+}
+
+impl GatewaySettings {
+    /// The configuration as it is in effect: the file's values with flags,
+    /// environment and generated secrets applied.
+    pub fn effective_config(&self) -> Config {
+        let mut config = self.config.clone();
+        config.state_dir = Some(self.state_dir.clone());
+        config.gateway.bind = self.bind.to_string();
+        config.gateway.port = self.port;
+        config.gateway.max_connections = self.max_connections;
+        config.gateway.auth.mode = self.auth_mode;
+        config.gateway.auth.token = self.token.clone();
+        config.gateway.auth.password = self.password.clone();
+        config
     }
 }
 
@@ -159,7 +178,10 @@ impl Shared {
             return None;
         }
         *count += 1;
-        Some(PreauthSlot { shared: self.clone(), ip })
+        Some(PreauthSlot {
+            shared: self.clone(),
+            ip,
+        })
     }
 }
 
@@ -171,7 +193,11 @@ struct PreauthSlot {
 
 impl Drop for PreauthSlot {
     fn drop(&mut self) {
-        let mut map = self.shared.preauth.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = self
+            .shared
+            .preauth
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(count) = map.get_mut(&self.ip) {
             *count -= 1;
             if *count == 0 {
@@ -219,7 +245,10 @@ pub const TOKEN_FILE: &str = "gateway.token";
 /// Returns the token and whether it was generated now.
 pub fn load_or_create_token(state_dir: &Path) -> Result<(String, bool), GatewayError> {
     let path = state_dir.join(TOKEN_FILE);
-    let state_err = |source| GatewayError::StateDir { path: path.clone(), source };
+    let state_err = |source| GatewayError::StateDir {
+        path: path.clone(),
+        source,
+    };
     match std::fs::read_to_string(&path) {
         Ok(text) if !text.trim().is_empty() => return Ok((text.trim().to_owned(), false)),
         Ok(_) => {}
@@ -250,7 +279,10 @@ fn create_state_dir(dir: &Path) -> Result<(), GatewayError> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .map_err(|source| GatewayError::StateDir { path: dir.to_owned(), source })
+        .map_err(|source| GatewayError::StateDir {
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 impl Gateway {
@@ -264,7 +296,11 @@ impl Gateway {
                  Use --auth token (a token is generated if none is given) or --auth password --password P, or bind loopback."
             )));
         }
-        if settings.auth_mode == AuthMode::Password && settings.password.as_ref().is_none_or(|p| p.expose().is_empty())
+        if settings.auth_mode == AuthMode::Password
+            && settings
+                .password
+                .as_ref()
+                .is_none_or(|p| p.expose().is_empty())
         {
             return Err(GatewayError::Refused(
                 "password auth needs a password: pass --password P, set PINCLAW_GATEWAY_PASSWORD or gateway.auth.password"
@@ -273,7 +309,12 @@ impl Gateway {
         }
         create_state_dir(&settings.state_dir)?;
         let mut generated_token = None;
-        if settings.auth_mode == AuthMode::Token && settings.token.as_ref().is_none_or(|t| t.expose().is_empty()) {
+        if settings.auth_mode == AuthMode::Token
+            && settings
+                .token
+                .as_ref()
+                .is_none_or(|t| t.expose().is_empty())
+        {
             let (token, fresh) = load_or_create_token(&settings.state_dir)?;
             if fresh {
                 generated_token = Some(token.clone());
@@ -282,9 +323,7 @@ impl Gateway {
         }
         let store = Store::open(&settings.state_dir.join("state.redb"))?;
         let identity = SigningKey::from_bytes(&store.gateway_identity_seed()?);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| GatewayError::Bind { addr, source })?;
+        let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
         let self_presence = json!({
             "ts": ids::now_ms(),
             "host": hostname(),
@@ -363,14 +402,31 @@ impl Gateway {
         shared.ready.store(false, Ordering::Relaxed);
         periodic.abort();
         drop(self.listener);
-        shared.bus.broadcast("shutdown", &json!({"reason": "gateway stopping", "restartExpectedMs": null}));
+        shared.bus.broadcast(
+            "shutdown",
+            &json!({"reason": "gateway stopping", "restartExpectedMs": null}),
+        );
         let _ = shared.shutdown.send(true);
-        let deadline = Instant::now() + limits::SHUTDOWN_GRACE - std::time::Duration::from_millis(1500);
+        let deadline =
+            Instant::now() + limits::SHUTDOWN_GRACE - std::time::Duration::from_millis(1500);
         while shared.sockets.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         tracing::info!("gateway stopped");
     }
+}
+
+/// Bind with a bounded kernel send buffer, inherited by accepted sockets.
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(limits::SOCKET_SEND_BUFFER_BYTES)?;
+    socket.bind(addr)?;
+    socket.listen(limits::LISTEN_BACKLOG)
 }
 
 fn hostname() -> String {
@@ -389,9 +445,11 @@ async fn periodic_events(shared: Arc<Shared>) {
         tick.tick().await;
         n += 1;
         shared.bus.broadcast("tick", &json!({"ts": ids::now_ms()}));
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             shared.bus.health_changed();
-            shared.bus.broadcast("health", &methods::health_snapshot(&shared));
+            shared
+                .bus
+                .broadcast("health", &methods::health_snapshot(&shared));
         }
     }
 }
@@ -405,15 +463,30 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(limits::MAX_PAYLOAD_BYTES))
 }
 
-async fn handle_socket(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr, slot: SocketSlot) {
+async fn handle_socket(
+    shared: Arc<Shared>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    slot: SocketSlot,
+) {
     let _ = stream.set_nodelay(true);
     let (head, leftover) = match http::read_head(&mut stream).await {
         Ok(x) => x,
         Err(http::HeadError::TooLarge) => {
-            return http::respond_json(&mut stream, 431, r#"{"ok":false,"error":"request head too large"}"#).await;
+            return http::respond_json(
+                &mut stream,
+                431,
+                r#"{"ok":false,"error":"request head too large"}"#,
+            )
+            .await;
         }
         Err(http::HeadError::Malformed) => {
-            return http::respond_json(&mut stream, 400, r#"{"ok":false,"error":"malformed HTTP request"}"#).await;
+            return http::respond_json(
+                &mut stream,
+                400,
+                r#"{"ok":false,"error":"malformed HTTP request"}"#,
+            )
+            .await;
         }
         Err(_) => return,
     };
@@ -422,7 +495,12 @@ async fn handle_socket(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketA
     };
     if shared.sockets.load(Ordering::Relaxed) > shared.settings.max_connections {
         tracing::warn!(ip = %peer.ip(), "connection cap reached; refusing upgrade");
-        return http::respond_json(&mut stream, 503, r#"{"ok":false,"error":"too many connections"}"#).await;
+        return http::respond_json(
+            &mut stream,
+            503,
+            r#"{"ok":false,"error":"too many connections"}"#,
+        )
+        .await;
     }
     let Some(preauth) = shared.claim_preauth(peer.ip()) else {
         return http::respond_json(
@@ -455,10 +533,13 @@ async fn handle_socket(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketA
 async fn serve_http(shared: &Shared, stream: &mut TcpStream, head: &http::RequestHead) {
     let path = head.path.split('?').next().unwrap_or("/");
     if head.method != "GET" && head.method != "HEAD" {
-        return http::respond_json(stream, 405, r#"{"ok":false,"error":"method not allowed"}"#).await;
+        return http::respond_json(stream, 405, r#"{"ok":false,"error":"method not allowed"}"#)
+            .await;
     }
     match path {
-        "/healthz" | "/health" => http::respond_json(stream, 200, r#"{"ok":true,"status":"live"}"#).await,
+        "/healthz" | "/health" => {
+            http::respond_json(stream, 200, r#"{"ok":true,"status":"live"}"#).await
+        }
         "/readyz" | "/ready" => {
             let ready = shared.is_ready();
             let body = json!({

@@ -88,15 +88,16 @@ impl Outbound {
         Pushed::Queued
     }
 
-    /// Take every queued frame.
-    pub fn drain(&self) -> Vec<String> {
+    /// Take the oldest queued frame. Frames leave the accounting only when
+    /// taken, one at a time, so a blocked socket lets the queue fill up.
+    pub fn pop(&self) -> Option<String> {
         let mut s = self.lock();
-        s.bytes = 0;
-        let frames: Vec<String> = s.frames.drain(..).collect();
-        if s.frames.capacity() > 64 {
+        let frame = s.frames.pop_front()?;
+        s.bytes -= frame.len();
+        if s.frames.is_empty() && s.frames.capacity() > 64 {
             s.frames.shrink_to(16);
         }
-        frames
+        Some(frame)
     }
 
     /// Whether the connection was closed as a slow consumer.
@@ -125,7 +126,7 @@ mod tests {
         assert_eq!(q.push("a".repeat(40), false), Pushed::Queued);
         assert_eq!(q.push("b".repeat(40), false), Pushed::Queued);
         assert_eq!(q.push("c".into(), true), Pushed::Dropped, "frame cap");
-        assert_eq!(q.drain().len(), 2);
+        assert!(q.pop().is_some() && q.pop().is_some() && q.pop().is_none());
         assert_eq!(q.push("d".repeat(90), false), Pushed::Queued);
         assert_eq!(q.push("e".repeat(20), true), Pushed::Dropped, "byte cap");
         assert!(!q.is_slow());

@@ -55,23 +55,30 @@ pub fn pending_view(p: &PendingPairing) -> Value {
 
 /// Approve a request: create or widen the device record (roles ∪ role,
 /// scopes ∪ requested) and make sure the role has a token. Durable on return.
-pub fn approve(shared: &Shared, request: &PendingPairing, via: &str) -> Result<PairedDevice, StoreError> {
+pub fn approve(
+    shared: &Shared,
+    request: &PendingPairing,
+    via: &str,
+) -> Result<PairedDevice, StoreError> {
     let now = ids::now_ms();
-    let mut device = shared.store.device(&request.device_id)?.unwrap_or_else(|| PairedDevice {
-        device_id: request.device_id.clone(),
-        public_key: request.public_key.clone(),
-        display_name: request.display_name.clone(),
-        platform: request.platform.clone(),
-        client_id: request.client_id.clone(),
-        client_mode: request.client_mode.clone(),
-        roles: Vec::new(),
-        scopes: Vec::new(),
-        approved_via: via.to_owned(),
-        created_at_ms: now,
-        approved_at_ms: now,
-        last_seen_at_ms: now,
-        tokens: Vec::new(),
-    });
+    let mut device = shared
+        .store
+        .device(&request.device_id)?
+        .unwrap_or_else(|| PairedDevice {
+            device_id: request.device_id.clone(),
+            public_key: request.public_key.clone(),
+            display_name: request.display_name.clone(),
+            platform: request.platform.clone(),
+            client_id: request.client_id.clone(),
+            client_mode: request.client_mode.clone(),
+            roles: Vec::new(),
+            scopes: Vec::new(),
+            approved_via: via.to_owned(),
+            created_at_ms: now,
+            approved_at_ms: now,
+            last_seen_at_ms: now,
+            tokens: Vec::new(),
+        });
     if !device.roles.contains(&request.role) {
         device.roles.push(request.role.clone());
     }
@@ -82,7 +89,11 @@ pub fn approve(shared: &Shared, request: &PendingPairing, via: &str) -> Result<P
     }
     device.approved_at_ms = now;
     device.approved_via = via.to_owned();
-    let scopes = if request.role == "node" { Vec::new() } else { device.scopes.clone() };
+    let scopes = if request.role == "node" {
+        Vec::new()
+    } else {
+        device.scopes.clone()
+    };
     match device.tokens.iter_mut().find(|t| t.role == request.role) {
         Some(token) => token.scopes = scopes,
         None => device.tokens.push(DeviceToken {
@@ -107,7 +118,9 @@ pub fn request(shared: &Shared, request: PendingPairing) -> Result<PendingPairin
         "device pairing requested; approve with `pinclaw devices approve {}`",
         request.request_id
     );
-    shared.bus.broadcast("device.pair.requested", &pending_view(&request));
+    shared
+        .bus
+        .broadcast("device.pair.requested", &pending_view(&request));
     Ok(request)
 }
 

@@ -29,7 +29,9 @@ pub struct PreauthBudget(Arc<AtomicUsize>);
 impl PreauthBudget {
     /// A fresh budget: one maximal frame plus its header.
     pub fn new() -> Self {
-        Self(Arc::new(AtomicUsize::new(limits::MAX_PREAUTH_PAYLOAD_BYTES + 14)))
+        Self(Arc::new(AtomicUsize::new(
+            limits::MAX_PREAUTH_PAYLOAD_BYTES + 14,
+        )))
     }
     /// Lift the budget after a successful handshake.
     pub fn lift(&self) {
@@ -57,14 +59,21 @@ impl GatewayStream {
 }
 
 impl AsyncRead for GatewayStream {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let budget = this.budget.0.load(Ordering::Relaxed);
         if budget == usize::MAX {
             return Pin::new(&mut this.inner).poll_read(cx, buf);
         }
         if budget == 0 {
-            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, PREAUTH_EXCEEDED)));
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                PREAUTH_EXCEEDED,
+            )));
         }
         // Pre-auth only: read through a small stack buffer (one copy) so the
         // budget can be enforced without unsafe code.
@@ -76,16 +85,23 @@ impl AsyncRead for GatewayStream {
             let n = limited.filled().len();
             buf.put_slice(limited.filled());
             // Only subtract while still pre-auth (a lift may have raced).
-            let _ = this.budget.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                (b != usize::MAX).then(|| b.saturating_sub(n))
-            });
+            let _ = this
+                .budget
+                .0
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                    (b != usize::MAX).then(|| b.saturating_sub(n))
+                });
         }
         result
     }
 }
 
 impl AsyncWrite for GatewayStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

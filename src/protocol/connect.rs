@@ -55,7 +55,10 @@ impl std::fmt::Debug for ConnectAuth {
         f.debug_struct("ConnectAuth")
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
-            .field("device_token", &self.device_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "device_token",
+                &self.device_token.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -167,11 +170,15 @@ impl ConnectParams {
     /// The token used in the device signature payload: the first non-empty of
     /// `auth.token`, `auth.deviceToken`, `auth.bootstrapToken`.
     pub fn signature_token(&self) -> &str {
-        [&self.auth.token, &self.auth.device_token, &self.auth.bootstrap_token]
-            .into_iter()
-            .filter_map(|t| t.as_deref())
-            .find(|t| !t.is_empty())
-            .unwrap_or("")
+        [
+            &self.auth.token,
+            &self.auth.device_token,
+            &self.auth.bootstrap_token,
+        ]
+        .into_iter()
+        .filter_map(|t| t.as_deref())
+        .find(|t| !t.is_empty())
+        .unwrap_or("")
     }
 }
 

@@ -96,7 +96,9 @@ pub fn decode_public_key(text: &str) -> Option<[u8; 32]> {
 }
 
 fn normalize(field: Option<&str>) -> String {
-    field.map(|s| s.trim().to_ascii_lowercase()).unwrap_or_default()
+    field
+        .map(|s| s.trim().to_ascii_lowercase())
+        .unwrap_or_default()
 }
 
 /// The v3 payload string a device signs.
@@ -130,7 +132,8 @@ pub fn verify(
     now_ms: i64,
     skew_ms: i64,
 ) -> Result<(String, [u8; 32]), DeviceAuthError> {
-    let public_key = decode_public_key(&proof.public_key).ok_or(DeviceAuthError::PublicKeyInvalid)?;
+    let public_key =
+        decode_public_key(&proof.public_key).ok_or(DeviceAuthError::PublicKeyInvalid)?;
     let device_id = device_id_for(&public_key);
     if !proof.id.trim().eq_ignore_ascii_case(&device_id) {
         return Err(DeviceAuthError::DeviceIdMismatch);
@@ -145,14 +148,17 @@ pub fn verify(
     if nonce != challenge_nonce {
         return Err(DeviceAuthError::NonceMismatch);
     }
-    let key = VerifyingKey::from_bytes(&public_key).map_err(|_| DeviceAuthError::PublicKeyInvalid)?;
+    let key =
+        VerifyingKey::from_bytes(&public_key).map_err(|_| DeviceAuthError::PublicKeyInvalid)?;
     let sig_bytes: [u8; 64] = decode_base64_any(&proof.signature)
         .and_then(|b| b.try_into().ok())
         .ok_or(DeviceAuthError::SignatureInvalid)?;
     let signature = Signature::from_bytes(&sig_bytes);
     let v3 = payload_v3(params, &device_id, proof.signed_at, nonce);
     let v2 = payload_v2(params, &device_id, proof.signed_at, nonce);
-    if key.verify(v3.as_bytes(), &signature).is_ok() || key.verify(v2.as_bytes(), &signature).is_ok() {
+    if key.verify(v3.as_bytes(), &signature).is_ok()
+        || key.verify(v2.as_bytes(), &signature).is_ok()
+    {
         Ok((device_id, public_key))
     } else {
         Err(DeviceAuthError::SignatureInvalid)
@@ -180,8 +186,10 @@ mod tests {
         .unwrap_or_else(|e| panic!("vector params: {e}"))
     }
 
-    const SIG3: &str = "0yjtuMM1VQs5L3A-gkve5-ghAvwel-JPIA_6UW0mVFWLWixC80oyMsGMpVoqUn128IkDocavvmgUuQMxVVkTBg";
-    const SIG2: &str = "fz4O-GDm1ySP4z39oDPevh0UVW5a1nxPNou9a3DEL3xQ9oeMk-Zi_NN6tKbxqMz71FT2W5G0ompN-z1WuOgdCQ";
+    const SIG3: &str =
+        "0yjtuMM1VQs5L3A-gkve5-ghAvwel-JPIA_6UW0mVFWLWixC80oyMsGMpVoqUn128IkDocavvmgUuQMxVVkTBg";
+    const SIG2: &str =
+        "fz4O-GDm1ySP4z39oDPevh0UVW5a1nxPNou9a3DEL3xQ9oeMk-Zi_NN6tKbxqMz71FT2W5G0ompN-z1WuOgdCQ";
 
     fn check(params: &ConnectParams) -> Result<(String, [u8; 32]), DeviceAuthError> {
         let proof = params.device.clone().unwrap_or_else(|| panic!("proof"));
@@ -193,9 +201,15 @@ mod tests {
         let seed = [7u8; 32];
         let key = SigningKey::from_bytes(&seed);
         let public = key.verifying_key().to_bytes();
-        assert_eq!(encode_base64url(&public), "6kpsY-KcUgq-9VB7Ey7F-ZVHdq6-vnuSQh7qaRRG0iw");
+        assert_eq!(
+            encode_base64url(&public),
+            "6kpsY-KcUgq-9VB7Ey7F-ZVHdq6-vnuSQh7qaRRG0iw"
+        );
         let id = device_id_for(&public);
-        assert_eq!(id, "fe812c12f3ab4ce6ac5db69ac352f906cb1b11ef43fb33e252ef7ff552263889");
+        assert_eq!(
+            id,
+            "fe812c12f3ab4ce6ac5db69ac352f906cb1b11ef43fb33e252ef7ff552263889"
+        );
         let params = vector_params(SIG3);
         let v3 = payload_v3(&params, &id, SIGNED_AT, NONCE);
         assert_eq!(
@@ -217,33 +231,59 @@ mod tests {
     fn every_failure_has_its_own_code() {
         let mut p = vector_params(SIG3);
         let mut proof = p.device.clone().unwrap_or_else(|| panic!("proof"));
-        let err = |p: &ConnectParams, proof: &DeviceProof, now: i64| verify(p, proof, NONCE, now, 120_000).err();
+        let err = |p: &ConnectParams, proof: &DeviceProof, now: i64| {
+            verify(p, proof, NONCE, now, 120_000).err()
+        };
 
-        assert_eq!(err(&p, &proof, SIGNED_AT + 120_001), Some(DeviceAuthError::SignatureExpired));
-        assert_eq!(err(&p, &proof, SIGNED_AT - 120_001), Some(DeviceAuthError::SignatureExpired));
+        assert_eq!(
+            err(&p, &proof, SIGNED_AT + 120_001),
+            Some(DeviceAuthError::SignatureExpired)
+        );
+        assert_eq!(
+            err(&p, &proof, SIGNED_AT - 120_001),
+            Some(DeviceAuthError::SignatureExpired)
+        );
 
         let mut bad = proof.clone();
         bad.id = "00".repeat(32);
-        assert_eq!(err(&p, &bad, SIGNED_AT), Some(DeviceAuthError::DeviceIdMismatch));
+        assert_eq!(
+            err(&p, &bad, SIGNED_AT),
+            Some(DeviceAuthError::DeviceIdMismatch)
+        );
 
         let mut bad = proof.clone();
         bad.nonce = None;
-        assert_eq!(err(&p, &bad, SIGNED_AT), Some(DeviceAuthError::NonceRequired));
+        assert_eq!(
+            err(&p, &bad, SIGNED_AT),
+            Some(DeviceAuthError::NonceRequired)
+        );
 
         let mut bad = proof.clone();
         bad.nonce = Some("other".into());
-        assert_eq!(err(&p, &bad, SIGNED_AT), Some(DeviceAuthError::NonceMismatch));
+        assert_eq!(
+            err(&p, &bad, SIGNED_AT),
+            Some(DeviceAuthError::NonceMismatch)
+        );
 
         let mut bad = proof.clone();
         bad.public_key = "!!notbase64".into();
-        assert_eq!(err(&p, &bad, SIGNED_AT), Some(DeviceAuthError::PublicKeyInvalid));
+        assert_eq!(
+            err(&p, &bad, SIGNED_AT),
+            Some(DeviceAuthError::PublicKeyInvalid)
+        );
 
         // A different scope list changes the payload: the signature no longer verifies.
         p.scopes.push("operator.admin".into());
-        assert_eq!(err(&p, &proof, SIGNED_AT), Some(DeviceAuthError::SignatureInvalid));
+        assert_eq!(
+            err(&p, &proof, SIGNED_AT),
+            Some(DeviceAuthError::SignatureInvalid)
+        );
         p.scopes.pop();
         proof.signature = "AAAA".into();
-        assert_eq!(err(&p, &proof, SIGNED_AT), Some(DeviceAuthError::SignatureInvalid));
+        assert_eq!(
+            err(&p, &proof, SIGNED_AT),
+            Some(DeviceAuthError::SignatureInvalid)
+        );
 
         let codes = [
             DeviceAuthError::DeviceIdMismatch,

@@ -62,7 +62,12 @@ pub fn event_unsequenced(event: &str, payload: &Value) -> String {
 
 /// Serialize a broadcast event from its pre-serialized payload, stamping the
 /// per-connection `seq` and optional pre-serialized `stateVersion`.
-pub fn event_sequenced(event: &str, payload_json: &str, seq: u64, state_version: Option<&str>) -> String {
+pub fn event_sequenced(
+    event: &str,
+    payload_json: &str,
+    seq: u64,
+    state_version: Option<&str>,
+) -> String {
     let name = Value::String(event.to_owned()).to_string();
     let mut out = String::with_capacity(payload_json.len() + name.len() + 64);
     out.push_str("{\"type\":\"event\",\"event\":");
@@ -97,7 +102,12 @@ mod tests {
 
     #[test]
     fn sequenced_event_is_valid_json() {
-        let text = event_sequenced("tick", r#"{"ts":1}"#, 7, Some(r#"{"presence":1,"health":2}"#));
+        let text = event_sequenced(
+            "tick",
+            r#"{"ts":1}"#,
+            7,
+            Some(r#"{"presence":1,"health":2}"#),
+        );
         let v: Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(v["seq"], 7);
         assert_eq!(v["payload"]["ts"], 1);

@@ -12,7 +12,9 @@ pub use devices::{DeviceToken, PairedDevice, PendingPairing};
 
 use std::path::Path;
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -103,8 +105,12 @@ impl Store {
 
     /// Insert or replace a paired device (durable before return).
     pub fn put_device(&self, device: &PairedDevice) -> Result<(), StoreError> {
-        if self.device(&device.device_id)?.is_none() && self.count(DEVICES)? >= limits::PAIRING_MAX_DEVICES {
-            return Err(StoreError::Full("too many paired devices; remove one first"));
+        if self.device(&device.device_id)?.is_none()
+            && self.count(DEVICES)? >= limits::PAIRING_MAX_DEVICES
+        {
+            return Err(StoreError::Full(
+                "too many paired devices; remove one first",
+            ));
         }
         self.put_json(DEVICES, &device.device_id, device, Durability::Immediate)
     }
@@ -135,14 +141,23 @@ impl Store {
         let existing: Vec<PendingPairing> = self.list_json(PENDING)?;
         let mut stale: Vec<String> = existing
             .iter()
-            .filter(|p| now_ms - p.ts >= ttl || (p.device_id == request.device_id && p.role == request.role))
+            .filter(|p| {
+                now_ms - p.ts >= ttl || (p.device_id == request.device_id && p.role == request.role)
+            })
             .map(|p| p.request_id.clone())
             .collect();
         let live = existing.len() - stale.len();
         if live >= limits::PAIRING_MAX_PENDING {
-            let mut rest: Vec<&PendingPairing> = existing.iter().filter(|p| !stale.contains(&p.request_id)).collect();
+            let mut rest: Vec<&PendingPairing> = existing
+                .iter()
+                .filter(|p| !stale.contains(&p.request_id))
+                .collect();
             rest.sort_by_key(|p| p.ts);
-            stale.extend(rest.iter().take(live + 1 - limits::PAIRING_MAX_PENDING).map(|p| p.request_id.clone()));
+            stale.extend(
+                rest.iter()
+                    .take(live + 1 - limits::PAIRING_MAX_PENDING)
+                    .map(|p| p.request_id.clone()),
+            );
         }
         let txn = self.db.begin_write().map_err(db_err)?;
         {
@@ -154,13 +169,19 @@ impl Store {
                 key: request.request_id.clone(),
                 source,
             })?;
-            table.insert(request.request_id.as_str(), bytes.as_slice()).map_err(db_err)?;
+            table
+                .insert(request.request_id.as_str(), bytes.as_slice())
+                .map_err(db_err)?;
         }
         txn.commit().map_err(db_err)
     }
 
     /// Remove and return a pending request (expired ones count as absent).
-    pub fn take_pending(&self, request_id: &str, now_ms: i64) -> Result<Option<PendingPairing>, StoreError> {
+    pub fn take_pending(
+        &self,
+        request_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<PendingPairing>, StoreError> {
         let found: Option<PendingPairing> = self.get_json(PENDING, request_id)?;
         if found.is_some() {
             self.remove(PENDING, request_id)?;
@@ -187,19 +208,26 @@ impl Store {
         };
         serde_json::from_slice(value.value())
             .map(Some)
-            .map_err(|source| StoreError::Corrupt { key: key.to_owned(), source })
+            .map_err(|source| StoreError::Corrupt {
+                key: key.to_owned(),
+                source,
+            })
     }
 
-    fn list_json<T: DeserializeOwned>(&self, table: TableDefinition<&str, &[u8]>) -> Result<Vec<T>, StoreError> {
+    fn list_json<T: DeserializeOwned>(
+        &self,
+        table: TableDefinition<&str, &[u8]>,
+    ) -> Result<Vec<T>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(table).map_err(db_err)?;
         let mut out = Vec::new();
         for entry in table.iter().map_err(db_err)? {
             let (key, value) = entry.map_err(db_err)?;
-            let item = serde_json::from_slice(value.value()).map_err(|source| StoreError::Corrupt {
-                key: key.value().to_owned(),
-                source,
-            })?;
+            let item =
+                serde_json::from_slice(value.value()).map_err(|source| StoreError::Corrupt {
+                    key: key.value().to_owned(),
+                    source,
+                })?;
             out.push(item);
         }
         Ok(out)
@@ -212,7 +240,10 @@ impl Store {
         value: &T,
         durability: Durability,
     ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt { key: key.to_owned(), source })?;
+        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
+            key: key.to_owned(),
+            source,
+        })?;
         let mut txn = self.db.begin_write().map_err(db_err)?;
         txn.set_durability(durability).map_err(db_err)?;
         txn.open_table(table)
@@ -224,7 +255,12 @@ impl Store {
 
     fn remove(&self, table: TableDefinition<&str, &[u8]>, key: &str) -> Result<bool, StoreError> {
         let txn = self.db.begin_write().map_err(db_err)?;
-        let existed = txn.open_table(table).map_err(db_err)?.remove(key).map_err(db_err)?.is_some();
+        let existed = txn
+            .open_table(table)
+            .map_err(db_err)?
+            .remove(key)
+            .map_err(db_err)?
+            .is_some();
         txn.commit().map_err(db_err)?;
         Ok(existed)
     }
@@ -262,7 +298,11 @@ mod tests {
             store.put_pending(&pending("r1", "d1", now), now)?;
             store.put_pending(&pending("r2", "d1", now + 1), now + 1)?; // replaces r1
             store.put_pending(&pending("r3", "d2", now - 400_000), now)?; // already expired
-            let ids: Vec<_> = store.pending(now + 2)?.into_iter().map(|p| p.request_id).collect();
+            let ids: Vec<_> = store
+                .pending(now + 2)?
+                .into_iter()
+                .map(|p| p.request_id)
+                .collect();
             assert_eq!(ids, vec!["r2".to_owned()]);
         }
         let store = Store::open(&path)?;
@@ -280,7 +320,10 @@ mod tests {
         let store = Store::open(&dir.path().join("s.redb"))?;
         let now = 5_000_000;
         for i in 0..(limits::PAIRING_MAX_PENDING + 5) {
-            store.put_pending(&pending(&format!("r{i}"), &format!("d{i}"), now + i as i64), now + i as i64)?;
+            store.put_pending(
+                &pending(&format!("r{i}"), &format!("d{i}"), now + i as i64),
+                now + i as i64,
+            )?;
         }
         let live = store.pending(now + 100)?;
         assert_eq!(live.len(), limits::PAIRING_MAX_PENDING);

@@ -31,7 +31,8 @@ pub struct TestGateway {
 
 /// Default test settings in `state_dir`.
 pub fn settings(state_dir: &std::path::Path) -> GatewaySettings {
-    let mut s = GatewaySettings::from_config(Config::default(), None).unwrap_or_else(|e| panic!("settings: {e}"));
+    let mut s = GatewaySettings::from_config(Config::default(), None)
+        .unwrap_or_else(|e| panic!("settings: {e}"));
     s.port = 0;
     s.auth_mode = AuthMode::Token;
     s.token = Some(Secret::new(TOKEN));
@@ -42,7 +43,9 @@ pub fn settings(state_dir: &std::path::Path) -> GatewaySettings {
 impl TestGateway {
     /// Start with settings adjusted by `customize`.
     pub async fn start_with(settings: GatewaySettings) -> Self {
-        let gateway = Gateway::bind(settings.clone()).await.unwrap_or_else(|e| panic!("bind: {e}"));
+        let gateway = Gateway::bind(settings.clone())
+            .await
+            .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = gateway.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));
         let handle = gateway.handle();
         let (stop, stopped) = oneshot::channel::<()>();
@@ -95,11 +98,14 @@ pub type RawWs = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Open a raw WebSocket, optionally with extra request headers.
 pub async fn raw_connect(url: &str, headers: &[(&'static str, &str)]) -> RawWs {
-    let mut request = url.into_client_request().unwrap_or_else(|e| panic!("request: {e}"));
+    let mut request = url
+        .into_client_request()
+        .unwrap_or_else(|e| panic!("request: {e}"));
     for (name, value) in headers {
-        request
-            .headers_mut()
-            .insert(*name, value.parse().unwrap_or_else(|e| panic!("header: {e}")));
+        request.headers_mut().insert(
+            *name,
+            value.parse().unwrap_or_else(|e| panic!("header: {e}")),
+        );
     }
     let (ws, _) = tokio_tungstenite::connect_async(request)
         .await
@@ -121,7 +127,9 @@ pub async fn next(ws: &mut RawWs) -> Next {
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) => {
-                    return Next::Json(serde_json::from_str(&t).unwrap_or_else(|e| panic!("json: {e}: {t}")));
+                    return Next::Json(
+                        serde_json::from_str(&t).unwrap_or_else(|e| panic!("json: {e}: {t}")),
+                    );
                 }
                 Some(Ok(Message::Close(f))) => {
                     return f

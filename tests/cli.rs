@@ -1,0 +1,253 @@
+//! The `pinclaw` binary as a user runs it: first start, graceful stop,
+//! refusal to bind insecurely, `config check`, and `devices` commands.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pinclaw");
+
+/// A gateway process, killed on drop if still running.
+struct Proc {
+    child: Child,
+    url: String,
+    stdout_lines: Vec<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn_gateway(state_dir: &std::path::Path, extra: &[&str]) -> Proc {
+    let mut child = Command::new(BIN)
+        .args(["gateway", "--port", "0", "--state-dir"])
+        .arg(state_dir)
+        .args(extra)
+        .env_remove("PINCLAW_GATEWAY_TOKEN")
+        .env_remove("PINCLAW_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = Vec::new();
+    let mut url = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap_or_default();
+        if let Some(rest) = line.strip_prefix("pinclaw gateway ready at ") {
+            url = rest.trim().to_owned();
+            lines.push(line);
+            break;
+        }
+        lines.push(line);
+    }
+    assert!(
+        url.starts_with("ws://127.0.0.1:"),
+        "no ready line in {lines:?}"
+    );
+    Proc {
+        child,
+        url,
+        stdout_lines: lines,
+    }
+}
+
+fn sigterm(pid: u32) {
+    let status = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    assert!(status.is_ok_and(|s| s.success()));
+}
+
+#[tokio::test]
+async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut gw = spawn_gateway(dir.path(), &[]);
+    let token = std::fs::read_to_string(dir.path().join("gateway.token")).unwrap_or_default();
+    let token = token.trim().to_owned();
+    assert_eq!(token.len(), 43);
+    assert!(
+        gw.stdout_lines.iter().any(|l| l.contains(&token)),
+        "token printed on first start"
+    );
+
+    let options = pinclaw::client::ClientOptions {
+        token: Some(token.clone()),
+        scopes: vec!["operator.read".into()],
+        ..Default::default()
+    };
+    let mut client = pinclaw::client::Client::connect(&gw.url, &options)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        client
+            .call("health", json!({}))
+            .await
+            .map(|h| h["ok"].clone())
+            .ok(),
+        Some(json!(true))
+    );
+
+    let started = Instant::now();
+    sigterm(gw.child.id());
+    let event = client
+        .wait_event("shutdown", Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|e| panic!("no shutdown event: {e}"));
+    assert_eq!(event["payload"]["reason"], "gateway stopping");
+    let closed = client.call("health", json!({})).await;
+    assert!(
+        matches!(
+            closed,
+            Err(pinclaw::client::ClientError::Closed(Some((1001, _))))
+        ),
+        "{closed:?}"
+    );
+    let status = loop {
+        if let Ok(Some(status)) = gw.child.try_wait() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not stopped within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    println!("SIGTERM → exit in {:?}", started.elapsed());
+
+    // Second start: same token, not printed again.
+    let gw = spawn_gateway(dir.path(), &[]);
+    assert!(
+        !gw.stdout_lines.iter().any(|l| l.contains(&token)),
+        "token printed only once"
+    );
+    let again = std::fs::read_to_string(dir.path().join("gateway.token")).unwrap_or_default();
+    assert_eq!(again.trim(), token);
+}
+
+#[test]
+fn refuses_a_lan_bind_without_auth() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(BIN)
+        .args([
+            "gateway",
+            "--port",
+            "0",
+            "--bind",
+            "lan",
+            "--auth",
+            "none",
+            "--state-dir",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("refusing to bind the gateway to 0.0.0.0"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn config_check_reports_file_line_column_and_key() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let good = Command::new(BIN)
+        .args([
+            "config",
+            "check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/config/pinclaw.toml"),
+        ])
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[gateway]\nport = 18789\nmax_conections = 3\n")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:3:1: gateway.max_conections: unknown field `max_conections`"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn devices_commands_approve_a_pending_device() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let gw = spawn_gateway(dir.path(), &[]);
+    let token = std::fs::read_to_string(dir.path().join("gateway.token")).unwrap_or_default();
+    // A device asks to pair through a proxy (so it is not silently approved).
+    let key = new_key();
+    let mut ws = raw_connect(&gw.url, &[("x-forwarded-for", "192.0.2.80")]).await;
+    let challenge = next_json(&mut ws).await;
+    let options = pinclaw::client::ClientOptions {
+        token: Some(token.trim().to_owned()),
+        device: Some(key),
+        scopes: vec!["operator.read".into()],
+        ..Default::default()
+    };
+    let params = pinclaw::client::connect_params(
+        &options,
+        challenge["payload"]["nonce"].as_str().unwrap_or(""),
+        challenge["payload"]["ts"].as_i64().unwrap_or(0),
+    );
+    send(&mut ws, &connect_frame(params)).await;
+    let res = next_json(&mut ws).await;
+    let request_id = res["error"]["details"]["requestId"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    assert!(!request_id.is_empty(), "{res}");
+
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .args(["--url", &gw.url, "--state-dir"])
+            .arg(dir.path())
+            .env_remove("PINCLAW_GATEWAY_TOKEN")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let list = run(&["devices", "list"]);
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        list.status.success() && text.contains(&request_id),
+        "{text} {}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let approve = run(&["devices", "approve", &request_id]);
+    assert!(
+        approve.status.success(),
+        "{:?} {} {}",
+        approve.status,
+        String::from_utf8_lossy(&approve.stdout),
+        String::from_utf8_lossy(&approve.stderr)
+    );
+    let list = run(&["devices", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap_or_default();
+    assert_eq!(v["pending"], json!([]));
+    assert_eq!(v["paired"][0]["approvedVia"], "manual");
+    let missing = run(&["devices", "approve", "no-such-request"]);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("unknown requestId"));
+}
