@@ -7,7 +7,8 @@
 #   bash bench/run.sh --quick      # 300 calls and 100 connections (a smoke run)
 #
 # Env: BENCH_N (sequential health calls, default 2000), BENCH_LEVELS (idle connection
-# levels, default 100,1000), BENCH_RUNS (ready-time starts, default 5), CARGO_TARGET_DIR.
+# levels, default 100,1000), BENCH_RUNS (ready-time starts, default 5), BENCH_SETTLE (s per
+# level, default 3), BENCH_CHURN (sequential connect/close cycles, default 200), CARGO_TARGET_DIR.
 # Everything listens on 127.0.0.1 only and is stopped on exit.
 set -euo pipefail
 
@@ -20,6 +21,7 @@ N=${BENCH_N:-2000}
 LEVELS=${BENCH_LEVELS:-100,1000}
 RUNS=${BENCH_RUNS:-5}
 SETTLE=${BENCH_SETTLE:-3}
+CHURN=${BENCH_CHURN:-200}
 WITH_OPENCLAW=0
 for arg in "$@"; do
   case $arg in
@@ -121,7 +123,7 @@ URL=${URL%/}
 echo "pinclaw pid $GW_PID at $URL"
 sleep 1
 "$BENCH" run --url "$URL" --token "$TOKEN" --pid "$GW_PID" --n "$N" --levels "$LEVELS" \
-  --settle "$SETTLE" --label pinclaw | tee "$tmp/pinclaw.txt"
+  --settle "$SETTLE" --churn "$CHURN" --label pinclaw | tee "$tmp/pinclaw.txt"
 stop_ms=$(stop_pid "$GW_PID")
 wait "$GW_PID" && gw_rc=0 || gw_rc=$?
 echo "pinclaw: SIGTERM -> exit $gw_rc in $stop_ms ms"
@@ -152,14 +154,20 @@ if ((WITH_OPENCLAW)); then
     done
     sleep 2
     "$BENCH" run --url "ws://127.0.0.1:$port" --token "$TOKEN" --pid "$OC_PID" --n "$N" --levels "$LEVELS" \
-      --settle "$SETTLE" --label openclaw | tee "$OC"
+      --settle "$SETTLE" --churn "$CHURN" --label openclaw | tee "$OC"
     echo "OpenClaw: SIGTERM -> gone in $(stop_pid "$OC_PID") ms"
   fi
 fi
 
 # ---------------------------------------------------------------- summary
 P=$tmp/pinclaw.txt
-row() { printf '| %-44s | %-30s |%s\n' "$1" "$2" "${3:+ $3 |}"; }
+row() { # NAME PINCLAW [OPENCLAW]
+  if [ -n "$OC" ]; then
+    printf '| %-44s | %-30s | %s |\n' "$1" "$2" "${3:--}"
+  else
+    printf '| %-44s | %s |\n' "$1" "$2"
+  fi
+}
 echo
 echo "## pinclaw figures ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(uname -m))"
 echo
@@ -182,3 +190,5 @@ row "health x$N p50 / p99" "$(fig "$P" health_p50_ms) / $(fig "$P" health_p99_ms
 row "baseline echo server p50 / p99" "$(fig "$P" baseline_p50_ms) / $(fig "$P" baseline_p99_ms) ms" \
   "$(ocv "$(fig "${OC:-/dev/null}" baseline_p50_ms) / $(fig "${OC:-/dev/null}" baseline_p99_ms) ms")"
 row "health p50 / baseline p50" "$(fig "$P" p50_ratio_vs_baseline)x" "$(ocv "$(fig "${OC:-/dev/null}" p50_ratio_vs_baseline)x")"
+row "RSS change over $CHURN connect/close cycles" "$(fig "$P" churn_rss_per_cycle_kb) KB/cycle" \
+  "$(ocv "$(fig "${OC:-/dev/null}" churn_rss_per_cycle_kb) KB/cycle")"
