@@ -405,52 +405,39 @@ fn openclaw_cli_talks_to_pinclaw() {
         tools.node_dir.display()
     ));
 
-    // Each CLI call is a fresh Node process (~1.2 s of CPU); run them side by side.
-    let started = Instant::now();
+    // `health` alone first: the first CLI run after an `npm install --ignore-scripts`
+    // finishes the package's postinstall itself, which parallel runs would race on.
+    // Then the rest side by side (each is a fresh Node process, ~1.2 s of CPU).
     let p = dir.path();
-    let runs = vec![
-        spawn_cli(
-            &tools,
-            p,
+    let wrong_token = "wrong-token-0123456789";
+    let cmds: [(&'static str, &[&str], &str); 5] = [
+        (
             "gateway call health",
             &["gateway", "call", "health"],
-            &url,
             &token,
         ),
-        spawn_cli(
-            &tools,
-            p,
+        (
             "gateway call status",
             &["gateway", "call", "status"],
-            &url,
             &token,
         ),
-        spawn_cli(
-            &tools,
-            p,
-            "gateway probe",
-            &["gateway", "probe"],
-            &url,
-            &token,
-        ),
-        spawn_cli(
-            &tools,
-            p,
-            "devices list",
-            &["devices", "list"],
-            &url,
-            &token,
-        ),
-        spawn_cli(
-            &tools,
-            p,
+        ("gateway probe", &["gateway", "probe"], &token),
+        ("devices list", &["devices", "list"], &token),
+        (
             "gateway call health (wrong token)",
             &["gateway", "call", "health"],
-            &url,
-            "wrong-token-0123456789",
+            wrong_token,
         ),
     ];
-    let results: Vec<CliResult> = runs.into_iter().map(|r| wait_cli(r, started)).collect();
+    let mut results = Vec::new();
+    for batch in [&cmds[..1], &cmds[1..]] {
+        let started = Instant::now();
+        let runs: Vec<CliRun> = batch
+            .iter()
+            .map(|(name, args, tok)| spawn_cli(&tools, p, name, args, &url, tok))
+            .collect();
+        results.extend(runs.into_iter().map(|r| wait_cli(r, started)));
+    }
     for r in &results {
         say(&format!(
             "interop: `openclaw {}` → {} in {:.2?}",
