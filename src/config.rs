@@ -52,8 +52,36 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// The gateway listener and its auth.
     pub gateway: GatewayConfig,
+    /// Node connections and command policy.
+    pub nodes: NodesConfig,
     /// Logging.
     pub logging: LoggingConfig,
+}
+
+/// `[nodes]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NodesConfig {
+    /// Most nodes connected at once; more are refused.
+    pub max_nodes: usize,
+    /// Default `node.invoke` deadline in milliseconds.
+    pub invoke_timeout_ms: u64,
+    /// Commands permitted beyond the defaults (`camera.*` style prefixes
+    /// allowed). Capturing commands such as `camera.snap` need an entry here.
+    pub allow_commands: Vec<String>,
+    /// Commands never permitted; deny wins over allow.
+    pub deny_commands: Vec<String>,
+}
+
+impl Default for NodesConfig {
+    fn default() -> Self {
+        Self {
+            max_nodes: limits::MAX_NODES,
+            invoke_timeout_ms: limits::NODE_INVOKE_TIMEOUT.as_millis() as u64,
+            allow_commands: Vec::new(),
+            deny_commands: Vec::new(),
+        }
+    }
 }
 
 /// `[gateway]`.
@@ -220,6 +248,19 @@ impl Config {
             message,
         };
         parse_bind(&self.gateway.bind).map_err(|m| semantic("gateway.bind", m))?;
+        if self.nodes.max_nodes == 0 || self.nodes.max_nodes > 1024 {
+            return Err(semantic(
+                "nodes.max_nodes",
+                "must be between 1 and 1024".into(),
+            ));
+        }
+        let max_timeout = limits::NODE_INVOKE_MAX_TIMEOUT.as_millis() as u64;
+        if self.nodes.invoke_timeout_ms == 0 || self.nodes.invoke_timeout_ms > max_timeout {
+            return Err(semantic(
+                "nodes.invoke_timeout_ms",
+                format!("must be between 1 and {max_timeout}"),
+            ));
+        }
         if self.gateway.max_connections == 0 {
             return Err(semantic(
                 "gateway.max_connections",

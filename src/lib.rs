@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod ids;
 pub mod limits;
 pub mod logging;
+pub mod node;
 pub mod protocol;
 pub mod provider;
 pub mod store;

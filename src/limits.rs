@@ -103,3 +103,26 @@ pub const STORE_CACHE_BYTES: usize = 4 * 1024 * 1024;
 
 /// Most presence entries tracked (one per connection, so bounded by connections).
 pub const MAX_PRESENCE_ENTRIES: usize = MAX_CONNECTIONS;
+
+/// Requests one connection may have running at once (long methods such as
+/// `node.invoke` run beside the connection loop). Beyond it: `UNAVAILABLE`.
+pub const MAX_INFLIGHT_REQUESTS_PER_CONN: usize = 16;
+
+/// Connected nodes (remote boards, OpenClaw node hosts). Beyond it a node's
+/// connect is refused with `UNAVAILABLE`.
+pub const MAX_NODES: usize = 32;
+
+/// Paired node records kept in the store; pairing more is refused.
+pub const MAX_NODE_RECORDS: usize = 256;
+
+/// Invokes in flight per node. Beyond it: `UNAVAILABLE` (busy).
+pub const MAX_INVOKES_PER_NODE: usize = 8;
+
+/// Default `node.invoke` deadline.
+pub const NODE_INVOKE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest `node.invoke` deadline a caller may ask for.
+pub const NODE_INVOKE_MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Largest `payloadJSON` a node may return (bigger results are refused).
+pub const NODE_RESULT_MAX_BYTES: usize = 1024 * 1024;

@@ -41,6 +41,13 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Manage nodes (other boards, OpenClaw node hosts) on a running gateway.
+    Nodes {
+        #[command(subcommand)]
+        command: NodesCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Call any gateway method and print the JSON result.
     Call {
         /// Method name, e.g. `health` or `status`.
@@ -84,6 +91,24 @@ enum DevicesCommand {
     Remove {
         /// The device id.
         device_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodesCommand {
+    /// List known nodes (connected or not).
+    List,
+    /// Command surfaces waiting for approval.
+    Pending,
+    /// Approve a node's declared commands.
+    Approve {
+        /// The request id (from `nodes pending`).
+        request_id: String,
+    },
+    /// Reject a node's pending commands.
+    Reject {
+        /// The request id.
+        request_id: String,
     },
 }
 
@@ -167,6 +192,26 @@ fn main() -> ExitCode {
                 } else {
                     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
                 }
+            })
+        }
+        Some(Command::Nodes { command, remote }) => {
+            let (method, params) = match &command {
+                NodesCommand::List => ("node.list", json!({})),
+                NodesCommand::Pending => ("node.pair.list", json!({})),
+                NodesCommand::Approve { request_id } => {
+                    ("node.pair.approve", json!({"requestId": request_id}))
+                }
+                NodesCommand::Reject { request_id } => {
+                    ("node.pair.reject", json!({"requestId": request_id}))
+                }
+            };
+            let pending_only = matches!(command, NodesCommand::Pending);
+            remote_call(&cli.gateway, remote, method, params, |v| {
+                let shown = if pending_only { &v["pending"] } else { v };
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(shown).unwrap_or_default()
+                )
             })
         }
         Some(Command::Call {

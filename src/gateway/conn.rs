@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -14,10 +15,10 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::bus::Conn;
 use super::handshake::{self, Peer};
 use super::stream::{GatewayStream, PREAUTH_EXCEEDED, PreauthBudget};
-use super::{Shared, methods};
+use super::{Shared, methods, nodes};
 use crate::ids;
 use crate::limits;
-use crate::protocol::connect::ConnectParams;
+use crate::protocol::connect::{ConnectParams, Role};
 use crate::protocol::error::{ErrorShape, codes};
 use crate::protocol::frames;
 
@@ -110,7 +111,12 @@ pub async fn run(
             ErrorShape::invalid("invalid handshake: first request must be connect"),
         );
         let _ = ws.send(Message::text(reply)).await;
-        return close(&mut ws, 1008, "invalid handshake: first request must be connect").await;
+        return close(
+            &mut ws,
+            1008,
+            "invalid handshake: first request must be connect",
+        )
+        .await;
     }
     if !shared.is_ready() {
         let error = ErrorShape::new(codes::UNAVAILABLE, "gateway not ready; retry shortly")
@@ -143,14 +149,23 @@ pub async fn run(
     drop(preauth_slot);
 
     let conn_id = ids::uuid_v4();
-    let hello = handshake::hello_ok(&shared, &admitted, &conn_id);
-    if ws
-        .send(Message::text(frames::response_ok(&req.id, &hello)))
-        .await
-        .is_err()
+    let node_info = match (&admitted.device, admitted.role) {
+        (Some(device), Role::Node) => Some(nodes::node_info(
+            &device.device_id,
+            &params,
+            &peer.ip.to_string(),
+        )),
+        _ => None,
+    };
+    if let Some(info) = &node_info
+        && !shared.nodes.has_room_for(&info.node_id)
     {
-        return;
+        let error = ErrorShape::new(codes::UNAVAILABLE, "too many nodes connected; retry later")
+            .retry_after(30_000);
+        let _ = ws.send(Message::text(refuse(&req.id, error))).await;
+        return close(&mut ws, 1013, "too many nodes connected").await;
     }
+    let hello = handshake::hello_ok(&shared, &admitted, &conn_id);
     let presence = json!({
         "ts": ids::now_ms(),
         "host": params.client.display_name.clone().unwrap_or_else(|| params.client.id.clone()),
@@ -173,11 +188,29 @@ pub async fn run(
         params.caps,
         presence,
     ));
+    if ws
+        .send(Message::text(frames::response_ok(&req.id, &hello)))
+        .await
+        .is_err()
+    {
+        return;
+    }
+    if let Some(info) = node_info
+        && let Err(error) = nodes::on_connect(&shared, &conn, info)
+    {
+        tracing::warn!(conn = %conn.conn_id, "node registration failed: {}", error.message);
+        return close(&mut ws, 1013, &error.message).await;
+    }
     tracing::debug!(conn = %conn.conn_id, role = conn.role.as_str(), client = %params.client.id, "connected");
     shared.bus.register(conn.clone());
     let reason = serve(&shared, &conn, &mut ws, shared.shutdown_signal()).await;
     conn.outbound.close();
     shared.bus.unregister(&conn.conn_id);
+    if conn.role == Role::Node
+        && let Some(node_id) = &conn.device_id
+    {
+        nodes::on_disconnect(&shared, node_id, &conn.conn_id);
+    }
     tracing::debug!(conn = %conn.conn_id, reason, "disconnected");
 }
 
@@ -215,9 +248,11 @@ async fn serve(
     let start = tokio::time::Instant::now() + limits::PING_INTERVAL;
     let mut ping = tokio::time::interval_at(start, limits::PING_INTERVAL);
     let mut awaiting_pong = false;
+    let mut running: JoinSet<()> = JoinSet::new();
     loop {
         tokio::select! {
             biased;
+            Some(_) = running.join_next(), if !running.is_empty() => {}
             _ = shutdown.changed() => {
                 // The `shutdown` event is already queued: deliver it, then close.
                 let _ = tokio::time::timeout(std::time::Duration::from_secs(1), flush(ws, conn)).await;
@@ -253,11 +288,31 @@ async fn serve(
             msg = ws.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     awaiting_pong = false;
-                    let reply = match frames::parse_request(&text) {
-                        Ok(req) => methods::handle(shared, conn, req).await,
-                        Err(_) => frames::response_err(&frames::salvage_id(&text), &ErrorShape::invalid("invalid request frame")),
-                    };
-                    conn.outbound.push(reply, false);
+                    match frames::parse_request(&text) {
+                        Ok(req) if methods::is_long_running(&req.method) => {
+                            if running.len() >= limits::MAX_INFLIGHT_REQUESTS_PER_CONN {
+                                let busy = ErrorShape::new(codes::UNAVAILABLE, "too many requests in flight on this connection")
+                                    .retry_after(500);
+                                conn.outbound.push(frames::response_err(&req.id, &busy), false);
+                            } else {
+                                // Aborted with the JoinSet when the connection ends,
+                                // which cancels whatever it waits on.
+                                let (shared, conn) = (shared.clone(), conn.clone());
+                                running.spawn(async move {
+                                    let reply = methods::handle(&shared, &conn, req).await;
+                                    conn.outbound.push(reply, false);
+                                });
+                            }
+                        }
+                        Ok(req) => {
+                            let reply = methods::handle(shared, conn, req).await;
+                            conn.outbound.push(reply, false);
+                        }
+                        Err(_) => {
+                            let reply = frames::response_err(&frames::salvage_id(&text), &ErrorShape::invalid("invalid request frame"));
+                            conn.outbound.push(reply, false);
+                        }
+                    }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     conn.outbound.push(frames::response_err("", &ErrorShape::invalid("invalid request frame: binary frames are not supported")), false);

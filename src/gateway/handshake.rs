@@ -52,7 +52,10 @@ pub struct Refusal {
 
 impl Refusal {
     fn policy(error: ErrorShape) -> Self {
-        Self { error, close_code: 1008 }
+        Self {
+            error,
+            close_code: 1008,
+        }
     }
 }
 

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::bus::Conn;
-use super::{Shared, pairing};
+use super::{Shared, nodes, pairing};
 use crate::ids;
 use crate::limits;
 use crate::protocol::connect::Role;
@@ -41,7 +41,26 @@ pub const SERVED: &[(&str, Access)] = &[
     ("device.pair.remove", Access::Operator(scopes::PAIRING)),
     ("device.token.rotate", Access::Operator(scopes::PAIRING)),
     ("device.token.revoke", Access::Operator(scopes::PAIRING)),
+    ("node.list", Access::Operator(scopes::READ)),
+    ("node.describe", Access::Operator(scopes::READ)),
+    ("node.rename", Access::Operator(scopes::PAIRING)),
+    ("node.invoke", Access::Operator(scopes::WRITE)),
+    ("node.pair.list", Access::Operator(scopes::PAIRING)),
+    ("node.pair.approve", Access::Operator(scopes::PAIRING)),
+    ("node.pair.reject", Access::Operator(scopes::PAIRING)),
+    ("node.pair.remove", Access::Operator(scopes::PAIRING)),
+    ("node.invoke.result", Access::Node),
+    ("node.event", Access::Node),
+    ("node.runnerInventory.update", Access::Node),
+    ("node.skills.update", Access::Node),
+    ("node.pluginTools.update", Access::Node),
 ];
+
+/// Methods that may wait a long time (on a node, a model, an operator): they
+/// run beside the connection loop instead of blocking it.
+pub fn is_long_running(method: &str) -> bool {
+    matches!(method, "node.invoke")
+}
 
 /// Events pinclaw emits (`hello-ok.features.events`).
 pub const SERVED_EVENTS: &[&str] = &[
@@ -52,6 +71,12 @@ pub const SERVED_EVENTS: &[&str] = &[
     "shutdown",
     "device.pair.requested",
     "device.pair.resolved",
+    "node.pair.requested",
+    "node.pair.resolved",
+    "node.presence",
+    "node.event",
+    "node.invoke.request",
+    "node.invoke.cancel",
 ];
 
 /// OpenClaw's node-role methods: refused to operators even when not served.
@@ -135,6 +160,19 @@ async fn dispatch(
         "device.pair.remove" => device_pair_remove(shared, params),
         "device.token.rotate" => device_token_rotate(shared, params),
         "device.token.revoke" => device_token_revoke(shared, params),
+        "node.list" => nodes::list(shared),
+        "node.describe" => nodes::describe(shared, params),
+        "node.rename" => nodes::rename(shared, params),
+        "node.invoke" => nodes::invoke(shared, conn, params).await,
+        "node.pair.list" => nodes::pair_list(shared),
+        "node.pair.approve" => nodes::pair_approve(shared, conn, params),
+        "node.pair.reject" => nodes::pair_reject(shared, params),
+        "node.pair.remove" => nodes::pair_remove(shared, params),
+        "node.invoke.result" => nodes::invoke_result(shared, conn, params),
+        "node.event" => nodes::node_event(shared, conn, params),
+        "node.runnerInventory.update" | "node.skills.update" | "node.pluginTools.update" => {
+            nodes::node_update(shared, conn, method)
+        }
         "connect" => Err(ErrorShape::invalid(
             "connect is only valid as the first request",
         )),
@@ -142,12 +180,18 @@ async fn dispatch(
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(method: &str, params: Value) -> Result<T, ErrorShape> {
+/// Deserialize method params (`null` counts as `{}`), or the protocol's
+/// `invalid <method> params` error.
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(
+    method: &str,
+    params: Value,
+) -> Result<T, ErrorShape> {
     let params = if params.is_null() { json!({}) } else { params };
     serde_json::from_value(params).map_err(|e| ErrorShape::invalid_params(method, e))
 }
 
-fn store_error(e: crate::store::StoreError) -> ErrorShape {
+/// A store failure as a retryable `UNAVAILABLE`.
+pub(super) fn store_error(e: crate::store::StoreError) -> ErrorShape {
     tracing::error!("state database: {e}");
     ErrorShape::new(
         crate::protocol::error::codes::UNAVAILABLE,

@@ -11,7 +11,9 @@ mod conn;
 pub mod handshake;
 pub mod http;
 pub mod idempotency;
+pub mod local_node;
 pub mod methods;
+mod nodes;
 pub mod outbound;
 mod pairing;
 mod stream;
@@ -34,6 +36,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role as WsRole, WebSocketConfig};
 use crate::config::{AuthMode, Config, Secret};
 use crate::ids;
 use crate::limits;
+use crate::protocol::error::ErrorShape;
 use crate::store::{Store, StoreError};
 
 use self::auth::AuthLimiter;
@@ -145,6 +148,14 @@ pub struct Shared {
     pub identity: SigningKey,
     /// Live connections and broadcasts.
     pub bus: Bus,
+    /// Connected nodes and their pending invokes.
+    pub nodes: crate::node::NodeRegistry,
+    /// The allow/deny policy for node commands.
+    pub node_policy: crate::node::CommandPolicy,
+    /// The gateway's own board node, when one is configured.
+    pub local_node: Option<Arc<dyn local_node::LocalNode>>,
+    /// Results of side-effecting requests, by idempotency key.
+    idempotency: Mutex<idempotency::IdempotencyCache<Result<Value, ErrorShape>>>,
     /// Process start, for `uptimeMs`.
     pub started: Instant,
     /// Random id of this process run.
@@ -164,6 +175,32 @@ impl Shared {
     /// Whether the gateway accepts new connects.
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Start a side-effecting request under an idempotency key: `None` to go
+    /// ahead, or the earlier result (or an in-flight refusal) to return.
+    pub fn idempotency_begin(&self, key: &str) -> Option<Result<Value, ErrorShape>> {
+        let mut cache = self.idempotency.lock().unwrap_or_else(|p| p.into_inner());
+        match cache.begin(key, Instant::now()) {
+            idempotency::Begin::Start => None,
+            idempotency::Begin::Seen(idempotency::Entry::Done(result)) => Some(result),
+            idempotency::Begin::Seen(idempotency::Entry::InFlight) => Some(Err(ErrorShape::new(
+                crate::protocol::error::codes::UNAVAILABLE,
+                "a request with this idempotencyKey is still running",
+            )
+            .retry_after(500))),
+            idempotency::Begin::Full => Some(Err(ErrorShape::new(
+                crate::protocol::error::codes::UNAVAILABLE,
+                "too many requests in flight; retry shortly",
+            )
+            .retry_after(1000))),
+        }
+    }
+
+    /// Record the result of a request started with [`Self::idempotency_begin`].
+    pub fn idempotency_finish(&self, key: &str, result: &Result<Value, ErrorShape>) {
+        let mut cache = self.idempotency.lock().unwrap_or_else(|p| p.into_inner());
+        cache.finish(key, result.clone(), Instant::now());
     }
 
     fn shutdown_signal(&self) -> watch::Receiver<bool> {
@@ -333,7 +370,17 @@ impl Gateway {
             "reason": "self",
         });
         let (shutdown, _) = watch::channel(false);
+        let nodes_config = &settings.config.nodes;
+        let node_policy = crate::node::CommandPolicy {
+            allow: nodes_config.allow_commands.clone(),
+            deny: nodes_config.deny_commands.clone(),
+        };
+        let nodes = crate::node::NodeRegistry::new(nodes_config.max_nodes);
         let shared = Arc::new(Shared {
+            nodes,
+            node_policy,
+            local_node: None,
+            idempotency: Mutex::new(idempotency::IdempotencyCache::default()),
             settings,
             store,
             identity,

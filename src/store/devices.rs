@@ -106,3 +106,63 @@ pub struct PendingPairing {
     /// Created (ms since epoch).
     pub ts: i64,
 }
+
+/// A node's command surface waiting for approval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SurfaceRequest {
+    /// Id the operator approves (`node.pair.approve`).
+    pub request_id: String,
+    /// Commands the node declared.
+    pub commands: Vec<String>,
+    /// Capabilities the node declared.
+    pub caps: Vec<String>,
+    /// Created (ms since epoch).
+    pub ts: i64,
+}
+
+/// A node's pairing record: who it is and which commands are approved.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRecord {
+    /// Node id (device id).
+    pub node_id: String,
+    /// Name the node gave itself.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Name an operator chose with `node.rename`; wins over the node's own.
+    #[serde(default)]
+    pub renamed_to: Option<String>,
+    /// Client id.
+    pub client_id: String,
+    /// Client mode.
+    pub client_mode: String,
+    /// Platform.
+    pub platform: String,
+    /// Client version.
+    pub version: String,
+    /// Device family.
+    #[serde(default)]
+    pub device_family: Option<String>,
+    /// Declared capabilities.
+    pub caps: Vec<String>,
+    /// Approved commands (gate 2).
+    pub approved_commands: Vec<String>,
+    /// A surface waiting for approval.
+    #[serde(default)]
+    pub pending: Option<SurfaceRequest>,
+    /// First seen.
+    pub created_at_ms: i64,
+    /// Last approval.
+    #[serde(default)]
+    pub approved_at_ms: Option<i64>,
+    /// Last connect.
+    pub last_seen_at_ms: i64,
+}
+
+impl NodeRecord {
+    /// The name to show.
+    pub fn name(&self) -> Option<&str> {
+        self.renamed_to.as_deref().or(self.display_name.as_deref())
+    }
+}

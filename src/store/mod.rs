@@ -8,7 +8,7 @@
 
 mod devices;
 
-pub use devices::{DeviceToken, PairedDevice, PendingPairing};
+pub use devices::{DeviceToken, NodeRecord, PairedDevice, PendingPairing, SurfaceRequest};
 
 use std::path::Path;
 
@@ -23,6 +23,7 @@ use crate::limits;
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
 const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pairing_pending");
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 
 /// Key of the gateway's Ed25519 seed in the meta table.
 const IDENTITY_SEED_KEY: &str = "gateway_identity_seed";
@@ -63,7 +64,7 @@ impl Store {
             .create(path)
             .map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
-        for table in [META, DEVICES, PENDING] {
+        for table in [META, DEVICES, PENDING, NODES] {
             txn.open_table(table).map_err(db_err)?;
         }
         txn.commit().map_err(db_err)?;
@@ -188,6 +189,45 @@ impl Store {
         }
         let ttl = limits::PAIRING_PENDING_TTL.as_millis() as i64;
         Ok(found.filter(|p| now_ms - p.ts < ttl))
+    }
+
+    /// A node's pairing record.
+    pub fn node_record(&self, node_id: &str) -> Result<Option<NodeRecord>, StoreError> {
+        self.get_json(NODES, node_id)
+    }
+
+    /// Every node record.
+    pub fn node_records(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        self.list_json(NODES)
+    }
+
+    /// The node record holding a pending surface request.
+    pub fn node_record_by_request(
+        &self,
+        request_id: &str,
+    ) -> Result<Option<NodeRecord>, StoreError> {
+        Ok(self.node_records()?.into_iter().find(|r| {
+            r.pending
+                .as_ref()
+                .is_some_and(|p| p.request_id == request_id)
+        }))
+    }
+
+    /// Insert or replace a node record (durable before return).
+    pub fn put_node_record(&self, record: &NodeRecord) -> Result<(), StoreError> {
+        if self.node_record(&record.node_id)?.is_none()
+            && self.count(NODES)? >= limits::MAX_NODE_RECORDS
+        {
+            return Err(StoreError::Full(
+                "too many node records; remove one with node.pair.remove",
+            ));
+        }
+        self.put_json(NODES, &record.node_id, record, Durability::Immediate)
+    }
+
+    /// Remove a node record; returns whether it existed.
+    pub fn remove_node_record(&self, node_id: &str) -> Result<bool, StoreError> {
+        self.remove(NODES, node_id)
     }
 
     fn count(&self, table: TableDefinition<&str, &[u8]>) -> Result<usize, StoreError> {

@@ -1,0 +1,333 @@
+//! Reading a declared sensor device through a [`Board`] into a [`Reading`].
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::{bme280, dht22, ds18b20, sht31, soc};
+use crate::board::error::BoardError;
+use crate::board::hal::{Board, now_ms};
+use crate::board::profile::{Device, DeviceKind};
+
+/// One measured quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantity {
+    /// The value.
+    pub value: f64,
+    /// Its unit (`°C`, `%`, `hPa`).
+    pub unit: &'static str,
+}
+
+/// The answer of `sensors.read`: `{name, value, unit, ts}` plus, for
+/// multi-quantity sensors, `readings` (quantity → `{value, unit}`; the first
+/// quantity is repeated in `value`/`unit`), and `detail` for structured
+/// extras (throttling flags, an unknown state).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reading {
+    /// Device name.
+    pub name: String,
+    /// The primary value; `null` when the state is unknown.
+    pub value: Value,
+    /// Unit of `value`.
+    pub unit: &'static str,
+    /// Time of the measurement, ms since the Unix epoch.
+    pub ts: u64,
+    /// All quantities, for multi-quantity sensors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readings: Option<BTreeMap<&'static str, Quantity>>,
+    /// Structured extras.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Value>,
+}
+
+/// The quantities a sensor kind reports, first = primary.
+pub fn quantities(kind: &DeviceKind) -> &'static [&'static str] {
+    match kind {
+        DeviceKind::CpuTemp { .. } | DeviceKind::Ds18b20 { .. } => &["temperature"],
+        DeviceKind::Throttled { .. } => &["flags"],
+        DeviceKind::Bme280 { bmp: false, .. } => &["temperature", "humidity", "pressure"],
+        DeviceKind::Bme280 { bmp: true, .. } => &["temperature", "pressure"],
+        DeviceKind::Sht31 { .. } | DeviceKind::Dht22 { .. } => &["temperature", "humidity"],
+        _ => &[],
+    }
+}
+
+/// Per-device state that outlives one read: the DHT22 caches.
+#[derive(Debug, Default)]
+pub struct SensorState {
+    dht: BTreeMap<String, dht22::DhtReader>,
+    /// Time to wait for an I2C conversion (zero for the simulator).
+    pub i2c_wait: Duration,
+}
+
+impl SensorState {
+    /// State for `devices`; `i2c_wait` is the conversion wait (about 10 ms on
+    /// hardware, zero for the simulator).
+    pub fn new<'a>(devices: impl IntoIterator<Item = &'a Device>, i2c_wait: Duration) -> Self {
+        let dht = devices
+            .into_iter()
+            .filter(|d| matches!(d.kind, DeviceKind::Dht22 { .. }))
+            .map(|d| (d.name.clone(), dht22::DhtReader::default()))
+            .collect();
+        SensorState { dht, i2c_wait }
+    }
+
+    /// Replaces the DHT22 reader of one device (tests shorten the interval).
+    pub fn set_dht_reader(&mut self, name: &str, reader: dht22::DhtReader) {
+        self.dht.insert(name.to_string(), reader);
+    }
+}
+
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn multi(name: &str, ts: u64, qs: &[(&'static str, f64, &'static str)]) -> Reading {
+    let readings: BTreeMap<&'static str, Quantity> = qs
+        .iter()
+        .map(|(q, v, u)| {
+            (
+                *q,
+                Quantity {
+                    value: round3(*v),
+                    unit: u,
+                },
+            )
+        })
+        .collect();
+    let (first_v, first_u) = qs
+        .first()
+        .map(|(_, v, u)| (json!(round3(*v)), *u))
+        .unwrap_or((Value::Null, ""));
+    Reading {
+        name: name.to_string(),
+        value: first_v,
+        unit: first_u,
+        ts,
+        readings: if qs.len() > 1 { Some(readings) } else { None },
+        detail: None,
+    }
+}
+
+/// Reads one sensor device. Blocking (file and bus I/O): call it on the
+/// blocking pool from async code.
+pub fn read_sensor(
+    board: &dyn Board,
+    device: &Device,
+    state: &SensorState,
+) -> Result<Reading, BoardError> {
+    let name = device.name.as_str();
+    let r = match &device.kind {
+        DeviceKind::CpuTemp { path, search } => {
+            let text = match board.read_file(path) {
+                Err(e @ BoardError::SensorMissing { .. }) if *search => {
+                    find_cpu_zone(board).ok_or(e)?
+                }
+                other => other?,
+            };
+            let t = soc::parse_thermal_zone(&text)?;
+            multi(name, now_ms(), &[("temperature", t, "°C")])
+        }
+        DeviceKind::Throttled { path, search } => {
+            let found = match board.read_file(path) {
+                Ok(text) => Some((text, path.clone())),
+                Err(BoardError::SensorMissing { .. }) if *search => find_throttled(board),
+                Err(BoardError::SensorMissing { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            match found {
+                Some((text, source)) => {
+                    let t = soc::parse_throttled(&text)?;
+                    Reading {
+                        name: name.to_string(),
+                        value: json!(t.bits),
+                        unit: "flags",
+                        ts: now_ms(),
+                        readings: None,
+                        detail: Some(json!({
+                            "state": if t.any_now() { "throttled" } else { "ok" },
+                            "flags": t,
+                            "source": source,
+                        })),
+                    }
+                }
+                // Missing file = unknown (firmware driver absent), never
+                // "0 = fine". The hwmon alarm still tells under-voltage now.
+                None => {
+                    let alarm = if *search { rpi_volt_alarm(board) } else { None };
+                    let detail = match alarm {
+                        Some(under_voltage) => json!({
+                            "state": if under_voltage { "under_voltage" } else { "unknown" },
+                            "under_voltage": under_voltage,
+                            "source": "hwmon rpi_volt in0_lcrit_alarm",
+                            "reason": "get_throttled not available; only the current under-voltage alarm is known",
+                        }),
+                        None => json!({
+                            "state": "unknown",
+                            "reason": format!("{path} does not exist (not a Raspberry Pi, or the firmware driver does not expose it)"),
+                        }),
+                    };
+                    Reading {
+                        name: name.to_string(),
+                        value: Value::Null,
+                        unit: "flags",
+                        ts: now_ms(),
+                        readings: None,
+                        detail: Some(detail),
+                    }
+                }
+            }
+        }
+        DeviceKind::Ds18b20 { path, .. } => {
+            // The kernel's CRC check fails now and then on long wires; each
+            // read starts a new conversion, so retry a CRC failure.
+            let mut attempt = 0;
+            let milli = loop {
+                attempt += 1;
+                match ds18b20::parse_w1_slave(&board.read_file(path)?) {
+                    Err(BoardError::CrcMismatch { .. }) if attempt < DS18B20_ATTEMPTS => continue,
+                    other => break other?,
+                }
+            };
+            multi(
+                name,
+                now_ms(),
+                &[("temperature", milli as f64 / 1000.0, "°C")],
+            )
+        }
+        DeviceKind::Bme280 { bus, address, .. } => {
+            let mut guard = board.i2c(*bus)?;
+            let (_, m) = bme280::read(&mut **guard, *bus, *address, state.i2c_wait)?;
+            let mut qs = vec![("temperature", m.temperature_c(), "°C")];
+            if let Some(h) = m.humidity_pct() {
+                qs.push(("humidity", h, "%"));
+            }
+            qs.push(("pressure", m.pressure_hpa(), "hPa"));
+            multi(name, now_ms(), &qs)
+        }
+        DeviceKind::Sht31 { bus, address } => {
+            let mut guard = board.i2c(*bus)?;
+            let wait = if state.i2c_wait.is_zero() {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(16)
+            };
+            let m = sht31::read(&mut **guard, *bus, *address, wait)?;
+            multi(
+                name,
+                now_ms(),
+                &[
+                    ("temperature", m.temperature_c, "°C"),
+                    ("humidity", m.humidity_pct, "%"),
+                ],
+            )
+        }
+        DeviceKind::Dht22 { path } => {
+            let temp_file = format!("{path}/in_temp_input");
+            let hum_file = format!("{path}/in_humidityrelative_input");
+            let once = || {
+                let t = board.read_file(&temp_file)?;
+                let h = board.read_file(&hum_file)?;
+                dht22::parse(&t, &h)
+            };
+            let (m, ts) = match state.dht.get(name) {
+                Some(reader) => reader.read(once, now_ms)?,
+                None => dht22::DhtReader::default().read(once, now_ms)?,
+            };
+            multi(
+                name,
+                ts,
+                &[
+                    ("temperature", m.temperature_c, "°C"),
+                    ("humidity", m.humidity_pct, "%"),
+                ],
+            )
+        }
+        DeviceKind::Output { .. } | DeviceKind::Input { .. } | DeviceKind::Pwm { .. } => {
+            return Err(BoardError::NotASensor {
+                name: name.to_string(),
+                kind: device.kind.name(),
+            });
+        }
+    };
+    Ok(r)
+}
+
+/// Reads of a DS18B20 before a CRC failure is reported.
+pub const DS18B20_ATTEMPTS: u32 = 3;
+
+/// Finds the thermal zone whose `type` is `cpu-thermal` and reads its `temp`.
+fn find_cpu_zone(board: &dyn Board) -> Option<String> {
+    let zones = board.list_dir("sys/class/thermal").ok()?;
+    zones
+        .iter()
+        .filter(|z| z.starts_with("thermal_zone"))
+        .find(|z| {
+            board
+                .read_file(&format!("sys/class/thermal/{z}/type"))
+                .map(|t| t.trim() == "cpu-thermal")
+                .unwrap_or(false)
+        })
+        .and_then(|z| board.read_file(&format!("sys/class/thermal/{z}/temp")).ok())
+}
+
+/// Looks for `get_throttled` under the platform devices: directly in a
+/// `*firmware*` device, or one level down (the Pi 5's
+/// `soc@107c000000/soc@107c000000:firmware`). Returns the text and its path.
+fn find_throttled(board: &dyn Board) -> Option<(String, String)> {
+    let base = "sys/devices/platform";
+    let try_dir = |dir: String| {
+        let file = format!("{dir}/get_throttled");
+        board.read_file(&file).ok().map(|text| (text, file))
+    };
+    for entry in board.list_dir(base).ok()? {
+        let dir = format!("{base}/{entry}");
+        if entry.contains("firmware") {
+            if let Some(found) = try_dir(dir) {
+                return Some(found);
+            }
+        } else if entry.starts_with("soc") || entry.starts_with("axi") {
+            for child in board.list_dir(&dir).unwrap_or_default() {
+                if child.contains("firmware")
+                    && let Some(found) = try_dir(format!("{dir}/{child}"))
+                {
+                    return Some(found);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The `rpi_volt` hwmon under-voltage alarm (newer kernels), if present.
+fn rpi_volt_alarm(board: &dyn Board) -> Option<bool> {
+    let base = "sys/class/hwmon";
+    for entry in board.list_dir(base).ok()? {
+        let is_rpi_volt = board
+            .read_file(&format!("{base}/{entry}/name"))
+            .map(|n| n.trim() == "rpi_volt")
+            .unwrap_or(false);
+        if is_rpi_volt {
+            let alarm = board
+                .read_file(&format!("{base}/{entry}/in0_lcrit_alarm"))
+                .ok()?;
+            return match alarm.trim() {
+                "0" => Some(false),
+                "1" => Some(true),
+                _ => None,
+            };
+        }
+    }
+    None
+}
+
+/// Reads a sensor and labels its errors with the device name.
+pub fn read_named(
+    board: &dyn Board,
+    device: &Device,
+    state: &SensorState,
+) -> Result<Reading, BoardError> {
+    read_sensor(board, device, state).map_err(|e| e.for_device(&device.name))
+}
