@@ -238,6 +238,8 @@ pub fn connect_params(options: &ClientOptions, nonce: &str, signed_at: i64) -> V
             "deviceToken": options.device_token,
         },
     });
+    // OpenClaw's schema rejects `null` for optional fields: leave them out.
+    strip_nulls(&mut params);
     if let Some(key) = &options.device
         && let Ok(parsed) =
             serde_json::from_value::<crate::protocol::connect::ConnectParams>(params.clone())
@@ -255,4 +257,12 @@ pub fn connect_params(options: &ClientOptions, nonce: &str, signed_at: i64) -> V
         });
     }
     params
+}
+
+/// Remove object members whose value is `null`, recursively.
+fn strip_nulls(value: &mut Value) {
+    if let Value::Object(map) = value {
+        map.retain(|_, v| !v.is_null());
+        map.values_mut().for_each(strip_nulls);
+    }
 }

@@ -54,8 +54,24 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Node connections and command policy.
     pub nodes: NodesConfig,
+    /// The board this gateway runs on: profile and wired devices.
+    pub board: crate::board::BoardConfig,
+    /// Model providers (`[[providers]]`).
+    pub providers: Vec<crate::provider::ProviderConfig>,
+    /// The agent loop: model chain, prompt, limits, queueing.
+    pub agent: crate::agent::AgentConfig,
+    /// Session key formation.
+    pub session: SessionConfig,
     /// Logging.
     pub logging: LoggingConfig,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionConfig {
+    /// How direct messages map to sessions: main | per-peer | per-channel-peer.
+    pub dm_scope: crate::session::keys::DmScope,
 }
 
 /// `[nodes]`.
@@ -259,6 +275,30 @@ impl Config {
             return Err(semantic(
                 "nodes.invoke_timeout_ms",
                 format!("must be between 1 and {max_timeout}"),
+            ));
+        }
+        if self.agent.max_concurrent == 0 || self.agent.max_concurrent > 64 {
+            return Err(semantic(
+                "agent.max_concurrent",
+                "must be between 1 and 64".into(),
+            ));
+        }
+        if self.agent.max_tool_iterations == 0 || self.agent.max_tool_iterations > 100 {
+            return Err(semantic(
+                "agent.max_tool_iterations",
+                "must be between 1 and 100".into(),
+            ));
+        }
+        if self.agent.queue_cap == 0 || self.agent.queue_cap > 1000 {
+            return Err(semantic(
+                "agent.queue_cap",
+                "must be between 1 and 1000".into(),
+            ));
+        }
+        if self.agent.run_timeout_secs == 0 {
+            return Err(semantic(
+                "agent.run_timeout_secs",
+                "must be at least 1".into(),
             ));
         }
         if self.gateway.max_connections == 0 {

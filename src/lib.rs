@@ -4,6 +4,7 @@
 //! (sockets, handshake, auth, method table, event bus) → `store` (redb).
 //! `provider` streams model turns; `board` hides the hardware behind a trait.
 
+pub mod agent;
 pub mod board;
 pub mod client;
 pub mod config;
@@ -14,4 +15,5 @@ pub mod logging;
 pub mod node;
 pub mod protocol;
 pub mod provider;
+pub mod session;
 pub mod store;

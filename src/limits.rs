@@ -126,3 +126,38 @@ pub const NODE_INVOKE_MAX_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Largest `payloadJSON` a node may return (bigger results are refused).
 pub const NODE_RESULT_MAX_BYTES: usize = 1024 * 1024;
+
+/// Operator approvals (e.g. `confirm = true` outputs) waiting at once.
+/// Beyond it new requests are refused with `UNAVAILABLE`.
+pub const MAX_PENDING_APPROVALS: usize = 32;
+
+/// Sessions with queued or running work held in memory at once (idle
+/// sessions live only on disk). Beyond it new work is refused with
+/// `UNAVAILABLE`.
+pub const MAX_RESIDENT_SESSIONS: usize = 64;
+
+/// Default messages queued per busy session (config `agent.queue_cap`).
+pub const SESSION_QUEUE_CAP: usize = 20;
+
+/// Messages steered into one active run before the rest wait as followups.
+pub const MAX_STEER_PER_RUN: usize = 20;
+
+/// Run records kept for `agent.wait` / idempotent retries; the oldest
+/// finished record is evicted beyond it.
+pub const MAX_RUN_RECORDS: usize = 1000;
+
+/// Transcript rows read to build a model context (the token budget trims
+/// further).
+pub const MAX_CONTEXT_ROWS: usize = 400;
+
+/// Events buffered between a provider stream and the agent loop.
+pub const AGENT_STREAM_BUFFER: usize = 64;
+
+/// Longest reply text kept in a run record (for `agent` results).
+pub const MAX_REPLY_BYTES: usize = 64 * 1024;
+
+/// Longest message accepted by `chat.send` / `agent`.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// Summary lines of dropped messages kept per session (drop = summarize).
+pub const MAX_DROPPED_SUMMARY_LINES: usize = 5;

@@ -41,6 +41,8 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Join a gateway (pinclaw or OpenClaw) as a node serving this board.
+    Node(NodeArgs),
     /// Manage nodes (other boards, OpenClaw node hosts) on a running gateway.
     Nodes {
         #[command(subcommand)]
@@ -92,6 +94,22 @@ enum DevicesCommand {
         /// The device id.
         device_id: String,
     },
+}
+
+#[derive(Args)]
+struct NodeArgs {
+    /// Gateway URL, e.g. ws://192.168.1.10:18789.
+    #[arg(long, env = "PINCLAW_NODE_URL")]
+    url: String,
+    /// Gateway token.
+    #[arg(long, env = "PINCLAW_NODE_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Gateway password.
+    #[arg(long, env = "PINCLAW_NODE_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// Display name (default: the hostname).
+    #[arg(long)]
+    name: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +212,7 @@ fn main() -> ExitCode {
                 }
             })
         }
+        Some(Command::Node(args)) => run_node(&cli.gateway, args),
         Some(Command::Nodes { command, remote }) => {
             let (method, params) = match &command {
                 NodesCommand::List => ("node.list", json!({})),
@@ -353,6 +372,56 @@ fn run_gateway(args: GatewayArgs) -> ExitCode {
         tracing::info!(%addr, "gateway listening");
         gateway.run(shutdown_signal()).await;
         ExitCode::SUCCESS
+    })
+}
+
+fn run_node(gw: &GatewayArgs, args: NodeArgs) -> ExitCode {
+    let config = match load_config(gw.config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    if let Err(e) = pinclaw::logging::init(&config.logging.filter) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    let state_dir = gw
+        .state_dir
+        .clone()
+        .or(config.state_dir.clone())
+        .unwrap_or_else(config::default_state_dir);
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    rt.block_on(async move {
+        let board = match pinclaw::board::LocalBoardNode::from_config(&config.board) {
+            Ok(b) => std::sync::Arc::new(b),
+            Err(e) => {
+                eprintln!("error: board: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        let name = args.name.unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_else(|_| "pinclaw-node".into())
+        });
+        let mut options = pinclaw::node::host::NodeHostOptions::new(args.url, name, state_dir);
+        options.token = args.token;
+        options.password = args.password;
+        let handler =
+            std::sync::Arc::new(pinclaw::node::board_handler::BoardHandler(board.clone()));
+        let result = pinclaw::node::host::run(options, handler, shutdown_signal()).await;
+        if let Err(e) = board.shutdown() {
+            tracing::warn!("board shutdown: {e}");
+        }
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: node state: {e}");
+                ExitCode::FAILURE
+            }
+        }
     })
 }
 

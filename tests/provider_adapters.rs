@@ -575,3 +575,57 @@ async fn unscripted_request_fails_loudly() {
         "{reason}"
     );
 }
+
+#[tokio::test]
+async fn json_document_instead_of_a_stream_is_named() {
+    let fake = FakeProvider::start();
+    let p = setup(&CASES[0], &fake);
+    // a server that ignored stream:true
+    fake.push(Reply::stream_body(
+        "application/json",
+        r#"{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}]}"#,
+    ));
+    let (_, r) = collect(&p, "p/m", &[], &hello()).await;
+    let reason = exhausted_reason(&r);
+    assert!(
+        reason.contains("wanted a stream") && reason.contains("application/json"),
+        "{reason}"
+    );
+    // an error document with status 200 is classified like an error event
+    let p = setup(&CASES[1], &fake);
+    fake.set_default(Reply::stream_body(
+        "application/json",
+        r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+    ));
+    let (_, r) = collect(&p, "p/m", &[], &hello()).await;
+    let reason = exhausted_reason(&r);
+    assert!(reason.starts_with("overloaded"), "{reason}");
+    assert_eq!(fake.requests().len(), 4, "1 + 3 (overload is retried)");
+}
+
+#[tokio::test]
+async fn fake_provider_stops_when_dropped() {
+    let fake = FakeProvider::start();
+    fake.set_default(
+        Reply::fixture("openai_text.sse").cut_after(1, Step::Sleep(Duration::from_secs(30))),
+    );
+    let addr = fake.addr();
+    let p = setup(&CASES[0], &fake);
+    let req = hello();
+    let turn = collect(&p, "p/m", &[], &req);
+    let dropper = async {
+        for _ in 0..500 {
+            if !fake.requests().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let t = std::time::Instant::now();
+        drop(fake);
+        t.elapsed()
+    };
+    let ((_, r), drop_took) = tokio::join!(turn, dropper);
+    assert!(drop_took < Duration::from_secs(2), "{drop_took:?}");
+    assert!(r.is_err());
+    assert!(std::net::TcpStream::connect(addr).is_err(), "port closed");
+}

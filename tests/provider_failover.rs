@@ -376,7 +376,7 @@ async fn half_open_admits_a_single_trial() {
     collect(&p, "a/m", &chain, &hello()).await.1.unwrap();
     clock.advance(Duration::from_secs(61));
     // the trial is slow; a concurrent turn must not pile onto a
-    fa.push(Reply::fixture("openai_text.sse").delay_headers(Duration::from_millis(600)));
+    fa.push(Reply::fixture("openai_text.sse").delay_headers(Duration::from_millis(1500)));
     let req = hello();
     let slow = collect(&p, "a/m", &chain, &req);
     let other = async {

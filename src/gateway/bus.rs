@@ -64,6 +64,8 @@ pub struct Conn {
     pub outbound: Arc<Outbound>,
     /// Woken to force-close the connection (device removed, token revoked).
     pub kick: Notify,
+    /// Subscribed to `sessions.changed` (`sessions.subscribe`).
+    pub sessions_subscribed: std::sync::atomic::AtomicBool,
     seq: AtomicU64,
 }
 
@@ -89,6 +91,7 @@ impl Conn {
                 limits::MAX_BUFFERED_BYTES,
             )),
             kick: Notify::new(),
+            sessions_subscribed: std::sync::atomic::AtomicBool::new(false),
             seq: AtomicU64::new(0),
         }
     }
@@ -194,6 +197,12 @@ impl Bus {
     /// recipient's `seq` advances even when the frame is dropped for being
     /// slow, so the client sees the gap.
     pub fn broadcast(&self, event: &str, payload: &Value) {
+        self.broadcast_where(event, payload, |_| true);
+    }
+
+    /// Like [`Self::broadcast`], to the admitted connections that also pass
+    /// `filter` (e.g. only those that declared the `tool-events` cap).
+    pub fn broadcast_where(&self, event: &str, payload: &Value, filter: impl Fn(&Conn) -> bool) {
         let Some(guard) = event_guard(event) else {
             tracing::warn!(
                 event,
@@ -207,7 +216,7 @@ impl Bus {
         let recipients: Vec<Arc<Conn>> = self
             .lock()
             .values()
-            .filter(|c| c.receives(guard))
+            .filter(|c| c.receives(guard) && filter(c))
             .cloned()
             .collect();
         for conn in recipients {

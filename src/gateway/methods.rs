@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::bus::Conn;
-use super::{Shared, nodes, pairing};
+use super::{Shared, chat, nodes, pairing};
 use crate::ids;
 use crate::limits;
 use crate::protocol::connect::Role;
@@ -49,6 +49,20 @@ pub const SERVED: &[(&str, Access)] = &[
     ("node.pair.approve", Access::Operator(scopes::PAIRING)),
     ("node.pair.reject", Access::Operator(scopes::PAIRING)),
     ("node.pair.remove", Access::Operator(scopes::PAIRING)),
+    ("agent", Access::Operator(scopes::WRITE)),
+    ("agent.wait", Access::Operator(scopes::WRITE)),
+    ("chat.send", Access::Operator(scopes::WRITE)),
+    ("chat.history", Access::Operator(scopes::READ)),
+    ("chat.abort", Access::Operator(scopes::WRITE)),
+    ("sessions.list", Access::Operator(scopes::READ)),
+    ("sessions.get", Access::Operator(scopes::READ)),
+    ("sessions.subscribe", Access::Operator(scopes::READ)),
+    ("sessions.patch", Access::Operator(scopes::WRITE)),
+    ("sessions.reset", Access::Operator(scopes::ADMIN)),
+    ("sessions.delete", Access::Operator(scopes::ADMIN)),
+    ("models.list", Access::Operator(scopes::READ)),
+    ("exec.approval.list", Access::Operator(scopes::APPROVALS)),
+    ("exec.approval.resolve", Access::Operator(scopes::APPROVALS)),
     ("node.invoke.result", Access::Node),
     ("node.event", Access::Node),
     ("node.runnerInventory.update", Access::Node),
@@ -59,13 +73,16 @@ pub const SERVED: &[(&str, Access)] = &[
 /// Methods that may wait a long time (on a node, a model, an operator): they
 /// run beside the connection loop instead of blocking it.
 pub fn is_long_running(method: &str) -> bool {
-    matches!(method, "node.invoke")
+    matches!(method, "node.invoke" | "agent" | "agent.wait")
 }
 
 /// Events pinclaw emits (`hello-ok.features.events`).
 pub const SERVED_EVENTS: &[&str] = &[
     "connect.challenge",
     "tick",
+    "agent",
+    "chat",
+    "sessions.changed",
     "health",
     "presence",
     "shutdown",
@@ -77,6 +94,8 @@ pub const SERVED_EVENTS: &[&str] = &[
     "node.event",
     "node.invoke.request",
     "node.invoke.cancel",
+    "exec.approval.requested",
+    "exec.approval.resolved",
 ];
 
 /// OpenClaw's node-role methods: refused to operators even when not served.
@@ -132,6 +151,7 @@ pub fn authorize(conn: &Conn, method: &str) -> Result<(), ErrorShape> {
 /// Handle one request after the handshake; returns the serialized response.
 pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -> String {
     let result = match authorize(conn, &req.method) {
+        Ok(()) if req.method == "agent" => chat::agent(shared, conn, &req.id, req.params).await,
         Ok(()) => dispatch(shared, conn, &req.method, req.params).await,
         Err(e) => Err(e),
     };
@@ -168,6 +188,19 @@ async fn dispatch(
         "node.pair.approve" => nodes::pair_approve(shared, conn, params),
         "node.pair.reject" => nodes::pair_reject(shared, params),
         "node.pair.remove" => nodes::pair_remove(shared, params),
+        "agent.wait" => chat::agent_wait(shared, params).await,
+        "chat.send" => chat::chat_send(shared, params),
+        "chat.history" => chat::chat_history(shared, params),
+        "chat.abort" => chat::chat_abort(shared, params),
+        "sessions.list" => chat::sessions_list(shared, params),
+        "sessions.get" => chat::sessions_get(shared, params),
+        "sessions.subscribe" => chat::sessions_subscribe(shared, conn),
+        "sessions.patch" => chat::sessions_patch(shared, params),
+        "sessions.reset" => chat::sessions_reset(shared, params),
+        "sessions.delete" => chat::sessions_delete(shared, params),
+        "models.list" => Ok(chat::models_list(shared)),
+        "exec.approval.list" => Ok(json!({"approvals": shared.approvals.list()})),
+        "exec.approval.resolve" => approval_resolve(shared, params),
         "node.invoke.result" => nodes::invoke_result(shared, conn, params),
         "node.event" => nodes::node_event(shared, conn, params),
         "node.runnerInventory.update" | "node.skills.update" | "node.pluginTools.update" => {
@@ -220,7 +253,8 @@ pub fn health_snapshot(shared: &Shared) -> Value {
                     "sessions": {"count": 0, "recent": []}}],
         "sessions": {"count": 0, "recent": []},
         "connections": {"operators": operators, "nodes": nodes},
-        "modelRuntime": {"degraded": false, "pendingAgents": []},
+        "providers": shared.providers.as_ref().map(|p| serde_json::to_value(p.health()).unwrap_or(Value::Null)),
+        "modelRuntime": {"degraded": shared.providers.as_ref().is_some_and(|p| p.health().available == 0), "pendingAgents": []},
         "eventLoop": {"degraded": false, "reasons": []},
     })
 }
@@ -235,6 +269,7 @@ fn rss_bytes() -> Option<u64> {
 
 fn status(shared: &Shared, conn: &Conn) -> Value {
     let (operators, nodes) = shared.bus.counts();
+    let (busy_sessions, running_runs) = shared.sessions.load();
     let mut status = json!({
         "runtimeVersion": env!("CARGO_PKG_VERSION"),
         "uptimeMs": shared.started.elapsed().as_millis() as u64,
@@ -249,8 +284,10 @@ fn status(shared: &Shared, conn: &Conn) -> Value {
         "queuedSystemEvents": [],
         "degradedSecretOwners": [],
         "degradedPlugins": [],
-        "sessions": {"paths": [], "count": 0, "defaults": {}, "recent": [], "byAgent": []},
-        "modelRuntime": {"degraded": false, "pendingAgents": []},
+        "sessions": {"count": shared.store.sessions().map(|s| s.len()).unwrap_or(0), "busy": busy_sessions, "runningRuns": running_runs},
+        "providers": shared.providers.as_ref().map(|p| serde_json::to_value(p.health()).unwrap_or(Value::Null)),
+        "models": shared.providers.as_ref().map(|p| serde_json::to_value(p.models_snapshot()).unwrap_or(Value::Null)),
+        "modelRuntime": {"degraded": shared.providers.as_ref().is_some_and(|p| p.health().available == 0), "pendingAgents": []},
         "eventLoop": {"degraded": false, "reasons": []},
     });
     if scopes::satisfied(&conn.scopes, scopes::ADMIN)
@@ -281,6 +318,34 @@ fn config_get(shared: &Shared) -> Value {
         "config": config,
         "hash": crate::protocol::device_auth::device_id_for(config.to_string().as_bytes()),
     })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResolveParams {
+    id: String,
+    decision: String,
+}
+
+fn approval_resolve(shared: &Shared, params: Value) -> Result<Value, ErrorShape> {
+    let p: ResolveParams = parse("exec.approval.resolve", params)?;
+    let allow = match p.decision.as_str() {
+        "allow" | "allow-once" | "approve" | "approved" => true,
+        "deny" | "reject" | "rejected" => false,
+        other => {
+            return Err(ErrorShape::invalid_params(
+                "exec.approval.resolve",
+                format!("decision must be allow or deny, not {other:?}"),
+            ));
+        }
+    };
+    if !shared.approvals.resolve(&shared.bus, &p.id, allow) {
+        return Err(ErrorShape::new(
+            crate::protocol::error::codes::APPROVAL_NOT_FOUND,
+            format!("unknown or expired approval: {}", p.id),
+        ));
+    }
+    Ok(json!({"id": p.id, "decision": if allow { "allow" } else { "deny" }}))
 }
 
 #[derive(Deserialize)]

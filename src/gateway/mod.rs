@@ -5,8 +5,11 @@
 //! `gateway/` knows nothing of providers or the board; other layers reach
 //! connected clients through [`GatewayHandle`].
 
+pub mod approvals;
 pub mod auth;
+mod board_node;
 pub mod bus;
+mod chat;
 mod conn;
 pub mod handshake;
 pub mod http;
@@ -143,17 +146,25 @@ pub struct Shared {
     /// Effective settings (secrets resolved).
     pub settings: GatewaySettings,
     /// Durable state.
-    pub store: Store,
+    pub store: Arc<Store>,
     /// The gateway's own Ed25519 identity.
     pub identity: SigningKey,
     /// Live connections and broadcasts.
-    pub bus: Bus,
+    pub bus: Arc<Bus>,
+    /// Session lanes and run records.
+    pub sessions: Arc<crate::session::Sessions>,
+    /// Model providers, when configured.
+    pub providers: Option<Arc<crate::provider::Providers>>,
     /// Connected nodes and their pending invokes.
     pub nodes: crate::node::NodeRegistry,
     /// The allow/deny policy for node commands.
     pub node_policy: crate::node::CommandPolicy,
     /// The gateway's own board node, when one is configured.
     pub local_node: Option<Arc<dyn local_node::LocalNode>>,
+    /// Approvals waiting for an operator.
+    pub approvals: approvals::Approvals,
+    /// The board (also reachable as `local_node`), for edge events and shutdown.
+    board: Option<Arc<crate::board::LocalBoardNode>>,
     /// Results of side-effecting requests, by idempotency key.
     idempotency: Mutex<idempotency::IdempotencyCache<Result<Value, ErrorShape>>>,
     /// Process start, for `uptimeMs`.
@@ -266,6 +277,11 @@ impl GatewayHandle {
     pub fn connection_counts(&self) -> (usize, usize) {
         self.0.bus.counts()
     }
+    /// The gateway's own board (for embedding and for tests driving the
+    /// simulator).
+    pub fn board(&self) -> Option<Arc<crate::board::LocalBoardNode>> {
+        self.0.board.clone()
+    }
 }
 
 /// A bound, initialised gateway ready to run.
@@ -360,6 +376,16 @@ impl Gateway {
         }
         let store = Store::open(&settings.state_dir.join("state.redb"))?;
         let identity = SigningKey::from_bytes(&store.gateway_identity_seed()?);
+        let board = crate::board::LocalBoardNode::from_config(&settings.config.board)
+            .map(Arc::new)
+            .map_err(|e| GatewayError::Config(format!("board: {e}")))?;
+        let board_node_id =
+            crate::protocol::device_auth::device_id_for(&identity.verifying_key().to_bytes());
+        let local_node: Arc<dyn local_node::LocalNode> = Arc::new(board_node::BoardNode::new(
+            board.clone(),
+            board_node_id,
+            format!("{} ({})", hostname(), board.spec().profile.name),
+        ));
         let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
         let self_presence = json!({
             "ts": ids::now_ms(),
@@ -376,23 +402,75 @@ impl Gateway {
             deny: nodes_config.deny_commands.clone(),
         };
         let nodes = crate::node::NodeRegistry::new(nodes_config.max_nodes);
-        let shared = Arc::new(Shared {
-            nodes,
-            node_policy,
-            local_node: None,
-            idempotency: Mutex::new(idempotency::IdempotencyCache::default()),
-            settings,
-            store,
-            identity,
-            bus: Bus::new(self_presence),
-            started: Instant::now(),
-            boot_id: ids::uuid_v4(),
-            limiter: Mutex::new(AuthLimiter::default()),
-            preauth: Mutex::new(HashMap::new()),
-            sockets: AtomicUsize::new(0),
-            ready: AtomicBool::new(false),
-            shutdown,
+        let providers = if settings.config.providers.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                crate::provider::Providers::new(settings.config.providers.clone())
+                    .map_err(|e| GatewayError::Config(format!("providers: {e}")))?,
+            ))
+        };
+        if let (Some(providers), Some(model)) = (&providers, &settings.config.agent.model) {
+            providers
+                .resolve_chain(model, &settings.config.agent.fallbacks)
+                .map_err(|e| GatewayError::Config(format!("agent.model: {e}")))?;
+        }
+        let store = Arc::new(store);
+        let bus = Arc::new(Bus::new(self_presence));
+        let agent_config = settings.config.agent.clone();
+        let lane_config = crate::session::LaneConfig {
+            max_concurrent: agent_config.max_concurrent,
+            queue_cap: agent_config.queue_cap,
+            drop: agent_config.queue_drop,
+            debounce: std::time::Duration::from_millis(agent_config.debounce_ms),
+            default_mode: agent_config.queue_mode,
+        };
+        let system_prompt = agent_config
+            .load_system_prompt()
+            .map_err(GatewayError::Config)?;
+        let shared = Arc::new_cyclic(|weak: &std::sync::Weak<Shared>| {
+            let node_access = Arc::new(chat::GatewayNodes(weak.clone()));
+            let summary_access = node_access.clone();
+            let tools = crate::agent::tools::ToolRegistry::builtin(Some(node_access));
+            let runner = crate::agent::AgentRunner::new(
+                agent_config,
+                system_prompt,
+                providers.clone(),
+                store.clone(),
+                tools,
+                Arc::new(chat::BusEvents(bus.clone())),
+                Box::new(move || crate::agent::tools::NodeAccess::summary(summary_access.as_ref())),
+            );
+            let runner: Arc<dyn crate::session::Runner> = Arc::new(Arc::new(runner));
+            Shared {
+                nodes,
+                node_policy,
+                local_node: Some(local_node),
+                approvals: approvals::Approvals::default(),
+                board: Some(board),
+                idempotency: Mutex::new(idempotency::IdempotencyCache::default()),
+                sessions: crate::session::Sessions::new(lane_config, store.clone(), runner),
+                providers,
+                settings,
+                store,
+                identity,
+                bus,
+                started: Instant::now(),
+                boot_id: ids::uuid_v4(),
+                limiter: Mutex::new(AuthLimiter::default()),
+                preauth: Mutex::new(HashMap::new()),
+                sockets: AtomicUsize::new(0),
+                ready: AtomicBool::new(false),
+                shutdown,
+            }
         });
+        match shared.sessions.recover() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!("re-queued {n} acknowledged message(s) left waiting by the last run")
+            }
+            Err(e) => tracing::warn!("could not re-queue waiting messages: {e}"),
+        }
         Ok(Self {
             shared,
             listener,
@@ -427,6 +505,14 @@ impl Gateway {
         let shared = self.shared;
         shared.ready.store(true, Ordering::Relaxed);
         let periodic = tokio::spawn(periodic_events(shared.clone()));
+        let edges = match (&shared.board, &shared.local_node) {
+            (Some(board), Some(node)) => Some(tokio::spawn(board_node::publish_edges(
+                board.clone(),
+                node.node_id().to_owned(),
+                shared.clone(),
+            ))),
+            _ => None,
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -448,6 +534,9 @@ impl Gateway {
         tracing::info!("shutting down");
         shared.ready.store(false, Ordering::Relaxed);
         periodic.abort();
+        if let Some(edges) = edges {
+            edges.abort();
+        }
         drop(self.listener);
         shared.bus.broadcast(
             "shutdown",
@@ -458,6 +547,11 @@ impl Gateway {
             Instant::now() + limits::SHUTDOWN_GRACE - std::time::Duration::from_millis(1500);
         while shared.sockets.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        if let Some(board) = &shared.board
+            && let Err(e) = board.shutdown()
+        {
+            tracing::warn!("board shutdown: {e}");
         }
         tracing::info!("gateway stopped");
     }

@@ -486,7 +486,7 @@ pub async fn invoke(shared: &Arc<Shared>, conn: &Conn, params: Value) -> Result<
     result
 }
 
-async fn invoke_uncached(
+pub(super) async fn invoke_uncached(
     shared: &Arc<Shared>,
     node_id: &str,
     command: &str,

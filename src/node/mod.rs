@@ -4,6 +4,7 @@
 //! commands may run (the three gates). It talks to connections only through
 //! the [`NodeLink`] trait, so it knows nothing of sockets.
 
+pub mod board_handler;
 pub mod host;
 pub mod policy;
 pub mod registry;

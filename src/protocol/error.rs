@@ -13,6 +13,10 @@ pub mod codes {
     pub const NOT_PAIRED: &str = "NOT_PAIRED";
     /// A retryable condition: starting up, rate limits, a node not connected.
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
+    /// An agent run did not finish in time.
+    pub const AGENT_TIMEOUT: &str = "AGENT_TIMEOUT";
+    /// The approval id is unknown or already resolved.
+    pub const APPROVAL_NOT_FOUND: &str = "APPROVAL_NOT_FOUND";
 }
 
 /// `error` object of a failed `res` frame.

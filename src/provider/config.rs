@@ -40,8 +40,8 @@ impl ApiKind {
     }
 }
 
-/// One `[[providers]]` entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One `[[providers]]` entry. `Debug` hides proxy credentials.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
     /// Provider id used in model refs (`<id>/<model>`). Letters, digits, `-`, `_`, `.`.
@@ -99,6 +99,38 @@ pub struct ProviderConfig {
 
 fn default_true() -> bool {
     true
+}
+
+/// `http://user:pass@host:3128` → `http://[redacted]@host:3128`.
+pub fn redact_url_userinfo(url: &str) -> String {
+    let Some(s) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[s..].find('/').map_or(url.len(), |i| s + i);
+    match url[s..authority_end].rfind('@') {
+        Some(at) => format!("{}[redacted]{}", &url[..s], &url[s + at..]),
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for ProviderConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProviderConfig")
+            .field("id", &self.id)
+            .field("api", &self.api)
+            .field("base_url", &redact_url_userinfo(&self.base_url))
+            .field("api_key_env", &self.api_key_env)
+            .field("api_key_file", &self.api_key_file)
+            .field("local", &self.local)
+            .field("proxy", &self.proxy.as_deref().map(redact_url_userinfo))
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("first_byte_timeout_ms", &self.first_byte_timeout_ms)
+            .field("idle_timeout_ms", &self.idle_timeout_ms)
+            .field("max_tokens_field", &self.max_tokens_field)
+            .field("stream_usage", &self.stream_usage)
+            .field("models", &self.models)
+            .finish()
+    }
 }
 
 /// One `[[providers.models]]` entry.
@@ -457,6 +489,58 @@ pub fn load_key(p: &ProviderConfig) -> Result<Option<ApiKey>, ConfigError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn example_config_parses() {
+        // the shape config/pinclaw.toml uses (the [agent] table is the integrator's)
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            providers: Vec<ProviderConfig>,
+        }
+        let t = r#"
+            [[providers]]
+            id = "anthropic"
+            api = "anthropic-messages"
+            base_url = "https://api.anthropic.com"
+            api_key_env = "ANTHROPIC_API_KEY"
+            [[providers.models]]
+            id = "claude-sonnet-4-5"
+            context_window = 200000
+            max_output_tokens = 8192
+
+            [[providers]]
+            id = "ollama"
+            api = "ollama"
+            base_url = "http://127.0.0.1:11434"
+            local = true
+            proxy = "http://user:hunter2@10.0.0.1:3128"
+            [[providers.models]]
+            id = "qwen3:0.6b"
+            context_window = 8192
+        "#;
+        let f: File = toml::from_str(t).unwrap();
+        assert_eq!(f.providers.len(), 2);
+        assert_eq!(f.providers[1].models[0].context_window, Some(8192));
+        validate_providers(&f.providers).unwrap();
+        let chain = resolve_chain(
+            &f.providers,
+            "anthropic/claude-sonnet-4-5",
+            &["ollama/qwen3:0.6b".into()],
+        )
+        .unwrap();
+        assert_eq!(chain[1].to_string(), "ollama/qwen3:0.6b");
+        assert_eq!(
+            redact_url_userinfo("http://h/p@x"),
+            "http://h/p@x",
+            "an @ in the path is not userinfo"
+        );
+        let dbg = format!("{:?}", f.providers[1]);
+        assert!(
+            !dbg.contains("hunter2") && dbg.contains("[redacted]@10.0.0.1"),
+            "{dbg}"
+        );
+    }
 
     #[test]
     fn toml_roundtrip_rejects_unknown_fields() {

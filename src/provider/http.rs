@@ -11,7 +11,8 @@ use super::accumulate::TurnDecoder;
 use super::anthropic::{self, ANTHROPIC_VERSION, AnthropicDecoder};
 use super::config::{ApiKey, ApiKind, Timeouts};
 use super::error::{
-    AttemptError, FailureKind, StreamFailure, classify_http, excerpt, parse_retry_after,
+    AttemptError, FailureKind, StreamFailure, classify_http, classify_stream_error, excerpt,
+    parse_error_value, parse_retry_after,
 };
 use super::failover::Abort;
 use super::limits::{
@@ -259,14 +260,30 @@ fn run_inner(
         ));
     }
     let mut reader = resp.into_body().into_reader();
-    if content_type.contains("html") {
+    // An HTML page (captive portal, proxy) or, for the SSE APIs, a plain JSON
+    // document (a server that ignored `stream: true`, or an error with 200)
+    // is not a stream: say so instead of reporting an empty stream.
+    let sse_api = spec.api != ApiKind::Ollama;
+    if content_type.contains("html") || (sse_api && content_type.contains("json")) {
         let mut raw = Vec::new();
-        let _ = (&mut reader).take(2048).read_to_end(&mut raw);
-        return Err(StreamFailure::NotAStream {
-            content_type,
-            excerpt: excerpt(&String::from_utf8_lossy(&raw)),
-        }
-        .into_attempt(false));
+        let _ = (&mut reader)
+            .take(MAX_ERROR_BODY_BYTES)
+            .read_to_end(&mut raw);
+        let text = String::from_utf8_lossy(&raw);
+        let err = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| parse_error_value(&v));
+        let failure = match err {
+            Some(e) => StreamFailure::ErrorEvent {
+                kind: classify_stream_error(&e),
+                message: format!("{} {}", e.kind_hint, e.message).trim().to_owned(),
+            },
+            None => StreamFailure::NotAStream {
+                content_type,
+                excerpt: excerpt(&text),
+            },
+        };
+        return Err(failure.into_attempt(false));
     }
     let mut decoder: Box<dyn TurnDecoder> = match spec.api {
         ApiKind::OpenAiChat => Box::new(OpenAiDecoder::new()),

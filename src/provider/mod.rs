@@ -6,7 +6,8 @@
 //! agent loop ── run_turn(chain, TurnRequest, mpsc::Sender<StreamEvent>, Abort) ──► Providers
 //!   Providers (failover.rs): for each candidate "provider/model" of the chain
 //!     skip it while its circuit is open (cooldown 1 m → 5 m → 25 m → 1 h)
-//!     attempt (http.rs): one ureq Agent per attempt, run on tokio's blocking pool;
+//!     attempt (http.rs): a fresh ureq Agent per attempt (so shutdown() cancels
+//!        only this turn), run on tokio's blocking pool;
 //!        POST the adapter's JSON body, read the body in 8 KiB reads,
 //!        feed a pure TurnDecoder (openai.rs / anthropic.rs / ollama.rs over
 //!        sse.rs / ndjson.rs), forward events over the bounded channel (a full
@@ -21,6 +22,33 @@
 //! `"done":true`), so a truncated stream never runs a tool. Every buffer is
 //! capped by a constant in [`limits`]. API keys live in [`ApiKey`], whose
 //! `Debug` redacts and which has no `Serialize`.
+//!
+//! # Configuration (`config/pinclaw.toml`)
+//!
+//! ```toml
+//! [[providers]]
+//! id = "anthropic"
+//! api = "anthropic-messages"          # or "openai-chat", "ollama"
+//! base_url = "https://api.anthropic.com"
+//! api_key_env = "ANTHROPIC_API_KEY"   # or api_key_file = "/etc/pinclaw/anthropic.key"
+//! [[providers.models]]
+//! id = "claude-sonnet-4-5"
+//! context_window = 200000
+//! max_output_tokens = 8192
+//!
+//! [[providers]]
+//! id = "ollama"
+//! api = "ollama"
+//! base_url = "http://192.168.1.20:11434"
+//! local = true                        # 10 min first-byte / idle timeouts
+//! [[providers.models]]
+//! id = "qwen3:0.6b"
+//! context_window = 8192
+//!
+//! [agent]                             # owned by the agent config
+//! model = "anthropic/claude-sonnet-4-5"
+//! fallbacks = ["ollama/qwen3:0.6b"]
+//! ```
 //!
 //! # API for the rest of the crate
 //!

@@ -161,12 +161,11 @@ impl OpenAiDecoder {
                         out.push(StreamEvent::ReasoningDelta { text: t.to_owned() });
                     }
                 }
-                if let Some(t) = d
-                    .get("content")
-                    .and_then(Value::as_str)
-                    .filter(|t| !t.is_empty())
-                {
-                    out.push(StreamEvent::TextDelta { text: t.to_owned() });
+                // a refusal is visible text too (the finish reason says why)
+                for key in ["content", "refusal"] {
+                    if let Some(t) = d.get(key).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+                        out.push(StreamEvent::TextDelta { text: t.to_owned() });
+                    }
                 }
                 for tc in d
                     .get("tool_calls")

@@ -7,8 +7,10 @@
 //! clean close, to spare SD cards an fsync per connection.
 
 mod devices;
+mod sessions;
 
 pub use devices::{DeviceToken, NodeRecord, PairedDevice, PendingPairing, SurfaceRequest};
+pub use sessions::{InboxItem, SessionMeta, TranscriptEntry};
 
 use std::path::Path;
 
@@ -47,13 +49,13 @@ pub enum StoreError {
     Full(&'static str),
 }
 
-fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
+pub(super) fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
     StoreError::Db(e.into())
 }
 
 /// Handle on the state database.
 pub struct Store {
-    db: Database,
+    pub(super) db: Database,
 }
 
 impl Store {
@@ -64,9 +66,11 @@ impl Store {
             .create(path)
             .map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
-        for table in [META, DEVICES, PENDING, NODES] {
+        for table in [META, DEVICES, PENDING, NODES, sessions::SESSIONS] {
             txn.open_table(table).map_err(db_err)?;
         }
+        txn.open_table(sessions::TRANSCRIPT).map_err(db_err)?;
+        txn.open_table(sessions::INBOX).map_err(db_err)?;
         txn.commit().map_err(db_err)?;
         Ok(Self { db })
     }
@@ -236,7 +240,7 @@ impl Store {
         Ok(table.len().map_err(db_err)? as usize)
     }
 
-    fn get_json<T: DeserializeOwned>(
+    pub(super) fn get_json<T: DeserializeOwned>(
         &self,
         table: TableDefinition<&str, &[u8]>,
         key: &str,
@@ -254,7 +258,7 @@ impl Store {
             })
     }
 
-    fn list_json<T: DeserializeOwned>(
+    pub(super) fn list_json<T: DeserializeOwned>(
         &self,
         table: TableDefinition<&str, &[u8]>,
     ) -> Result<Vec<T>, StoreError> {
@@ -273,7 +277,7 @@ impl Store {
         Ok(out)
     }
 
-    fn put_json<T: Serialize>(
+    pub(super) fn put_json<T: Serialize>(
         &self,
         table: TableDefinition<&str, &[u8]>,
         key: &str,

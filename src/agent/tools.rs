@@ -1,0 +1,213 @@
+//! The tools the model may call: a registry with JSON-schema parameters.
+//! Built-ins: `nodes` (OpenClaw-compatible: status | describe | invoke on
+//! the local board node and remote nodes) and `time`.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::provider::ToolSpec;
+
+/// A boxed future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Access to nodes for the `nodes` tool (implemented by the gateway).
+pub trait NodeAccess: Send + Sync + 'static {
+    /// `node.list`.
+    fn list(&self) -> BoxFuture<Result<Value, String>>;
+    /// `node.describe` of a node reference (id, name, prefix or `local`).
+    fn describe(&self, node: String) -> BoxFuture<Result<Value, String>>;
+    /// `node.invoke`; returns the command's payload.
+    fn invoke(
+        &self,
+        node: String,
+        command: String,
+        params: Value,
+        timeout: Duration,
+    ) -> BoxFuture<Result<Value, String>>;
+    /// One line per node and its commands, for the system prompt.
+    fn summary(&self) -> String;
+}
+
+/// A callable tool.
+pub trait Tool: Send + Sync {
+    /// Name, description and parameter schema.
+    fn spec(&self) -> ToolSpec;
+    /// Run with parsed arguments.
+    fn call(&self, args: Value) -> BoxFuture<Result<Value, String>>;
+}
+
+/// The tools of an agent.
+#[derive(Default, Clone)]
+pub struct ToolRegistry {
+    tools: Vec<Arc<dyn Tool>>,
+}
+
+impl ToolRegistry {
+    /// The built-in tools.
+    pub fn builtin(nodes: Option<Arc<dyn NodeAccess>>) -> Self {
+        let mut tools: Vec<Arc<dyn Tool>> = vec![Arc::new(TimeTool)];
+        if let Some(nodes) = nodes {
+            tools.push(Arc::new(NodesTool { nodes }));
+        }
+        Self { tools }
+    }
+
+    /// Add a tool (tests, future channels).
+    pub fn add(&mut self, tool: Arc<dyn Tool>) {
+        self.tools.push(tool);
+    }
+
+    /// Specs for the model.
+    pub fn specs(&self) -> Vec<ToolSpec> {
+        self.tools.iter().map(|t| t.spec()).collect()
+    }
+
+    /// Call a tool by name.
+    pub fn call(&self, name: &str, args: Value) -> BoxFuture<Result<Value, String>> {
+        match self.tools.iter().find(|t| t.spec().name == name) {
+            Some(tool) => tool.call(args),
+            None => {
+                let message = format!("unknown tool: {name}");
+                Box::pin(async move { Err(message) })
+            }
+        }
+    }
+}
+
+/// `time`: the current time and zone.
+pub struct TimeTool;
+
+/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// ISO 8601 UTC text of a Unix time in milliseconds.
+pub fn iso8601(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, mo, d) = civil(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn local_zone() -> String {
+    std::env::var("TZ")
+        .ok()
+        .filter(|z| !z.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/timezone")
+                .ok()
+                .map(|z| z.trim().to_owned())
+        })
+        .filter(|z| !z.is_empty())
+        .unwrap_or_else(|| "UTC".into())
+}
+
+impl Tool for TimeTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "time".into(),
+            description: "Current date and time (UTC) and the board's configured time zone.".into(),
+            parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
+        }
+    }
+    fn call(&self, _args: Value) -> BoxFuture<Result<Value, String>> {
+        let now = crate::ids::now_ms();
+        Box::pin(
+            async move { Ok(json!({"utc": iso8601(now), "unixMs": now, "zone": local_zone()})) },
+        )
+    }
+}
+
+/// `nodes`: reach the board and remote nodes.
+pub struct NodesTool {
+    nodes: Arc<dyn NodeAccess>,
+}
+
+impl Tool for NodesTool {
+    fn spec(&self) -> ToolSpec {
+        ToolSpec {
+            name: "nodes".into(),
+            description: "Devices (nodes) this gateway can reach, including its own board (node \"local\"). \
+                action=status lists nodes and their commands; action=describe shows one node; \
+                action=invoke runs a command, e.g. invokeCommand \"sensors.read\" with invokeParamsJson \"{\\\"name\\\":\\\"room\\\"}\" \
+                or \"gpio.write\" with \"{\\\"name\\\":\\\"relay1\\\",\\\"value\\\":true}\"."
+                .into(),
+            parameters: json!({
+                "type": "object",
+                "properties": {
+                    "action": {"type": "string", "enum": ["status", "describe", "invoke"]},
+                    "node": {"type": "string", "description": "node id, display name, id prefix (6+ chars) or \"local\""},
+                    "invokeCommand": {"type": "string"},
+                    "invokeParamsJson": {"type": "string", "description": "the command's parameters as a JSON object string"},
+                    "invokeTimeoutMs": {"type": "integer", "minimum": 1, "maximum": 600000}
+                },
+                "required": ["action"],
+                "additionalProperties": false
+            }),
+        }
+    }
+
+    fn call(&self, args: Value) -> BoxFuture<Result<Value, String>> {
+        let nodes = self.nodes.clone();
+        Box::pin(async move {
+            let node = args["node"].as_str().map(str::to_owned);
+            match args["action"].as_str() {
+                Some("status") => nodes.list().await,
+                Some("describe") => nodes.describe(node.ok_or("describe needs \"node\"")?).await,
+                Some("invoke") => {
+                    let node = node.ok_or("invoke needs \"node\"")?;
+                    let command = args["invokeCommand"]
+                        .as_str()
+                        .ok_or("invoke needs \"invokeCommand\"")?
+                        .to_owned();
+                    let params = match args["invokeParamsJson"].as_str() {
+                        None | Some("") => json!({}),
+                        Some(text) => serde_json::from_str(text)
+                            .map_err(|e| format!("invokeParamsJson is not valid JSON: {e}"))?,
+                    };
+                    let timeout = Duration::from_millis(
+                        args["invokeTimeoutMs"]
+                            .as_u64()
+                            .unwrap_or(30_000)
+                            .clamp(1, 600_000),
+                    );
+                    nodes.invoke(node, command, params, timeout).await
+                }
+                Some(other) => Err(format!(
+                    "unknown action {other:?} (status, describe or invoke)"
+                )),
+                None => Err("missing \"action\" (status, describe or invoke)".into()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_dates() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso8601(1_795_500_000_000), "2026-11-24T06:00:00Z");
+        assert_eq!(iso8601(951_782_400_000), "2000-02-29T00:00:00Z");
+    }
+}

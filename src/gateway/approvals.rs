@@ -1,0 +1,124 @@
+//! Operator approvals: a side effect that needs a human's yes (a write to a
+//! `confirm = true` output) waits here until an operator holding
+//! `operator.approvals` resolves it, or until its deadline passes. Without an
+//! approval the action never happens.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use super::bus::Bus;
+use crate::{ids, limits};
+
+/// How an approval ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Go ahead.
+    Allow,
+    /// Refused by an operator.
+    Deny,
+    /// Nobody answered in time.
+    Expired,
+}
+
+struct Waiting {
+    request: Value,
+    reply: oneshot::Sender<Decision>,
+}
+
+/// Pending approvals, bounded by [`limits::MAX_PENDING_APPROVALS`].
+#[derive(Default)]
+pub struct Approvals {
+    pending: Mutex<HashMap<String, Waiting>>,
+}
+
+/// Too many approvals are already waiting.
+#[derive(Debug)]
+pub struct ApprovalsFull;
+
+impl Approvals {
+    /// Ask operators and wait up to `timeout` for a decision. `request` is
+    /// the event payload (it gains `id`, `ts` and `expiresAtMs`).
+    pub async fn request(
+        &self,
+        bus: &Bus,
+        mut request: Value,
+        timeout: Duration,
+    ) -> Result<Decision, ApprovalsFull> {
+        let id = ids::uuid_v4();
+        let now = ids::now_ms();
+        request["id"] = json!(id);
+        request["ts"] = json!(now);
+        request["expiresAtMs"] = json!(now + timeout.as_millis() as i64);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if pending.len() >= limits::MAX_PENDING_APPROVALS {
+                return Err(ApprovalsFull);
+            }
+            pending.insert(
+                id.clone(),
+                Waiting {
+                    request: request.clone(),
+                    reply: tx,
+                },
+            );
+        }
+        tracing::info!(approval = %id, summary = %request["summary"], "approval requested");
+        bus.broadcast("exec.approval.requested", &request);
+        let decision = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(decision)) => decision,
+            _ => Decision::Expired,
+        };
+        // Whatever happened (decided, expired, caller gone), the entry goes.
+        let was_pending = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some();
+        if was_pending {
+            bus.broadcast(
+                "exec.approval.resolved",
+                &json!({"id": id, "decision": "expired", "ts": ids::now_ms()}),
+            );
+        }
+        Ok(decision)
+    }
+
+    /// Pending requests, oldest first.
+    pub fn list(&self) -> Vec<Value> {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut list: Vec<Value> = pending.values().map(|w| w.request.clone()).collect();
+        list.sort_by_key(|r| r["ts"].as_i64().unwrap_or(0));
+        list
+    }
+
+    /// Resolve a pending request; false when the id is unknown or expired.
+    pub fn resolve(&self, bus: &Bus, id: &str, allow: bool) -> bool {
+        let waiting = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        let Some(waiting) = waiting else {
+            return false;
+        };
+        let decision = if allow {
+            Decision::Allow
+        } else {
+            Decision::Deny
+        };
+        let _ = waiting.reply.send(decision);
+        let word = if allow { "allow" } else { "deny" };
+        tracing::info!(approval = %id, decision = word, "approval resolved");
+        bus.broadcast(
+            "exec.approval.resolved",
+            &json!({"id": id, "decision": word, "ts": ids::now_ms()}),
+        );
+        true
+    }
+}

@@ -1,0 +1,164 @@
+//! The gateway's own board as a node (`gatewayLocal: true`): commands run
+//! in-process on the [`LocalBoardNode`]; writes to `confirm = true` outputs
+//! wait for an operator's approval first; edge events are published as
+//! `node.event`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::approvals::Decision;
+use super::local_node::{BoxFuture, LocalNode};
+use crate::board::{BoardError, LocalBoardNode};
+use crate::ids;
+use crate::protocol::error::{ErrorShape, codes};
+
+/// The board wrapped as a node.
+pub struct BoardNode {
+    board: Arc<LocalBoardNode>,
+    node_id: String,
+    name: String,
+}
+
+impl BoardNode {
+    /// Wrap `board` under the gateway's device id.
+    pub fn new(board: Arc<LocalBoardNode>, node_id: String, name: String) -> Self {
+        Self {
+            board,
+            node_id,
+            name,
+        }
+    }
+}
+
+/// A board error as the protocol error the caller sees.
+pub fn board_error(node_id: &str, e: &BoardError) -> ErrorShape {
+    let details = json!({"code": e.code(), "nodeId": node_id, "nodeError": {"code": e.code(), "message": e.to_string()}});
+    match e {
+        BoardError::RateLimited { retry_after_ms, .. } => {
+            ErrorShape::new(codes::UNAVAILABLE, e.to_string())
+                .with_details(details)
+                .retry_after(*retry_after_ms)
+        }
+        BoardError::Hardware(_) | BoardError::I2cNack { .. } | BoardError::SensorMissing { .. } => {
+            ErrorShape::new(codes::UNAVAILABLE, e.to_string()).with_details(details)
+        }
+        _ => ErrorShape::invalid(e.to_string()).with_details(details),
+    }
+}
+
+impl LocalNode for BoardNode {
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn display_name(&self) -> Option<String> {
+        Some(self.name.clone())
+    }
+
+    fn commands(&self) -> &[&'static str] {
+        self.board.commands()
+    }
+
+    fn entry(&self) -> Value {
+        let now = ids::now_ms();
+        json!({
+            "nodeId": self.node_id,
+            "displayName": self.name,
+            "platform": std::env::consts::OS,
+            "version": env!("CARGO_PKG_VERSION"),
+            "clientId": "pinclaw",
+            "clientMode": "gateway",
+            "caps": ["board"],
+            "commands": self.board.commands(),
+            "approvedCommands": self.board.commands(),
+            "permissions": {},
+            "board": {"profile": self.board.spec().profile.name},
+            "approvalState": "approved",
+            "connectedAtMs": now,
+            "lastSeenAtMs": now,
+            "paired": true,
+            "connected": true,
+            "gatewayLocal": true,
+        })
+    }
+
+    fn invoke<'a>(
+        &'a self,
+        shared: &'a Arc<Shared>,
+        command: &'a str,
+        params: Value,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Value, ErrorShape>> {
+        Box::pin(async move {
+            let confirm = self
+                .board
+                .confirmation(command, &params)
+                .map_err(|e| board_error(&self.node_id, &e))?;
+            let result = match confirm {
+                None => self.board.invoke(command, params).await,
+                Some(request) => {
+                    let ask = json!({
+                        "kind": "board.output",
+                        "nodeId": self.node_id,
+                        "command": request.command,
+                        "device": request.device,
+                        "summary": request.summary,
+                    });
+                    let decision = shared
+                        .approvals
+                        .request(&shared.bus, ask, timeout)
+                        .await
+                        .map_err(|_| {
+                            ErrorShape::new(codes::UNAVAILABLE, "too many approvals pending")
+                                .retry_after(5000)
+                        })?;
+                    match decision {
+                        Decision::Allow => self.board.invoke_approved(command, params).await,
+                        Decision::Deny => {
+                            return Err(ErrorShape::invalid(format!(
+                                "{} was denied by an operator",
+                                request.summary
+                            ))
+                            .with_details(json!({"code": "APPROVAL_DENIED"})));
+                        }
+                        Decision::Expired => {
+                            return Err(ErrorShape::new(
+                                codes::UNAVAILABLE,
+                                format!(
+                                    "{} needs an operator's approval; none came in time",
+                                    request.summary
+                                ),
+                            )
+                            .with_details(json!({"code": "APPROVAL_TIMEOUT"})));
+                        }
+                    }
+                }
+            };
+            let payload = result.map_err(|e| board_error(&self.node_id, &e))?;
+            Ok(json!({
+                "ok": true,
+                "nodeId": self.node_id,
+                "command": command,
+                "payloadJSON": payload.to_string(),
+                "payload": payload,
+            }))
+        })
+    }
+}
+
+/// Publish the board's edge events (motion, buttons) as `node.event`.
+pub async fn publish_edges(board: Arc<LocalBoardNode>, node_id: String, shared: Arc<Shared>) {
+    let Some(mut events) = board.take_events() else {
+        return;
+    };
+    while let Some(edge) = events.recv().await {
+        let payload = serde_json::to_value(&edge).unwrap_or(Value::Null);
+        shared.bus.broadcast(
+            "node.event",
+            &json!({"nodeId": node_id, "event": "board.edge", "payload": payload, "ts": ids::now_ms()}),
+        );
+    }
+}
