@@ -96,6 +96,9 @@ struct RunArgs {
     /// RSS change (a leak check: it should come back to where it was).
     #[arg(long, default_value_t = 0)]
     churn: usize,
+    /// The latency loop alternates between the gateway and the baseline in this many blocks.
+    #[arg(long, default_value_t = 10)]
+    rounds: usize,
     /// Skip the bare tokio-tungstenite baseline server.
     #[arg(long)]
     no_baseline: bool,
@@ -411,28 +414,45 @@ impl Conn {
     }
 }
 
-async fn latency(
-    url: &str,
-    token: &str,
-    method: &str,
-    n: usize,
-    warmup: usize,
-) -> Result<(Stats, usize)> {
-    let mut c = Conn::open(url, token).await?;
-    let mut size = 0;
-    for _ in 0..warmup {
-        size = c.call(method).await?;
+/// One connection's samples for the latency loop.
+struct Loop {
+    conn: Conn,
+    method: String,
+    samples: Vec<Duration>,
+    busy: Duration,
+    size: usize,
+}
+
+impl Loop {
+    async fn open(url: &str, token: &str, method: &str, warmup: usize) -> Result<Loop> {
+        let mut conn = Conn::open(url, token).await?;
+        let mut size = 0;
+        for _ in 0..warmup {
+            size = conn.call(method).await?;
+        }
+        Ok(Loop {
+            conn,
+            method: method.to_string(),
+            samples: Vec::new(),
+            busy: Duration::ZERO,
+            size,
+        })
     }
-    let mut samples = Vec::with_capacity(n);
-    let t0 = Instant::now();
-    for _ in 0..n {
-        let s = Instant::now();
-        size = c.call(method).await?;
-        samples.push(s.elapsed());
+
+    async fn measure(&mut self, n: usize) -> Result<()> {
+        let t0 = Instant::now();
+        for _ in 0..n {
+            let s = Instant::now();
+            self.size = self.conn.call(&self.method).await?;
+            self.samples.push(s.elapsed());
+        }
+        self.busy += t0.elapsed();
+        Ok(())
     }
-    let wall = t0.elapsed();
-    let _ = c.ws.close(None).await;
-    Ok((stats(&mut samples, wall), size))
+
+    fn stats(&mut self) -> Stats {
+        stats(&mut self.samples, self.busy)
+    }
 }
 
 // ------------------------------------------------------------------ baseline server
@@ -596,14 +616,34 @@ async fn run(a: RunArgs) -> Result<()> {
         format!("{:.2} ms", hs.as_secs_f64() * 1e3),
     ));
 
-    // Latency: the gateway, then the baseline with the same loop and the same response size.
-    let (g, size) = latency(&a.url, &a.token, &a.method, a.n, a.warmup).await?;
+    // Latency: the gateway and the baseline server (same client loop, same response
+    // size), measured in interleaved blocks so that load changes on a shared machine
+    // hit both alike.
     let row = |s: &Stats| {
         format!(
             "p50 {:.3} · p90 {:.3} · p99 {:.3} · max {:.2} ms · {:.0} rps",
             s.p50, s.p90, s.p99, s.max, s.rps
         )
     };
+    let mut gl = Loop::open(&a.url, &a.token, &a.method, a.warmup.max(1)).await?;
+    let mut baseline = None;
+    if !a.no_baseline {
+        let (url, stop) = start_baseline(gl.size)?;
+        baseline = Some((
+            Loop::open(&url, "baseline", "health", a.warmup.max(1)).await?,
+            stop,
+        ));
+    }
+    let rounds = a.rounds.clamp(1, a.n.max(1));
+    for r in 0..rounds {
+        let k = a.n / rounds + usize::from(r < a.n % rounds);
+        gl.measure(k).await?;
+        if let Some((bl, _)) = baseline.as_mut() {
+            bl.measure(k).await?;
+        }
+    }
+    let g = gl.stats();
+    let size = gl.size;
     for (k, v) in [
         ("p50", g.p50),
         ("p90", g.p90),
@@ -619,10 +659,10 @@ async fn run(a: RunArgs) -> Result<()> {
         format!("{} × {} sequential ({} B reply)", a.method, a.n, size),
         row(&g),
     ));
-
-    if !a.no_baseline {
-        let (url, stop) = start_baseline(size)?;
-        let (b, bsize) = latency(&url, "baseline", "health", a.n, a.warmup).await?;
+    if let Some((mut bl, stop)) = baseline {
+        let b = bl.stats();
+        let bsize = bl.size;
+        let _ = bl.conn.ws.close(None).await;
         let _ = stop.send(());
         for (k, v) in [
             ("p50", b.p50),
@@ -643,6 +683,7 @@ async fn run(a: RunArgs) -> Result<()> {
             format!("{:.2}×", g.p50 / b.p50),
         ));
     }
+    let _ = gl.conn.ws.close(None).await;
 
     // Idle authenticated connections, opened `batch` at a time.
     let mut levels: Vec<usize> = a.levels.iter().copied().filter(|&l| l > 0).collect();
