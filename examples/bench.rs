@@ -685,6 +685,38 @@ async fn run(a: RunArgs) -> Result<()> {
     }
     let _ = gl.conn.ws.close(None).await;
 
+    // Connection churn: handshake + one health call + close, sequentially. Before the
+    // connection levels, whose freed memory would otherwise show as a negative trend.
+    if a.churn > 0 {
+        let before = pid.and_then(mem);
+        let t = Instant::now();
+        for _ in 0..a.churn {
+            let mut c = Conn::open(&a.url, &a.token).await?;
+            c.call("health").await?;
+            let _ = c.ws.close(None).await;
+            // Read until the close completes so the server sees a clean close.
+            while let Some(Ok(_)) = c.ws.next().await {}
+        }
+        let secs = t.elapsed().as_secs_f64();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut cell = format!("{} cycles in {secs:.1} s", a.churn);
+        if let (Some(b), Some(m)) = (before, pid.and_then(mem)) {
+            let per = (m.rss_kb as f64 - b.rss_kb as f64) / a.churn as f64;
+            figure("churn_rss_before_kb", b.rss_kb);
+            figure("churn_rss_after_kb", m.rss_kb);
+            figure("churn_rss_per_cycle_kb", format!("{per:.1}"));
+            cell = format!(
+                "{} → {} ({per:.1} KB per cycle); {cell}",
+                kb(b.rss_kb),
+                kb(m.rss_kb)
+            );
+        }
+        table.push((
+            format!("RSS over {} connect/health/close cycles", a.churn),
+            cell,
+        ));
+    }
+
     // Idle authenticated connections, opened `batch` at a time.
     let mut levels: Vec<usize> = a.levels.iter().copied().filter(|&l| l > 0).collect();
     levels.sort_unstable();
@@ -730,37 +762,6 @@ async fn run(a: RunArgs) -> Result<()> {
     if let Some(m) = pid.and_then(mem) {
         figure("after_close_rss_kb", m.rss_kb);
         table.push(("RSS after closing them".into(), kb(m.rss_kb)));
-    }
-
-    // Connection churn: handshake + one health call + close, sequentially.
-    if a.churn > 0 {
-        let before = pid.and_then(mem);
-        let t = Instant::now();
-        for _ in 0..a.churn {
-            let mut c = Conn::open(&a.url, &a.token).await?;
-            c.call("health").await?;
-            let _ = c.ws.close(None).await;
-            // Read until the close completes so the server sees a clean close.
-            while let Some(Ok(_)) = c.ws.next().await {}
-        }
-        let secs = t.elapsed().as_secs_f64();
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let mut cell = format!("{} cycles in {secs:.1} s", a.churn);
-        if let (Some(b), Some(m)) = (before, pid.and_then(mem)) {
-            let per = (m.rss_kb as f64 - b.rss_kb as f64) / a.churn as f64;
-            figure("churn_rss_before_kb", b.rss_kb);
-            figure("churn_rss_after_kb", m.rss_kb);
-            figure("churn_rss_per_cycle_kb", format!("{per:.1}"));
-            cell = format!(
-                "{} → {} ({per:.1} KB per cycle); {cell}",
-                kb(b.rss_kb),
-                kb(m.rss_kb)
-            );
-        }
-        table.push((
-            format!("RSS over {} connect/health/close cycles", a.churn),
-            cell,
-        ));
     }
 
     println!();
