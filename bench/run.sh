@@ -124,6 +124,16 @@ echo "pinclaw pid $GW_PID at $URL"
 sleep 1
 "$BENCH" run --url "$URL" --token "$TOKEN" --pid "$GW_PID" --n "$N" --levels "$LEVELS" \
   --settle "$SETTLE" --churn "$CHURN" --label pinclaw | tee "$tmp/pinclaw.txt"
+# The latency ratio moves with the load of a shared machine: two more latency-only
+# passes, and the table reports the median of the three.
+for i in 2 3; do
+  "$BENCH" run --url "$URL" --token "$TOKEN" --levels 0 --n "$N" --label "pinclaw latency pass $i" >"$tmp/lat$i.txt"
+done
+ratios=$(for f in "$tmp/pinclaw.txt" "$tmp/lat2.txt" "$tmp/lat3.txt"; do fig "$f" p50_ratio_vs_baseline; done | sort -g | tr '\n' ' ')
+p50s=$(for f in "$tmp/pinclaw.txt" "$tmp/lat2.txt" "$tmp/lat3.txt"; do fig "$f" health_p50_ms; done | sort -g | tr '\n' ' ')
+echo "health p50 (ms) over 3 passes: $p50s; p50 ratio vs baseline: $ratios"
+RATIO_MEDIAN=$(awk '{print $2}' <<<"$ratios")
+P50_MEDIAN=$(awk '{print $2}' <<<"$p50s")
 stop_ms=$(stop_pid "$GW_PID")
 wait "$GW_PID" && gw_rc=0 || gw_rc=$?
 echo "pinclaw: SIGTERM -> exit $gw_rc in $stop_ms ms"
@@ -185,10 +195,10 @@ for l in "${LV[@]}"; do
   row "RSS with $l idle connections" "$(mb "$(fig "$P" "conns_${l}_rss_kb")") ($(fig "$P" "conns_${l}_per_conn_kb") KB/conn)" \
     "$(ocv "$(mb "$(fig "${OC:-/dev/null}" "conns_${l}_rss_kb")") ($(fig "${OC:-/dev/null}" "conns_${l}_per_conn_kb") KB/conn)")"
 done
-row "health x$N p50 / p99" "$(fig "$P" health_p50_ms) / $(fig "$P" health_p99_ms) ms" \
+row "health x$N p50 / p99" "$(fig "$P" health_p50_ms) / $(fig "$P" health_p99_ms) ms (p50 median of 3: $P50_MEDIAN)" \
   "$(ocv "$(fig "${OC:-/dev/null}" health_p50_ms) / $(fig "${OC:-/dev/null}" health_p99_ms) ms")"
 row "baseline echo server p50 / p99" "$(fig "$P" baseline_p50_ms) / $(fig "$P" baseline_p99_ms) ms" \
   "$(ocv "$(fig "${OC:-/dev/null}" baseline_p50_ms) / $(fig "${OC:-/dev/null}" baseline_p99_ms) ms")"
-row "health p50 / baseline p50" "$(fig "$P" p50_ratio_vs_baseline)x" "$(ocv "$(fig "${OC:-/dev/null}" p50_ratio_vs_baseline)x")"
+row "health p50 / baseline p50 (median of 3 passes)" "${RATIO_MEDIAN}x (${ratios% })" "$(ocv "$(fig "${OC:-/dev/null}" p50_ratio_vs_baseline)x (1 pass)")"
 row "RSS change over $CHURN connect/close cycles" "$(fig "$P" churn_rss_per_cycle_kb) KB/cycle" \
   "$(ocv "$(fig "${OC:-/dev/null}" churn_rss_per_cycle_kb) KB/cycle")"
