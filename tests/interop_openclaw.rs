@@ -317,7 +317,20 @@ fn spawn_cli(
     std::fs::create_dir_all(&home).expect("create CLI home");
     let out = home.join("stdout");
     let err = home.join("stderr");
-    let mut path = OsString::from(tools.node_dir.as_os_str());
+    // `gateway probe` also runs Bonjour discovery, which on Linux shells out to
+    // `avahi-browse` (an mDNS query on the LAN). A no-op stand-in first on PATH keeps
+    // the test on loopback and its output the same on every machine.
+    let stubs = dir.join("stub-bin");
+    let avahi = stubs.join("avahi-browse");
+    if !avahi.exists() {
+        std::fs::create_dir_all(&stubs).expect("create stub dir");
+        std::fs::write(&avahi, "#!/bin/sh\nexit 0\n").expect("write avahi-browse stub");
+        std::fs::set_permissions(&avahi, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod avahi-browse stub");
+    }
+    let mut path = OsString::from(stubs.as_os_str());
+    path.push(":");
+    path.push(tools.node_dir.as_os_str());
     if let Some(p) = std::env::var_os("PATH") {
         path.push(":");
         path.push(p);
