@@ -64,8 +64,9 @@ pub struct Conn {
     pub device_id: Option<String>,
     /// Client capabilities declared at connect.
     pub caps: Vec<String>,
-    /// Presence entry for `system-presence`.
-    pub presence: Value,
+    /// Presence entry for `system-presence` (nodes only: operators are not
+    /// presence entries).
+    pub presence: Option<Value>,
     /// Outbound frames.
     pub outbound: Arc<Outbound>,
     /// Woken to force-close the connection (device removed, token revoked).
@@ -83,7 +84,7 @@ impl Conn {
         scopes: Vec<String>,
         device_id: Option<String>,
         caps: Vec<String>,
-        presence: Value,
+        presence: Option<Value>,
     ) -> Self {
         Self {
             conn_id,
@@ -184,12 +185,7 @@ impl Bus {
     pub fn presence_list(&self) -> Vec<Value> {
         let conns = self.lock();
         std::iter::once(self.self_presence.clone())
-            .chain(
-                conns
-                    .values()
-                    .filter(|c| c.role == Role::Node)
-                    .map(|c| c.presence.clone()),
-            )
+            .chain(conns.values().filter_map(|c| c.presence.clone()))
             .collect()
     }
 

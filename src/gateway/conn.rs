@@ -62,26 +62,35 @@ async fn first_frame(ws: &mut Ws) -> Result<Option<String>, u16> {
     }
 }
 
-/// Run a freshly upgraded connection to its end.
-pub async fn run(
-    shared: Arc<Shared>,
-    mut ws: Ws,
+/// Challenge, `connect`, admission and `hello-ok`. Returns the registered
+/// connection, or `None` when the socket was refused or went away. Kept
+/// apart from [`serve`] so everything built for the handshake (the request,
+/// the hello-ok tree) is freed before the connection settles in.
+async fn handshake(
+    shared: &Arc<Shared>,
+    ws: &mut Ws,
     peer: Peer,
     budget: PreauthBudget,
     preauth_slot: super::PreauthSlot,
-) {
+) -> Option<Arc<Conn>> {
     let nonce = ids::uuid_v4();
     let challenge = frames::event_unsequenced(
         "connect.challenge",
         &json!({"nonce": nonce, "ts": ids::now_ms()}),
     );
     if ws.send(Message::text(challenge)).await.is_err() {
-        return;
+        return None;
     }
-    let first = match tokio::time::timeout(limits::HANDSHAKE_TIMEOUT, first_frame(&mut ws)).await {
-        Err(_) => return close(&mut ws, 1008, "handshake timeout").await,
-        Ok(Err(0)) => return,
-        Ok(Err(code)) => return close(&mut ws, code, "preauth payload too large").await,
+    let first = match tokio::time::timeout(limits::HANDSHAKE_TIMEOUT, first_frame(ws)).await {
+        Err(_) => {
+            close(ws, 1008, "handshake timeout").await;
+            return None;
+        }
+        Ok(Err(0)) => return None,
+        Ok(Err(code)) => {
+            close(ws, code, "preauth payload too large").await;
+            return None;
+        }
         Ok(Ok(first)) => first,
     };
     let refuse = |id: &str, error: ErrorShape| frames::response_err(id, &error);
@@ -92,7 +101,8 @@ pub async fn run(
                 ErrorShape::invalid("invalid request frame"),
             )))
             .await;
-        return close(&mut ws, 1008, "invalid request frame").await;
+        close(ws, 1008, "invalid request frame").await;
+        return None;
     };
     let req = match frames::parse_request(&text) {
         Ok(req) => req,
@@ -102,7 +112,8 @@ pub async fn run(
                 ErrorShape::invalid("invalid request frame"),
             );
             let _ = ws.send(Message::text(reply)).await;
-            return close(&mut ws, 1008, "invalid request frame").await;
+            close(ws, 1008, "invalid request frame").await;
+            return None;
         }
     };
     if req.method != "connect" {
@@ -111,19 +122,16 @@ pub async fn run(
             ErrorShape::invalid("invalid handshake: first request must be connect"),
         );
         let _ = ws.send(Message::text(reply)).await;
-        return close(
-            &mut ws,
-            1008,
-            "invalid handshake: first request must be connect",
-        )
-        .await;
+        close(ws, 1008, "invalid handshake: first request must be connect").await;
+        return None;
     }
     if !shared.is_ready() {
         let error = ErrorShape::new(codes::UNAVAILABLE, "gateway not ready; retry shortly")
             .with_details(json!({"reason": "shutting-down"}))
             .retry_after(500);
         let _ = ws.send(Message::text(refuse(&req.id, error))).await;
-        return close(&mut ws, 1013, "gateway not ready").await;
+        close(ws, 1013, "gateway not ready").await;
+        return None;
     }
     let params: ConnectParams = match serde_json::from_value(req.params) {
         Ok(p) => p,
@@ -133,16 +141,18 @@ pub async fn run(
                 ErrorShape::invalid(format!("invalid connect params: {e}")),
             );
             let _ = ws.send(Message::text(reply)).await;
-            return close(&mut ws, 1008, "invalid connect params").await;
+            close(ws, 1008, "invalid connect params").await;
+            return None;
         }
     };
-    let admitted = match handshake::admit(&shared, &params, &nonce, peer) {
+    let admitted = match handshake::admit(shared, &params, &nonce, peer) {
         Ok(a) => a,
         Err(refusal) => {
             // Like OpenClaw, the close reason repeats the error message.
             let reason: String = refusal.error.message.chars().take(120).collect();
             let _ = ws.send(Message::text(refuse(&req.id, refusal.error))).await;
-            return close(&mut ws, refusal.close_code, &reason).await;
+            close(ws, refusal.close_code, &reason).await;
+            return None;
         }
     };
     budget.lift();
@@ -163,22 +173,25 @@ pub async fn run(
         let error = ErrorShape::new(codes::UNAVAILABLE, "too many nodes connected; retry later")
             .retry_after(30_000);
         let _ = ws.send(Message::text(refuse(&req.id, error))).await;
-        return close(&mut ws, 1013, "too many nodes connected").await;
+        close(ws, 1013, "too many nodes connected").await;
+        return None;
     }
-    let hello = handshake::hello_ok(&shared, &admitted, &conn_id);
-    let presence = json!({
-        "ts": ids::now_ms(),
-        "host": params.client.display_name.clone().unwrap_or_else(|| params.client.id.clone()),
-        "ip": peer.ip.to_string(),
-        "version": params.client.version,
-        "platform": params.client.platform,
-        "deviceFamily": params.client.device_family,
-        "mode": params.client.mode,
-        "deviceId": admitted.device.as_ref().map(|d| d.device_id.clone()),
-        "roles": [admitted.role.as_str()],
-        "scopes": admitted.scopes,
-        "instanceId": params.client.instance_id,
-        "reason": "connect",
+    let hello = handshake::hello_ok(shared, &admitted, &conn_id);
+    let presence = (admitted.role == Role::Node).then(|| {
+        json!({
+            "ts": ids::now_ms(),
+            "host": params.client.display_name.clone().unwrap_or_else(|| params.client.id.clone()),
+            "ip": peer.ip.to_string(),
+            "version": params.client.version,
+            "platform": params.client.platform,
+            "deviceFamily": params.client.device_family,
+            "mode": params.client.mode,
+            "deviceId": admitted.device.as_ref().map(|d| d.device_id.clone()),
+            "roles": [admitted.role.as_str()],
+            "scopes": admitted.scopes,
+            "instanceId": params.client.instance_id,
+            "reason": "connect",
+        })
     });
     let conn = Arc::new(Conn::new(
         conn_id,
@@ -193,16 +206,33 @@ pub async fn run(
         .await
         .is_err()
     {
-        return;
+        return None;
     }
     if let Some(info) = node_info
-        && let Err(error) = nodes::on_connect(&shared, &conn, info)
+        && let Err(error) = nodes::on_connect(shared, &conn, info)
     {
         tracing::warn!(conn = %conn.conn_id, "node registration failed: {}", error.message);
-        return close(&mut ws, 1013, &error.message).await;
+        close(ws, 1013, &error.message).await;
+        return None;
     }
     tracing::debug!(conn = %conn.conn_id, role = conn.role.as_str(), client = %params.client.id, "connected");
     shared.bus.register(conn.clone());
+    Some(conn)
+}
+
+/// Run a freshly upgraded connection to its end.
+pub async fn run(
+    shared: Arc<Shared>,
+    mut ws: Ws,
+    peer: Peer,
+    budget: PreauthBudget,
+    preauth_slot: super::PreauthSlot,
+) {
+    // Boxed: the handshake's state lives on the heap only while it runs, so
+    // the long-lived task stays small.
+    let Some(conn) = Box::pin(handshake(&shared, &mut ws, peer, budget, preauth_slot)).await else {
+        return;
+    };
     let reason = serve(&shared, &conn, &mut ws, shared.shutdown_signal()).await;
     conn.outbound.close();
     shared.bus.unregister(&conn.conn_id);

@@ -611,7 +611,9 @@ async fn handle_socket(
     slot: SocketSlot,
 ) {
     let _ = stream.set_nodelay(true);
-    let (head, leftover) = match http::read_head(&mut stream).await {
+    // Boxed for the same reason as the handshake: its read buffer is
+    // needed only until the request head is in.
+    let (head, leftover) = match Box::pin(http::read_head(&mut stream)).await {
         Ok(x) => x,
         Err(http::HeadError::TooLarge) => {
             return http::respond_json(
