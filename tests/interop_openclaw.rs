@@ -26,6 +26,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[path = "support/fake_provider.rs"]
+mod fake_provider;
+
 const TOKEN: &str = "pinclaw-interop-T0k3n-0123456789abcdef";
 const READY_PREFIX: &str = "pinclaw gateway ready at ";
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -197,6 +200,11 @@ fn cannot_exec_reason() -> Option<String> {
 }
 
 fn start_pinclaw(dir: &Path) -> Start {
+    start_pinclaw_with(dir, &[])
+}
+
+/// Start pinclaw with extra gateway arguments (e.g. `--config FILE`).
+fn start_pinclaw_with(dir: &Path, extra: &[&str]) -> Start {
     if let Some(reason) = cannot_exec_reason() {
         return Start::CannotExec(reason);
     }
@@ -211,6 +219,7 @@ fn start_pinclaw(dir: &Path) -> Start {
         .arg(TOKEN)
         .arg("--state-dir")
         .arg(&state)
+        .args(extra)
         .env_remove("PINCLAW_CONFIG")
         .env_remove("PINCLAW_GATEWAY_PORT")
         .env_remove("PINCLAW_GATEWAY_TOKEN")
@@ -496,4 +505,433 @@ fn openclaw_cli_talks_to_pinclaw() {
         "stderr lacks \"token mismatch\":\n{}",
         wrong.describe()
     );
+}
+
+/// Run one CLI command to completion.
+fn run_cli(
+    tools: &Tools,
+    dir: &Path,
+    name: &'static str,
+    args: &[&str],
+    url: &str,
+    token: &str,
+) -> CliResult {
+    let started = Instant::now();
+    let result = wait_cli(spawn_cli(tools, dir, name, args, url, token), started);
+    say(&format!(
+        "interop: `openclaw {}` → {} in {:.2?}",
+        result.name, result.status, result.elapsed
+    ));
+    result
+}
+
+/// Poll a CLI command until `ready` accepts its JSON (bounded).
+fn poll_cli(
+    tools: &Tools,
+    dir: &Path,
+    name: &'static str,
+    args: &[&str],
+    url: &str,
+    token: &str,
+    ready: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..20 {
+        let r = run_cli(tools, dir, name, args, url, token);
+        if r.status.success() {
+            let v = r.json();
+            if ready(&v) {
+                return v;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("`openclaw {name}` never showed what was expected");
+}
+
+/// A process group started by the test, killed as a whole on drop (the
+/// OpenClaw node host and gateway run children of their own).
+struct Group(Child);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        let pgid = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &pgid])
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &pgid])
+            .stderr(Stdio::null())
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_group(mut cmd: Command) -> Group {
+    use std::os::unix::process::CommandExt;
+    cmd.process_group(0);
+    Group(cmd.spawn().unwrap_or_else(|e| panic!("spawn: {e}")))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("free port: {e}"))
+}
+
+fn cli_path(tools: &Tools) -> OsString {
+    let mut path = OsString::from(tools.node_dir.as_os_str());
+    if let Some(p) = std::env::var_os("PATH") {
+        path.push(":");
+        path.push(p);
+    }
+    path
+}
+
+fn sse_reply(text: &str) -> fake_provider::Reply {
+    let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+        let v = serde_json::json!({"id":"i","object":"chat.completion.chunk","model":"m",
+                                   "choices":[{"index":0,"delta":delta,"finish_reason":finish}]});
+        fake_provider::Step::Chunk(format!("data: {v}\n\n").into_bytes())
+    };
+    let mut r = fake_provider::Reply::status(200).header("content-type", "text/event-stream");
+    r.steps = vec![
+        chunk(
+            serde_json::json!({"role": "assistant", "content": text}),
+            None,
+        ),
+        chunk(serde_json::json!({}), Some("stop")),
+        fake_provider::Step::Chunk(b"data: [DONE]\n\n".to_vec()),
+    ];
+    r
+}
+
+/// Issues 4 and 5 against OpenClaw's own clients: `gateway call agent
+/// --expect-final` and the `openclaw-node` library (chat.send / chat.history)
+/// against a pinclaw backed by the fake provider; OpenClaw's headless node
+/// host invoked through pinclaw; and `pinclaw node` joining a real OpenClaw
+/// gateway, where `openclaw nodes invoke --command sensors.read` reads the
+/// simulated board.
+#[test]
+fn openclaw_agents_and_nodes_interop() {
+    let tools = match find_tools() {
+        Ok(t) => t,
+        Err(reason) => return skip(&reason),
+    };
+    if let Some(reason) = cannot_exec_reason() {
+        return skip(&reason);
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = dir.path();
+    let fake = fake_provider::FakeProvider::start();
+    fake.set_default(sse_reply("Hello from the fake model."));
+    let config = p.join("pinclaw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n[[providers.models]]\nid = \"m\"\n[agent]\nmodel = \"fake/m\"\n",
+            fake.base_url()
+        ),
+    )
+    .expect("write config");
+    let config_arg = config.display().to_string();
+    let (_gw, url) = match start_pinclaw_with(p, &["--config", &config_arg]) {
+        Start::Ready(gw, url) => (gw, url),
+        Start::CannotExec(reason) => return skip(&reason),
+    };
+    let port = url.rsplit(':').next().unwrap_or_default().to_string();
+
+    // 1. openclaw gateway call agent --expect-final.
+    let params = r#"{"message":"hello pinclaw","idempotencyKey":"interop-agent-1"}"#;
+    let agent = run_cli(
+        &tools,
+        p,
+        "gateway call agent",
+        &[
+            "gateway",
+            "call",
+            "agent",
+            "--expect-final",
+            "--params",
+            params,
+        ],
+        &url,
+        TOKEN,
+    );
+    assert!(agent.status.success(), "{}", agent.describe());
+    let aj = agent.json();
+    assert_eq!(aj["status"], "ok", "{}", agent.describe());
+    assert_eq!(
+        aj["result"]["payloads"][0]["text"],
+        "Hello from the fake model.",
+        "{}",
+        agent.describe()
+    );
+
+    // 2. openclaw-node: chat.send, wait, chat.history, and its streaming chat().
+    let module = tools
+        .openclaw
+        .parent()
+        .and_then(Path::parent)
+        .map(|nm| nm.join("openclaw-node/dist/index.mjs"))
+        .filter(|m| m.is_file());
+    match module {
+        None => say("interop: openclaw-node not installed; skipping its round trip"),
+        Some(module) => {
+            let script = p.join("roundtrip.mjs");
+            std::fs::write(
+                &script,
+                r#"const { OpenClawClient } = await import(process.env.OPENCLAW_NODE_MODULE);
+const client = new OpenClawClient({ url: process.env.GW_URL, token: process.env.GW_TOKEN, autoReconnect: false });
+await client.connect();
+const ack = await client.request("chat.send", { sessionKey: "interop", message: "hi from openclaw-node", idempotencyKey: "on-1" });
+await client.request("agent.wait", { runId: "on-1", timeoutMs: 20000 });
+const history = await client.sessions.history("interop", { limit: 10 });
+const streamed = await client.chatSync("and again", { sessionKey: "interop" });
+console.log(JSON.stringify({ ack: ack.payload, history, streamed }));
+await client.disconnect();
+process.exit(0);
+"#,
+            )
+            .expect("write script");
+            let out = Command::new(tools.node_dir.join("node"))
+                .arg(&script)
+                .env(
+                    "OPENCLAW_NODE_MODULE",
+                    format!("file://{}", module.display()),
+                )
+                .env("GW_URL", &url)
+                .env("GW_TOKEN", TOKEN)
+                .env("HOME", p)
+                .stdin(Stdio::null())
+                .output()
+                .expect("run node");
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success(),
+                "openclaw-node round trip failed:\n{stdout}\n{stderr}"
+            );
+            let line = stdout
+                .lines()
+                .rev()
+                .find(|l| l.starts_with('{'))
+                .unwrap_or("{}");
+            let v: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            assert_eq!(v["ack"]["runId"], "on-1", "{stdout}");
+            let texts: Vec<&str> = v["history"]["messages"]
+                .as_array()
+                .map(|m| m.iter().filter_map(|x| x["text"].as_str()).collect())
+                .unwrap_or_default();
+            assert_eq!(texts.first(), Some(&"hi from openclaw-node"), "{stdout}");
+            assert!(texts.contains(&"Hello from the fake model."), "{stdout}");
+            assert_eq!(v["streamed"], "Hello from the fake model.", "{stdout}");
+            say("interop: openclaw-node chat.send / chat.history / chat() round trip ok");
+        }
+    }
+
+    // 3. OpenClaw's headless node host joins pinclaw; system.which through pinclaw.
+    let node_home = p.join("home-node-host");
+    std::fs::create_dir_all(&node_home).expect("node home");
+    let mut host = Command::new(&tools.openclaw);
+    host.args([
+        "node",
+        "run",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port,
+        "--display-name",
+        "interop-node",
+    ])
+    .env("PATH", cli_path(&tools))
+    .env("HOME", &node_home)
+    .env("OPENCLAW_HOME", &node_home)
+    .env("OPENCLAW_GATEWAY_TOKEN", TOKEN)
+    .env("NO_COLOR", "1")
+    .stdin(Stdio::null())
+    .stdout(File::create(p.join("node-host.log")).expect("log"))
+    .stderr(Stdio::null());
+    let _host = spawn_group(host);
+    let pending = poll_cli(
+        &tools,
+        p,
+        "nodes pending",
+        &["nodes", "pending"],
+        &url,
+        TOKEN,
+        |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|x| x["displayName"] == "interop-node"))
+        },
+    );
+    let request = pending
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["displayName"] == "interop-node"))
+        .and_then(|x| x["requestId"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let approve = run_cli(
+        &tools,
+        p,
+        "nodes approve",
+        &["nodes", "approve", &request],
+        &url,
+        TOKEN,
+    );
+    assert!(approve.status.success(), "{}", approve.describe());
+    let which = run_cli(
+        &tools,
+        p,
+        "nodes invoke system.which",
+        &[
+            "nodes",
+            "invoke",
+            "--node",
+            "interop-node",
+            "--command",
+            "system.which",
+            "--params",
+            r#"{"bins":["uname"]}"#,
+        ],
+        &url,
+        TOKEN,
+    );
+    assert!(which.status.success(), "{}", which.describe());
+    assert!(
+        which.json()["payload"]["bins"]["uname"]
+            .as_str()
+            .is_some_and(|p| p.ends_with("uname")),
+        "{}",
+        which.describe()
+    );
+
+    // 4. pinclaw node joins a real OpenClaw gateway.
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/tools/openclaw-bench/start-openclaw-gateway.sh");
+    if !script.is_file() {
+        return say(
+            "interop: shared/tools/openclaw-bench not found; skipping pinclaw node → OpenClaw",
+        );
+    }
+    let oc_port = free_port().to_string();
+    let oc_token = "interop-openclaw-gateway-T0k3n-0123";
+    let oc_home = p.join("home-openclaw-gateway");
+    std::fs::create_dir_all(oc_home.join(".openclaw")).expect("openclaw home");
+    // OpenClaw admits custom node commands only when its config allows them.
+    std::fs::write(
+        oc_home.join(".openclaw/openclaw.json"),
+        r#"{"gateway":{"nodes":{"commands":{"allow":["board.info","sensors.list","sensors.read","gpio.read","gpio.write","gpio.pulse","pwm.set"]}}}}"#,
+    )
+    .expect("openclaw config");
+    let mut oc = Command::new(&tools.openclaw);
+    oc.args([
+        "gateway",
+        "run",
+        "--allow-unconfigured",
+        "--bind",
+        "loopback",
+        "--port",
+        &oc_port,
+        "--auth",
+        "token",
+        "--token",
+        oc_token,
+    ])
+    .env("PATH", cli_path(&tools))
+    .env("HOME", &oc_home)
+    .env("OPENCLAW_HOME", &oc_home)
+    .stdin(Stdio::null())
+    .stdout(File::create(p.join("openclaw-gateway.log")).expect("log"))
+    .stderr(Stdio::null());
+    let _oc = spawn_group(oc);
+    let oc_url = format!("ws://127.0.0.1:{oc_port}");
+    let ready = (0..120).any(|_| {
+        std::thread::sleep(Duration::from_millis(500));
+        std::net::TcpStream::connect(("127.0.0.1", oc_port.parse::<u16>().unwrap_or(0)))
+            .ok()
+            .and_then(|mut s| {
+                use std::io::Write;
+                s.write_all(b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                    .ok()?;
+                let mut out = String::new();
+                s.read_to_string(&mut out).ok()?;
+                Some(out.starts_with("HTTP/1.1 200"))
+            })
+            .unwrap_or(false)
+    });
+    assert!(ready, "OpenClaw's gateway did not become ready");
+    let node_state = p.join("pinclaw-node");
+    let mut node = Command::new(env!("CARGO_BIN_EXE_pinclaw"));
+    node.args([
+        "node",
+        "--url",
+        &oc_url,
+        "--token",
+        oc_token,
+        "--name",
+        "pinclaw-sim",
+    ])
+    .arg("--state-dir")
+    .arg(&node_state)
+    .env_remove("PINCLAW_CONFIG")
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(File::create(p.join("pinclaw-node.log")).expect("log"));
+    let _node = spawn_group(node);
+    let pending = poll_cli(
+        &tools,
+        p,
+        "nodes pending (openclaw)",
+        &["nodes", "pending"],
+        &oc_url,
+        oc_token,
+        |v| {
+            v.as_array()
+                .is_some_and(|a| a.iter().any(|x| x["displayName"] == "pinclaw-sim"))
+        },
+    );
+    let request = pending
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["displayName"] == "pinclaw-sim"))
+        .and_then(|x| x["requestId"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let approve = run_cli(
+        &tools,
+        p,
+        "nodes approve (openclaw)",
+        &["nodes", "approve", &request],
+        &oc_url,
+        oc_token,
+    );
+    assert!(approve.status.success(), "{}", approve.describe());
+    let read = run_cli(
+        &tools,
+        p,
+        "nodes invoke sensors.read (openclaw)",
+        &[
+            "nodes",
+            "invoke",
+            "--node",
+            "pinclaw-sim",
+            "--command",
+            "sensors.read",
+            "--params",
+            r#"{"name":"room"}"#,
+        ],
+        &oc_url,
+        oc_token,
+    );
+    assert!(read.status.success(), "{}", read.describe());
+    let rj = read.json();
+    assert_eq!(rj["payload"]["name"], "room", "{}", read.describe());
+    assert!(rj["payload"]["value"].is_number(), "{}", read.describe());
 }
