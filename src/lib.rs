@@ -15,5 +15,6 @@ pub mod logging;
 pub mod node;
 pub mod protocol;
 pub mod provider;
+pub mod service;
 pub mod session;
 pub mod store;

@@ -370,7 +370,15 @@ fn run_gateway(args: GatewayArgs) -> ExitCode {
         // Last line: scripts wait for it.
         say(&format!("pinclaw gateway ready at {url}"));
         tracing::info!(%addr, "gateway listening");
-        gateway.run(shutdown_signal()).await;
+        pinclaw::service::notify(&format!("READY=1\nSTATUS=serving on {url}"));
+        let watchdog = tokio::spawn(pinclaw::service::watchdog());
+        gateway
+            .run(async {
+                shutdown_signal().await;
+                pinclaw::service::notify("STOPPING=1");
+            })
+            .await;
+        watchdog.abort();
         ExitCode::SUCCESS
     })
 }

@@ -251,3 +251,53 @@ async fn devices_commands_approve_a_pending_device() {
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("unknown requestId"));
 }
+
+#[test]
+fn tells_systemd_ready_watchdog_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap_or_else(|e| panic!("{e}"));
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut child = Command::new(BIN)
+        .args(["gateway", "--port", "0", "--state-dir"])
+        .arg(dir.path().join("state"))
+        .env("NOTIFY_SOCKET", &socket_path)
+        .env("WATCHDOG_USEC", "200000")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("PINCLAW_GATEWAY_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut received = Vec::new();
+    let mut buf = [0u8; 512];
+    while received
+        .iter()
+        .filter(|m: &&String| m.as_str() == "WATCHDOG=1")
+        .count()
+        < 2
+    {
+        let n = socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no notify message: {e}"));
+        received.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert!(
+        received[0].starts_with("READY=1\nSTATUS=serving on ws://127.0.0.1:"),
+        "{received:?}"
+    );
+    sigterm(child.id());
+    loop {
+        let n = socket
+            .recv(&mut buf)
+            .unwrap_or_else(|e| panic!("no STOPPING: {e}"));
+        if &buf[..n] == b"STOPPING=1" {
+            break;
+        }
+    }
+    let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success());
+}
