@@ -384,7 +384,7 @@ impl Gateway {
         let local_node: Arc<dyn local_node::LocalNode> = Arc::new(board_node::BoardNode::new(
             board.clone(),
             board_node_id,
-            format!("{} ({})", hostname(), board.spec().profile.name),
+            hostname(),
         ));
         let listener = listen(addr).map_err(|source| GatewayError::Bind { addr, source })?;
         let self_presence = json!({
