@@ -548,6 +548,39 @@ fn poll_cli(
     panic!("`openclaw {name}` never showed what was expected");
 }
 
+/// Wait for a node's pending command approval (`openclaw nodes pending`)
+/// and approve it (`openclaw nodes approve`).
+fn approve_node(tools: &Tools, dir: &Path, url: &str, token: &str, name: &str) {
+    let has = |v: &serde_json::Value| {
+        v.as_array()
+            .is_some_and(|a| a.iter().any(|x| x["displayName"] == name))
+    };
+    let pending = poll_cli(
+        tools,
+        dir,
+        "nodes pending",
+        &["nodes", "pending"],
+        url,
+        token,
+        has,
+    );
+    let request = pending
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["displayName"] == name))
+        .and_then(|x| x["requestId"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let approve = run_cli(
+        tools,
+        dir,
+        "nodes approve",
+        &["nodes", "approve", &request],
+        url,
+        token,
+    );
+    assert!(approve.status.success(), "{}", approve.describe());
+}
+
 /// A process group started by the test, killed as a whole on drop (the
 /// OpenClaw node host and gateway run children of their own).
 struct Group(Child);
@@ -760,33 +793,7 @@ process.exit(0);
     .stdout(File::create(p.join("node-host.log")).expect("log"))
     .stderr(Stdio::null());
     let _host = spawn_group(host);
-    let pending = poll_cli(
-        &tools,
-        p,
-        "nodes pending",
-        &["nodes", "pending"],
-        &url,
-        TOKEN,
-        |v| {
-            v.as_array()
-                .is_some_and(|a| a.iter().any(|x| x["displayName"] == "interop-node"))
-        },
-    );
-    let request = pending
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["displayName"] == "interop-node"))
-        .and_then(|x| x["requestId"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let approve = run_cli(
-        &tools,
-        p,
-        "nodes approve",
-        &["nodes", "approve", &request],
-        &url,
-        TOKEN,
-    );
-    assert!(approve.status.success(), "{}", approve.describe());
+    approve_node(&tools, p, &url, TOKEN, "interop-node");
     let which = run_cli(
         &tools,
         p,
@@ -886,33 +893,7 @@ process.exit(0);
     .stdout(Stdio::null())
     .stderr(File::create(p.join("pinclaw-node.log")).expect("log"));
     let _node = spawn_group(node);
-    let pending = poll_cli(
-        &tools,
-        p,
-        "nodes pending (openclaw)",
-        &["nodes", "pending"],
-        &oc_url,
-        oc_token,
-        |v| {
-            v.as_array()
-                .is_some_and(|a| a.iter().any(|x| x["displayName"] == "pinclaw-sim"))
-        },
-    );
-    let request = pending
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["displayName"] == "pinclaw-sim"))
-        .and_then(|x| x["requestId"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let approve = run_cli(
-        &tools,
-        p,
-        "nodes approve (openclaw)",
-        &["nodes", "approve", &request],
-        &oc_url,
-        oc_token,
-    );
-    assert!(approve.status.success(), "{}", approve.describe());
+    approve_node(&tools, p, &oc_url, oc_token, "pinclaw-sim");
     let read = run_cli(
         &tools,
         p,

@@ -309,21 +309,8 @@ pub fn load_or_create_token(state_dir: &Path) -> Result<(String, bool), GatewayE
         Err(e) => return Err(state_err(e)),
     }
     let token = ids::new_token();
-    write_private(&path, &format!("{token}\n")).map_err(state_err)?;
+    crate::store::write_private_file(&path, &format!("{token}\n")).map_err(state_err)?;
     Ok((token, true))
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()
 }
 
 fn create_state_dir(dir: &Path) -> Result<(), GatewayError> {

@@ -121,21 +121,8 @@ pub fn load_identity(state_dir: &Path) -> std::io::Result<SigningKey> {
     }
     std::fs::create_dir_all(state_dir)?;
     let seed = ids::random_bytes::<32>();
-    write_private(&path, &device_auth::encode_base64url(&seed))?;
+    crate::store::write_private_file(&path, &device_auth::encode_base64url(&seed))?;
     Ok(SigningKey::from_bytes(&seed))
-}
-
-fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()
 }
 
 fn load_tokens(state_dir: &Path) -> HashMap<String, String> {
@@ -152,7 +139,7 @@ fn save_token(state_dir: &Path, url: &str, token: &str) {
     }
     tokens.insert(url.to_owned(), token.to_owned());
     let text = serde_json::to_string(&tokens).unwrap_or_default();
-    if let Err(e) = write_private(&state_dir.join(TOKEN_FILE), &text) {
+    if let Err(e) = crate::store::write_private_file(&state_dir.join(TOKEN_FILE), &text) {
         tracing::warn!("could not save the device token: {e}");
     }
 }
