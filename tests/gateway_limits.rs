@@ -214,3 +214,27 @@ async fn post_auth_frames_over_max_payload_close_1009() {
     assert_eq!(code, 1009);
     gw.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_missed_pong_closes_the_connection_but_a_live_client_stays() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let gw = TestGateway::start(dir.path()).await;
+    let mut silent = raw_connect(&gw.url, &[]).await;
+    assert_eq!(
+        raw_handshake(&mut silent, cli_params(&[])).await["ok"],
+        true
+    );
+    let mut live = gw.client(&["operator.read"]).await;
+    // The live client keeps reading (and so answers pings) for over two ping intervals.
+    for _ in 0..6 {
+        let _ = live.wait_event("never-sent", Duration::from_secs(10)).await;
+    }
+    assert!(
+        live.call("health", json!({})).await.is_ok(),
+        "a client that answers pings stays"
+    );
+    // The silent one never read its pings: closed for the missed pong.
+    let (code, reason) = expect_close(&mut silent).await;
+    assert_eq!((code, reason.as_str()), (1008, "keepalive timeout"));
+    gw.stop().await;
+}
