@@ -195,7 +195,9 @@ async fn main() -> Result<()> {
     let mut lat = Vec::new();
     let mut acks = Vec::new();
     for i in 0..300 {
-        let (ack, total) = turn(&mut op, "lat", &format!("l{i}")).await?;
+        // A fresh session per turn: the context is one message, like the
+        // direct provider request it is compared with.
+        let (ack, total) = turn(&mut op, &format!("lat{i}"), &format!("l{i}")).await?;
         acks.push(ack.as_secs_f64() * 1000.0);
         lat.push(total.as_secs_f64() * 1000.0);
     }

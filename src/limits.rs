@@ -98,8 +98,9 @@ pub const LOG_LINE_MAX_BYTES: usize = 1024;
 /// Most lines one `logs.tail` call returns.
 pub const LOGS_TAIL_MAX_LINES: usize = 1000;
 
-/// redb page cache. redb's default is 1 GiB.
-pub const STORE_CACHE_BYTES: usize = 4 * 1024 * 1024;
+/// redb page cache. redb's default is 1 GiB; 1 MiB keeps the hot pages
+/// (recent transcript rows, pairing) and leaves RAM to the rest of the board.
+pub const STORE_CACHE_BYTES: usize = 1024 * 1024;
 
 /// Requests one connection may have running at once (long methods such as
 /// `node.invoke` run beside the connection loop). Beyond it: `UNAVAILABLE`.

@@ -190,7 +190,8 @@ impl Store {
     }
 
     /// Rows with `seq >= from`, oldest first, at most `max` (the newest ones
-    /// when there are more).
+    /// when there are more). Reads from the newest end, so the cost is
+    /// bounded by `max`, not by the session's length.
     pub fn transcript_since(
         &self,
         key: &str,
@@ -199,20 +200,23 @@ impl Store {
     ) -> Result<Vec<TranscriptEntry>, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(TRANSCRIPT).map_err(db_err)?;
-        let mut rows = std::collections::VecDeque::with_capacity(max.min(256));
-        for row in table.range((key, from)..=(key, u64::MAX)).map_err(db_err)? {
+        let mut rows = Vec::with_capacity(max.min(64));
+        for row in table
+            .range((key, from)..=(key, u64::MAX))
+            .map_err(db_err)?
+            .rev()
+            .take(max)
+        {
             let (_, value) = row.map_err(db_err)?;
             let entry: TranscriptEntry =
                 serde_json::from_slice(value.value()).map_err(|source| StoreError::Corrupt {
                     key: key.to_owned(),
                     source,
                 })?;
-            if rows.len() == max {
-                rows.pop_front();
-            }
-            rows.push_back(entry);
+            rows.push(entry);
         }
-        Ok(rows.into())
+        rows.reverse();
+        Ok(rows)
     }
 
     /// One row by seq.
