@@ -5,9 +5,75 @@ use serde_json::Value;
 
 use super::error::{StreamFailure, excerpt};
 use super::limits::{MAX_TOOL_ARGS_BYTES, MAX_TOOL_CALLS_PER_TURN, MAX_TURN_TOOL_ARGS_BYTES};
+use super::sse::{SseDecoder, SseEvent};
 use super::types::{StopReason, StreamEvent, ToolCall, Usage};
 
 /// A pure, incremental decoder of one wire format's streaming body.
+/// The SSE framing shared by the SSE-based adapters (OpenAI, Anthropic):
+/// they supply the per-event logic, [`sse_push`] and [`sse_finish`] the loop.
+pub(crate) trait SseTurn {
+    /// The framing decoder and its reusable event buffer.
+    fn sse(&mut self) -> (&mut SseDecoder, &mut Vec<SseEvent>);
+    /// Handle one event's data.
+    fn on_sse_event(&mut self, data: &str, out: &mut Vec<StreamEvent>)
+    -> Result<(), StreamFailure>;
+    /// Whether the terminal marker was seen.
+    fn done(&self) -> bool;
+    /// Events seen so far.
+    fn seen(&self) -> u64;
+}
+
+/// [`TurnDecoder::push`] for an [`SseTurn`].
+pub(crate) fn sse_push<T: SseTurn>(
+    t: &mut T,
+    bytes: &[u8],
+    out: &mut Vec<StreamEvent>,
+) -> Result<(), StreamFailure> {
+    if t.done() {
+        return Ok(());
+    }
+    let mut events = {
+        let (sse, buf) = t.sse();
+        sse.push(bytes, buf)?;
+        std::mem::take(buf)
+    };
+    for ev in &events {
+        if t.done() {
+            break;
+        }
+        t.on_sse_event(&ev.data, out)?;
+    }
+    // Keep the buffer's capacity for the next push.
+    events.clear();
+    *t.sse().1 = events;
+    Ok(())
+}
+
+/// [`TurnDecoder::finish`] for an [`SseTurn`]: a body that ends before the
+/// terminal marker is truncated (or empty).
+pub(crate) fn sse_finish<T: SseTurn>(
+    t: &mut T,
+    out: &mut Vec<StreamEvent>,
+) -> Result<(), StreamFailure> {
+    if !t.done() {
+        let events = {
+            let (sse, buf) = t.sse();
+            sse.finish(buf);
+            std::mem::take(buf)
+        };
+        for ev in &events {
+            if !t.done() {
+                t.on_sse_event(&ev.data, out)?;
+            }
+        }
+    }
+    match (t.done(), t.seen()) {
+        (true, _) => Ok(()),
+        (false, 0) => Err(StreamFailure::EmptyBody),
+        (false, events) => Err(StreamFailure::Truncated { events }),
+    }
+}
+
 pub trait TurnDecoder: Send {
     /// Feed body bytes (any split). Appends events ready to forward to `out`.
     /// Once the terminal marker arrived, the final events (tool calls, usage,

@@ -4,7 +4,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::accumulate::{ToolSlots, TurnDecoder, finish_turn, parse_json};
+use super::accumulate::{
+    SseTurn, ToolSlots, TurnDecoder, finish_turn, parse_json, sse_finish, sse_push,
+};
 use super::error::{StreamFailure, classify_stream_error, parse_error_value};
 use super::sse::{SseDecoder, SseEvent};
 use super::types::{Message, StopReason, StreamEvent, TurnRequest, Usage};
@@ -196,39 +198,32 @@ impl OpenAiDecoder {
     }
 }
 
+impl SseTurn for OpenAiDecoder {
+    fn sse(&mut self) -> (&mut SseDecoder, &mut Vec<SseEvent>) {
+        (&mut self.sse, &mut self.events)
+    }
+    fn on_sse_event(
+        &mut self,
+        data: &str,
+        out: &mut Vec<StreamEvent>,
+    ) -> Result<(), StreamFailure> {
+        self.on_event(data, out)
+    }
+    fn done(&self) -> bool {
+        self.done
+    }
+    fn seen(&self) -> u64 {
+        self.seen
+    }
+}
+
 impl TurnDecoder for OpenAiDecoder {
     fn push(&mut self, bytes: &[u8], out: &mut Vec<StreamEvent>) -> Result<(), StreamFailure> {
-        if self.done {
-            return Ok(());
-        }
-        self.sse.push(bytes, &mut self.events)?;
-        let events = std::mem::take(&mut self.events);
-        for ev in &events {
-            if self.done {
-                break;
-            }
-            self.on_event(&ev.data, out)?;
-        }
-        self.events = events;
-        self.events.clear();
-        Ok(())
+        sse_push(self, bytes, out)
     }
 
     fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), StreamFailure> {
-        if !self.done {
-            self.sse.finish(&mut self.events);
-            let events = std::mem::take(&mut self.events);
-            for ev in &events {
-                if !self.done {
-                    self.on_event(&ev.data, out)?;
-                }
-            }
-        }
-        match (self.done, self.seen) {
-            (true, _) => Ok(()),
-            (false, 0) => Err(StreamFailure::EmptyBody),
-            (false, events) => Err(StreamFailure::Truncated { events }),
-        }
+        sse_finish(self, out)
     }
 
     fn is_done(&self) -> bool {
