@@ -8,7 +8,6 @@ use super::limits::{MAX_TOOL_ARGS_BYTES, MAX_TOOL_CALLS_PER_TURN, MAX_TURN_TOOL_
 use super::sse::{SseDecoder, SseEvent};
 use super::types::{StopReason, StreamEvent, ToolCall, Usage};
 
-/// A pure, incremental decoder of one wire format's streaming body.
 /// The SSE framing shared by the SSE-based adapters (OpenAI, Anthropic):
 /// they supply the per-event logic, [`sse_push`] and [`sse_finish`] the loop.
 pub(crate) trait SseTurn {
@@ -74,6 +73,7 @@ pub(crate) fn sse_finish<T: SseTurn>(
     }
 }
 
+/// A pure, incremental decoder of one wire format's streaming body.
 pub trait TurnDecoder: Send {
     /// Feed body bytes (any split). Appends events ready to forward to `out`.
     /// Once the terminal marker arrived, the final events (tool calls, usage,
