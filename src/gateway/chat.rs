@@ -395,11 +395,10 @@ pub fn chat_history(shared: &Shared, params: Value) -> Result<Value, ErrorShape>
     let meta = shared.store.session(&key).map_err(store_error)?;
     let queued: Vec<Value> = shared
         .store
-        .inbox_all()
+        .inbox_of(&key)
         .map_err(store_error)?
         .into_iter()
-        .filter(|(k, _)| *k == key)
-        .map(|(_, i)| json!({"runId": i.run_id, "text": i.message, "timestamp": i.ts, "queueMode": i.mode}))
+        .map(|i| json!({"runId": i.run_id, "text": i.message, "timestamp": i.ts, "queueMode": i.mode}))
         .collect();
     Ok(json!({
         "sessionKey": key,

@@ -284,7 +284,7 @@ fn status(shared: &Shared, conn: &Conn) -> Value {
         "queuedSystemEvents": [],
         "degradedSecretOwners": [],
         "degradedPlugins": [],
-        "sessions": {"count": shared.store.sessions().map(|s| s.len()).unwrap_or(0), "busy": busy_sessions, "runningRuns": running_runs},
+        "sessions": {"count": shared.store.session_count().unwrap_or(0), "busy": busy_sessions, "runningRuns": running_runs},
         "providers": shared.providers.as_ref().map(|p| serde_json::to_value(p.health()).unwrap_or(Value::Null)),
         "models": shared.providers.as_ref().map(|p| serde_json::to_value(p.models_snapshot()).unwrap_or(Value::Null)),
         "modelRuntime": {"degraded": shared.providers.as_ref().is_some_and(|p| p.health().available == 0), "pendingAgents": []},

@@ -395,10 +395,7 @@ impl Sessions {
         if let Some(slot) = victim.slot {
             // The victim's text is needed for the summary before it goes.
             if self.config.drop == DropPolicy::Summarize
-                && let Ok(items) = self.store.inbox_all()
-                && let Some((_, item)) = items
-                    .iter()
-                    .find(|(k, i)| k == session_key && i.slot == slot)
+                && let Ok(Some(item)) = self.store.inbox_get(session_key, slot)
             {
                 let line: String = item.message.chars().take(120).collect();
                 if lane.dropped.len() < limits::MAX_DROPPED_SUMMARY_LINES {

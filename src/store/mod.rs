@@ -249,7 +249,7 @@ impl Store {
         self.remove(NODES, node_id)
     }
 
-    fn count(&self, table: TableDefinition<&str, &[u8]>) -> Result<usize, StoreError> {
+    pub(super) fn count(&self, table: TableDefinition<&str, &[u8]>) -> Result<usize, StoreError> {
         let txn = self.db.begin_read().map_err(db_err)?;
         let table = txn.open_table(table).map_err(db_err)?;
         Ok(table.len().map_err(db_err)? as usize)

@@ -373,20 +373,8 @@ impl Store {
         run_id: &str,
     ) -> Result<Vec<TranscriptEntry>, StoreError> {
         let mut items = Vec::new();
-        {
-            let txn = self.db.begin_read().map_err(db_err)?;
-            let inbox = txn.open_table(INBOX).map_err(db_err)?;
-            for slot in slots {
-                if let Some(v) = inbox.get((key, *slot)).map_err(db_err)? {
-                    let item: InboxItem = serde_json::from_slice(v.value()).map_err(|source| {
-                        StoreError::Corrupt {
-                            key: key.to_owned(),
-                            source,
-                        }
-                    })?;
-                    items.push(item);
-                }
-            }
+        for slot in slots {
+            items.extend(self.inbox_get(key, *slot)?);
         }
         self.inbox_remove(key, slots)?;
         let entries = items
@@ -394,6 +382,43 @@ impl Store {
             .map(|i| TranscriptEntry::message("user", i.message, Some(run_id)))
             .collect();
         Ok(self.append(key, entries, true)?.1)
+    }
+
+    /// One parked message.
+    pub fn inbox_get(&self, key: &str, slot: u64) -> Result<Option<InboxItem>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let inbox = txn.open_table(INBOX).map_err(db_err)?;
+        let Some(v) = inbox.get((key, slot)).map_err(db_err)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(v.value())
+            .map(Some)
+            .map_err(|source| StoreError::Corrupt {
+                key: key.to_owned(),
+                source,
+            })
+    }
+
+    /// The parked messages of one session, in arrival order.
+    pub fn inbox_of(&self, key: &str) -> Result<Vec<InboxItem>, StoreError> {
+        let txn = self.db.begin_read().map_err(db_err)?;
+        let inbox = txn.open_table(INBOX).map_err(db_err)?;
+        let mut out = Vec::new();
+        for row in inbox.range((key, 0)..=(key, u64::MAX)).map_err(db_err)? {
+            let (_, v) = row.map_err(db_err)?;
+            out.push(
+                serde_json::from_slice(v.value()).map_err(|source| StoreError::Corrupt {
+                    key: key.to_owned(),
+                    source,
+                })?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Number of sessions.
+    pub fn session_count(&self) -> Result<usize, StoreError> {
+        self.count(SESSIONS)
     }
 
     /// Every parked message of every session (recovery after a crash).
