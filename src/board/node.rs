@@ -228,6 +228,19 @@ fn level_for(active: bool, active_low: bool) -> Level {
     Level::from_bool(active != active_low)
 }
 
+/// The pin and polarity of an output device, or `NOT_AN_OUTPUT`.
+fn output_pin(device: &Device) -> Result<(u8, bool), BoardError> {
+    match &device.kind {
+        DeviceKind::Output {
+            pin, active_low, ..
+        } => Ok((*pin, *active_low)),
+        other => Err(BoardError::NotAnOutput {
+            name: device.name.clone(),
+            kind: other.name(),
+        }),
+    }
+}
+
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, BoardError> + Send + 'static,
 ) -> Result<T, BoardError> {
@@ -522,22 +535,15 @@ impl LocalBoardNode {
                 let p: WriteParams = parse(command, params)?;
                 let device = self.device(&p.name)?;
                 let active = parse_on_off(&p.value)?;
-                match &device.kind {
-                    DeviceKind::Output {
-                        pin, active_low, ..
-                    } => Ok((
-                        device,
-                        WriteOp::Set {
-                            pin: *pin,
-                            active,
-                            level: level_for(active, *active_low),
-                        },
-                    )),
-                    other => Err(BoardError::NotAnOutput {
-                        name: device.name.clone(),
-                        kind: other.name(),
-                    }),
-                }
+                let (pin, active_low) = output_pin(device)?;
+                Ok((
+                    device,
+                    WriteOp::Set {
+                        pin,
+                        active,
+                        level: level_for(active, active_low),
+                    },
+                ))
             }
             "gpio.pulse" => {
                 let p: PulseParams = parse(command, params)?;
@@ -550,22 +556,15 @@ impl LocalBoardNode {
                         range: "1..=20000 (integer)",
                     });
                 };
-                match &device.kind {
-                    DeviceKind::Output {
-                        pin, active_low, ..
-                    } => Ok((
-                        device,
-                        WriteOp::Pulse {
-                            pin: *pin,
-                            ms,
-                            active: level_for(true, *active_low),
-                        },
-                    )),
-                    other => Err(BoardError::NotAnOutput {
-                        name: device.name.clone(),
-                        kind: other.name(),
-                    }),
-                }
+                let (pin, active_low) = output_pin(device)?;
+                Ok((
+                    device,
+                    WriteOp::Pulse {
+                        pin,
+                        ms,
+                        active: level_for(true, active_low),
+                    },
+                ))
             }
             "pwm.set" => {
                 let p: PwmParams = parse(command, params)?;

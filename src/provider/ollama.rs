@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::accumulate::{ToolSlots, TurnDecoder, finish_turn, parse_json};
 use super::error::{FailureKind, StreamFailure, classify_stream_error, parse_error_value};
 use super::ndjson::NdjsonDecoder;
-use super::types::{Message, StopReason, StreamEvent, TurnRequest, Usage};
+use super::types::{Message, StopReason, StreamEvent, TurnRequest, Usage, tool_result_text};
 
 /// The JSON body of a streaming `/api/chat` request. `num_ctx` is sent when
 /// the model's context window is configured.
@@ -43,11 +43,7 @@ pub fn request_body(
                 is_error,
                 ..
             } => {
-                let content = if *is_error {
-                    format!("error: {content}")
-                } else {
-                    content.clone()
-                };
+                let content = tool_result_text(content, *is_error);
                 json!({"role": "tool", "tool_name": name, "content": content})
             }
         });

@@ -9,7 +9,7 @@ use super::accumulate::{
 };
 use super::error::{StreamFailure, classify_stream_error, parse_error_value};
 use super::sse::{SseDecoder, SseEvent};
-use super::types::{Message, StopReason, StreamEvent, TurnRequest, Usage};
+use super::types::{Message, StopReason, StreamEvent, TurnRequest, Usage, tool_result_text};
 
 /// Per-provider capabilities of an OpenAI-compatible server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,11 +66,7 @@ pub fn request_body(
                 is_error,
                 ..
             } => {
-                let content = if *is_error {
-                    format!("error: {content}")
-                } else {
-                    content.clone()
-                };
+                let content = tool_result_text(content, *is_error);
                 json!({"role": "tool", "tool_call_id": call_id, "content": content})
             }
         });

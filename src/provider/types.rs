@@ -151,3 +151,13 @@ pub enum StreamEvent {
         reason: StopReason,
     },
 }
+
+/// A tool result as text for wire formats without an error flag (OpenAI,
+/// Ollama): failures are prefixed so the model can tell.
+pub(crate) fn tool_result_text(content: &str, is_error: bool) -> String {
+    if is_error {
+        format!("error: {content}")
+    } else {
+        content.to_owned()
+    }
+}
