@@ -4,6 +4,7 @@
 //! (sockets, handshake, auth, method table, event bus) → `store` (redb).
 //! `provider` streams model turns; `board` hides the hardware behind a trait.
 
+pub mod abort;
 pub mod agent;
 pub mod board;
 pub mod client;

@@ -292,7 +292,7 @@ impl AgentRunner {
                 max_tokens: Some(512),
             };
             let (tx, mut rx) = tokio::sync::mpsc::channel(limits::AGENT_STREAM_BUFFER);
-            let abort = crate::provider::Abort::new();
+            let abort = crate::abort::Abort::new();
             let turn = providers.run_turn(model, &self.config.fallbacks, &req, tx, &abort);
             let collect = async {
                 let mut text = String::new();

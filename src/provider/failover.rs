@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
+
+use crate::abort::Abort;
 
 use super::config::{
     ApiKey, ApiKind, ConfigError, ModelConfig, ModelRef, ProviderConfig, load_key, resolve_chain,
@@ -36,45 +38,6 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
         Instant::now()
-    }
-}
-
-/// A per-turn abort signal. Cloning shares it. Aborting ends the in-flight
-/// HTTP request (its agent is shut down), any backoff sleep, and the turn.
-#[derive(Debug, Clone)]
-pub struct Abort {
-    tx: Arc<watch::Sender<bool>>,
-}
-
-impl Default for Abort {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Abort {
-    /// A signal that has not fired.
-    pub fn new() -> Self {
-        Abort {
-            tx: Arc::new(watch::Sender::new(false)),
-        }
-    }
-
-    /// Fire the signal (idempotent).
-    pub fn abort(&self) {
-        self.tx.send_replace(true);
-    }
-
-    /// Whether the signal fired.
-    pub fn is_aborted(&self) -> bool {
-        *self.tx.borrow()
-    }
-
-    /// Resolves once the signal fired.
-    pub async fn aborted(&self) {
-        let mut rx = self.tx.subscribe();
-        // the sender lives in `self`, so this cannot fail
-        let _ = rx.wait_for(|v| *v).await;
     }
 }
 

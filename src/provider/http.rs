@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::mpsc;
 
+use crate::abort::Abort;
+
 use super::accumulate::TurnDecoder;
 use super::anthropic::{self, ANTHROPIC_VERSION, AnthropicDecoder};
 use super::config::{ApiKey, ApiKind, Timeouts};
@@ -14,7 +16,6 @@ use super::error::{
     AttemptError, FailureKind, StreamFailure, classify_http, classify_stream_error, excerpt,
     parse_error_value, parse_retry_after,
 };
-use super::failover::Abort;
 use super::limits::{
     ABORT_JOIN_GRACE, HTTP_INPUT_BUFFER_BYTES, HTTP_OUTPUT_BUFFER_BYTES, MAX_ERROR_BODY_BYTES,
     MAX_RESPONSE_HEADER_BYTES, READ_BUFFER_BYTES,

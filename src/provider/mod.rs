@@ -88,10 +88,11 @@ pub mod openai;
 pub mod sse;
 pub mod types;
 
+pub use crate::abort::Abort;
 pub use config::{ApiKey, ApiKind, ConfigError, ModelConfig, ModelRef, ProviderConfig};
 pub use error::{AttemptError, AttemptRecord, ChainFailure, FailureKind, StreamFailure, TurnError};
 pub use failover::{
-    Abort, Clock, FailoverPolicy, ModelState, ModelStatus, ProviderHealth, Providers, SystemClock,
+    Clock, FailoverPolicy, ModelState, ModelStatus, ProviderHealth, Providers, SystemClock,
     TurnSummary,
 };
 pub use types::{Message, StopReason, StreamEvent, ToolCall, ToolSpec, TurnRequest, Usage};

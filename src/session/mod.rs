@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, Semaphore};
 
+use crate::abort::Abort;
 use crate::ids;
 use crate::limits;
-use crate::provider::Abort;
 use crate::store::{InboxItem, Store, StoreError, TranscriptEntry};
 
 /// What to do with a message that arrives while its session is running.
