@@ -42,6 +42,18 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A short fingerprint of a request's content (16 hex chars of SHA-256):
+/// tells a retry of the same request from a different request that reuses
+/// its idempotency key.
+pub fn fingerprint(content: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(content.as_bytes())
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -51,5 +63,8 @@ mod tests {
         assert_eq!(&u[14..15], "4");
         assert_ne!(u, super::uuid_v4());
         assert_eq!(super::new_token().len(), 43);
+        assert_eq!(super::fingerprint("a"), super::fingerprint("a"));
+        assert_ne!(super::fingerprint("a"), super::fingerprint("b"));
+        assert_eq!(super::fingerprint("").len(), 16);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod abort;
 pub mod agent;
+pub mod app;
 pub mod board;
 pub mod client;
 pub mod config;

@@ -9,9 +9,14 @@ use std::time::Duration;
 /// connection gets `HTTP 503` before any upgrade.
 pub const MAX_CONNECTIONS: usize = 256;
 
-/// Sockets per client IP that have not finished the handshake. Beyond it the
-/// upgrade is refused with `HTTP 429`.
+/// Sockets per client address (IPv6: per /64) that have not finished the
+/// handshake, counted from `accept`, before their request head is read.
+/// Beyond it a new socket gets `HTTP 429` at once and is closed.
 pub const MAX_PREAUTH_CONNECTIONS_PER_IP: usize = 32;
+
+/// Sockets that have not finished the handshake, from all addresses. Beyond
+/// it a new socket gets `HTTP 503` at once and is closed.
+pub const MAX_PREAUTH_CONNECTIONS: usize = 128;
 
 /// Largest frame accepted before `hello-ok`; a bigger one closes with 1009.
 pub const MAX_PREAUTH_PAYLOAD_BYTES: usize = 64 * 1024;
@@ -51,8 +56,9 @@ pub const MAX_HTTP_HEAD_BYTES: usize = 8 * 1024;
 /// Most headers parsed from one HTTP request.
 pub const MAX_HTTP_HEADERS: usize = 32;
 
-/// Time a client has to send its HTTP request head.
-pub const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a client has to send its HTTP request head; then the socket is
+/// closed (with its pre-auth slot).
+pub const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Time from socket open to a successful `connect`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
@@ -81,8 +87,15 @@ pub const AUTH_LIMITER_MAX_IPS: usize = 1024;
 
 /// Idempotency cache: entries kept at most this long.
 pub const IDEMPOTENCY_TTL: Duration = Duration::from_secs(300);
-/// Idempotency cache: most entries; when full the oldest is evicted.
+/// Idempotency cache: most entries; when full the oldest finished entry is
+/// evicted (work still in flight is never evicted: a new key is refused).
 pub const IDEMPOTENCY_MAX_ENTRIES: usize = 1000;
+/// Idempotency cache: bytes of results kept (JSON text, one copy each);
+/// beyond it the oldest finished entries are evicted.
+pub const IDEMPOTENCY_MAX_BYTES: usize = 1024 * 1024;
+/// Idempotency cache: the largest single result kept for replay. A larger
+/// result is remembered only as "ran and succeeded" (what a retry needs).
+pub const IDEMPOTENCY_MAX_RESULT_BYTES: usize = 64 * 1024;
 
 /// Pending device pairing requests expire after this long.
 pub const PAIRING_PENDING_TTL: Duration = Duration::from_secs(300);
@@ -91,12 +104,32 @@ pub const PAIRING_MAX_PENDING: usize = 64;
 /// Most paired devices; pairing more is refused.
 pub const PAIRING_MAX_DEVICES: usize = 1024;
 
+/// A paired device's `lastSeenAtMs` is written at most this often (each
+/// write is bookkeeping without an fsync; a client reconnecting in a loop
+/// must not turn into a write per connect on the SD card).
+pub const LAST_SEEN_WRITE_INTERVAL: Duration = Duration::from_secs(60);
+
 /// Lines kept in the in-memory log ring served by `logs.tail`; oldest dropped.
 pub const LOG_RING_LINES: usize = 1000;
 /// Longest single log line kept in the ring (longer lines are cut).
 pub const LOG_LINE_MAX_BYTES: usize = 1024;
 /// Most lines one `logs.tail` call returns.
 pub const LOGS_TAIL_MAX_LINES: usize = 1000;
+
+/// Jobs waiting for the store thread (reads and writes). Beyond it a
+/// write queued under a lock is refused with a retryable `UNAVAILABLE`
+/// ("the state database is busy") before anything is acknowledged; other
+/// callers wait for room.
+pub const STORE_QUEUE_DEPTH: usize = 1024;
+
+/// Most jobs the store thread takes into one commit (group commit): writes
+/// that arrive while a flush runs share the next one.
+pub const STORE_MAX_BATCH: usize = 256;
+
+/// Runs remembered on disk by id (`chat.send`/`agent` idempotency keys), so
+/// a retry after a restart finds its run. The oldest are pruned beyond it
+/// (about 200 bytes each on disk, none in RAM).
+pub const MAX_PERSISTED_RUNS: usize = 10_000;
 
 /// redb page cache. redb's default is 1 GiB; 1 MiB keeps the hot pages
 /// (recent transcript rows, pairing) and leaves RAM to the rest of the board.
@@ -125,6 +158,10 @@ pub const NODE_INVOKE_MAX_TIMEOUT: Duration = Duration::from_secs(600);
 /// Largest `payloadJSON` a node may return (bigger results are refused).
 pub const NODE_RESULT_MAX_BYTES: usize = 1024 * 1024;
 
+/// Largest `node.host.stats` payload kept per node (larger reports are
+/// relayed as events but not kept).
+pub const NODE_HOST_STATS_MAX_BYTES: usize = 4 * 1024;
+
 /// Operator approvals (e.g. `confirm = true` outputs) waiting at once.
 /// Beyond it new requests are refused with `UNAVAILABLE`.
 pub const MAX_PENDING_APPROVALS: usize = 32;
@@ -144,12 +181,21 @@ pub const MAX_STEER_PER_RUN: usize = 20;
 /// finished record is evicted beyond it.
 pub const MAX_RUN_RECORDS: usize = 1000;
 
+/// Bytes of reply and error text kept across all run records. Beyond it
+/// the oldest finished records are evicted (their replies stay in the
+/// transcript, their status in the store's run index).
+pub const RUN_RECORDS_MAX_BYTES: usize = 1024 * 1024;
+
 /// Transcript rows read to build a model context (the token budget trims
 /// further).
 pub const MAX_CONTEXT_ROWS: usize = 400;
 
 /// Events buffered between a provider stream and the agent loop.
 pub const AGENT_STREAM_BUFFER: usize = 64;
+
+/// Shortest time between two streamed text deltas of a run (`chat` delta
+/// and `agent` assistant events); deltas arriving faster are coalesced.
+pub const CHAT_DELTA_INTERVAL: Duration = Duration::from_millis(150);
 
 /// Longest reply text kept in a run record (for `agent` results).
 pub const MAX_REPLY_BYTES: usize = 64 * 1024;

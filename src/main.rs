@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use pinclaw::client::{Client, ClientOptions};
 use pinclaw::config::{self, AuthMode, Config, Secret};
-use pinclaw::gateway::{self, Gateway, GatewaySettings};
+use pinclaw::gateway::{self, GatewaySettings};
 
 #[derive(Parser)]
 #[command(
@@ -334,7 +334,7 @@ fn run_gateway(args: GatewayArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let state_dir = settings.state_dir.clone();
-        let gateway = match Gateway::bind(settings).await {
+        let gateway = match pinclaw::app::bind(settings).await {
             Ok(g) => g,
             Err(e @ (gateway::GatewayError::Refused(_) | gateway::GatewayError::Config(_))) => {
                 eprintln!("error: {e}");

@@ -244,7 +244,7 @@ async fn queue_modes_followup_collect_steer_interrupt() {
     fake.push(text_reply("steered answer", Duration::ZERO));
     let before = fake.requests().len();
     send(&mut op, "st", "what time is it?", "s0", None).await;
-    let _ = fake.wait_requests(before + 1, Duration::from_secs(5));
+    fake.arrived(before + 1, Duration::from_secs(5)).await;
     let ack = send(&mut op, "st", "and the date too", "s1", Some("steer")).await;
     assert_eq!(ack["steered"], true);
     assert_eq!(wait_run(&mut op, "s0").await["status"], "ok");
@@ -283,7 +283,7 @@ async fn queue_modes_followup_collect_steer_interrupt() {
     fake.push(text_reply("fresh", Duration::ZERO));
     let before = fake.requests().len();
     send(&mut op, "in", "long question", "i0", None).await;
-    let _ = fake.wait_requests(before + 1, Duration::from_secs(5));
+    fake.arrived(before + 1, Duration::from_secs(5)).await;
     let ack = send(
         &mut op,
         "in",
@@ -312,7 +312,7 @@ async fn abort_while_streaming_and_queue_first() {
     let mut op = gw.client(&["operator.write", "operator.read"]).await;
     send(&mut op, "ab", "go", "a0", None).await;
     send(&mut op, "ab", "later", "a1", Some("followup")).await;
-    let _ = fake.wait_requests(1, Duration::from_secs(5));
+    fake.arrived(1, Duration::from_secs(5)).await;
     let first = op
         .call("chat.abort", json!({"sessionKey": "ab", "runId": "a1"}))
         .await

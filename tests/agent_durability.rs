@@ -103,7 +103,7 @@ debounce_ms = 50
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ack["status"], "started");
-    let _ = fake.wait_requests(1, Duration::from_secs(10));
+    fake.arrived(1, Duration::from_secs(10)).await;
     let queued = op
         .call("chat.send", json!({"sessionKey": "k", "message": "and the eggs", "idempotencyKey": "m2", "queueMode": "followup"}))
         .await

@@ -65,12 +65,23 @@ async fn drop_policy_new_refuses_and_summarize_tells_the_model() {
         .call("agent.wait", json!({"runId": "s1", "timeoutMs": 10000}))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(dropped["status"], "error");
+    assert_eq!(dropped["status"], "dropped", "{dropped}");
     assert!(
         dropped["error"]
             .as_str()
             .is_some_and(|e| e.contains("queue was full"))
     );
+    // Acknowledged, dropped, and still in the history, marked as such.
+    let history = op
+        .call("chat.history", json!({"sessionKey": "q"}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let kept = history["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["text"] == "water the plants").cloned())
+        .unwrap_or_default();
+    assert_eq!(kept["dropped"], true, "{history}");
+    assert_eq!(kept["role"], "user");
     for key in ["s2", "s3"] {
         let done = op
             .call("agent.wait", json!({"runId": key, "timeoutMs": 20000}))

@@ -4,7 +4,7 @@
 mod support;
 
 use pinclaw::config::{AuthMode, Secret};
-use pinclaw::gateway::{Gateway, GatewayError};
+use pinclaw::gateway::GatewayError;
 use serde_json::json;
 use support::*;
 
@@ -104,7 +104,7 @@ async fn non_loopback_bind_without_a_secret_is_refused() {
     let mut s = settings(dir.path());
     s.auth_mode = AuthMode::None;
     s.bind = "0.0.0.0".parse().unwrap_or_else(|e| panic!("{e}"));
-    match Gateway::bind(s).await {
+    match pinclaw::app::bind(s).await {
         Err(GatewayError::Refused(msg)) => assert!(msg.contains("without auth"), "{msg}"),
         Err(e) => panic!("unexpected error {e}"),
         Ok(_) => panic!("a non-loopback bind without auth must be refused"),
@@ -113,7 +113,7 @@ async fn non_loopback_bind_without_a_secret_is_refused() {
     s.auth_mode = AuthMode::Password;
     s.password = None;
     assert!(matches!(
-        Gateway::bind(s).await,
+        pinclaw::app::bind(s).await,
         Err(GatewayError::Refused(_))
     ));
 }

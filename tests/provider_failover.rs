@@ -27,17 +27,6 @@ fn anthropic(id: &str, fake: &FakeProvider) -> ProviderConfig {
     provider(id, ApiKind::AnthropicMessages, &fake.base_url())
 }
 
-/// Poll (without blocking the runtime) until the fake saw `n` requests.
-async fn wait_requests(fake: &FakeProvider, n: usize) {
-    for _ in 0..500 {
-        if fake.requests().len() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("fake never saw {n} request(s)");
-}
-
 fn fb(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -380,7 +369,7 @@ async fn half_open_admits_a_single_trial() {
     let req = hello();
     let slow = collect(&p, "a/m", &chain, &req);
     let other = async {
-        wait_requests(&fa, 2).await;
+        fa.arrived(2, Duration::from_secs(5)).await;
         collect(&p, "a/m", &chain, &hello()).await
     };
     let ((_, r1), (_, r2)) = tokio::join!(slow, other);
@@ -448,7 +437,7 @@ async fn abort_during_backoff_sleep() {
     let a2 = abort.clone();
     let t0 = Instant::now();
     let aborter = async {
-        wait_requests(&fake, 1).await;
+        fake.arrived(1, Duration::from_secs(5)).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         a2.abort();
         Instant::now()

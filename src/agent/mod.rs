@@ -5,12 +5,12 @@
 //! as the run progresses; the final reply is durable before the run ends.
 
 pub mod context;
+mod emit;
 pub mod sanitize;
 pub mod tools;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -19,10 +19,11 @@ use serde_json::{Value, json};
 use crate::ids;
 use crate::limits;
 use crate::provider::{Message, Providers, StreamEvent, ToolCall, TurnError, TurnRequest};
-use crate::session::{BoxFuture, Job, RunResult, RunStatus, Runner};
+use crate::session::{BoxFuture, EventSink, Job, RunResult, RunStatus, Runner};
 use crate::store::{Store, TranscriptEntry};
 
-use self::tools::ToolRegistry;
+use self::emit::{Emitter, TextStream};
+use self::tools::{ToolContext, ToolRegistry};
 
 /// How older turns leave the context when it overflows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,57 +107,15 @@ impl Default for AgentConfig {
     }
 }
 
-/// Where the loop's events go (the gateway's event bus).
-pub trait EventSink: Send + Sync + 'static {
-    /// An `agent` event; `tool` marks tool-stream events (only for
-    /// connections with the `tool-events` cap).
-    fn agent(&self, payload: &Value, tool: bool);
-    /// A `chat` event.
-    fn chat(&self, payload: &Value);
-    /// A session's transcript or state changed.
-    fn session_changed(&self, session_key: &str);
-}
-
 /// The agent loop as the lanes' runner.
 pub struct AgentRunner {
     config: AgentConfig,
     system_prompt: String,
     providers: Option<Arc<Providers>>,
-    store: Arc<Store>,
+    store: Store,
     tools: ToolRegistry,
     events: Arc<dyn EventSink>,
     board_summary: Box<dyn Fn() -> String + Send + Sync>,
-}
-
-/// Per-run event stamping.
-struct Emitter<'a> {
-    events: &'a dyn EventSink,
-    run_id: &'a str,
-    session_key: &'a str,
-    seq: AtomicU64,
-    chat_seq: AtomicU64,
-}
-
-impl Emitter<'_> {
-    fn agent(&self, stream: &str, data: Value) {
-        let seq = self.seq.fetch_add(1, Ordering::Relaxed);
-        let payload = json!({
-            "runId": self.run_id, "seq": seq, "stream": stream, "ts": ids::now_ms(),
-            "data": data, "sessionKey": self.session_key,
-        });
-        self.events.agent(&payload, stream == "tool");
-    }
-
-    fn chat(&self, state: &str, mut extra: Value) {
-        let seq = self.chat_seq.fetch_add(1, Ordering::Relaxed);
-        if let Some(obj) = extra.as_object_mut() {
-            obj.insert("runId".into(), json!(self.run_id));
-            obj.insert("sessionKey".into(), json!(self.session_key));
-            obj.insert("seq".into(), json!(seq));
-            obj.insert("state".into(), json!(state));
-        }
-        self.events.chat(&extra);
-    }
 }
 
 /// Why a run stopped early.
@@ -172,7 +131,7 @@ impl AgentRunner {
         config: AgentConfig,
         system_prompt: String,
         providers: Option<Arc<Providers>>,
-        store: Arc<Store>,
+        store: Store,
         tools: ToolRegistry,
         events: Arc<dyn EventSink>,
         board_summary: Box<dyn Fn() -> String + Send + Sync>,
@@ -196,9 +155,10 @@ impl AgentRunner {
         )
     }
 
-    fn model_for(&self, session_key: &str) -> Option<String> {
+    async fn model_for(&self, session_key: &str) -> Option<String> {
         self.store
             .session(session_key)
+            .await
             .ok()
             .flatten()
             .and_then(|m| m.model)
@@ -222,10 +182,13 @@ impl AgentRunner {
             .max(256)
     }
 
-    fn load_rows(&self, key: &str) -> Result<Vec<TranscriptEntry>, String> {
+    /// The rows the model sees: from the newest compaction marker on,
+    /// messages only, without those dropped before they ran.
+    async fn load_rows(&self, key: &str) -> Result<Vec<TranscriptEntry>, String> {
         let meta = self
             .store
             .session(key)
+            .await
             .map_err(|e| e.to_string())?
             .unwrap_or_default();
         let mut rows = Vec::new();
@@ -234,6 +197,7 @@ impl AgentRunner {
             && let Some(marker) = self
                 .store
                 .transcript_row(key, meta.compacted_at_seq)
+                .await
                 .map_err(|e| e.to_string())?
         {
             from = marker.kept_from_seq.unwrap_or(meta.compacted_at_seq + 1);
@@ -244,8 +208,13 @@ impl AgentRunner {
         let since = self
             .store
             .transcript_since(key, from, limits::MAX_CONTEXT_ROWS)
+            .await
             .map_err(|e| e.to_string())?;
-        rows.extend(since.into_iter().filter(|r| r.kind == "message"));
+        rows.extend(
+            since
+                .into_iter()
+                .filter(|r| r.kind == "message" && r.dropped.is_none()),
+        );
         Ok(rows)
     }
 
@@ -324,6 +293,7 @@ impl AgentRunner {
         let (_, stored) = self
             .store
             .append(key, vec![marker], true)
+            .await
             .map_err(|e| e.to_string())?;
         let tokens_after: u64 = stored
             .iter()
@@ -356,7 +326,8 @@ impl AgentRunner {
     ) -> Result<String, Stop> {
         let key = job.session_key.as_str();
         let run_id = job.run_id.as_str();
-        let (Some(providers), Some(model)) = (self.providers.clone(), self.model_for(key)) else {
+        let (Some(providers), Some(model)) = (self.providers.clone(), self.model_for(key).await)
+        else {
             return Err(Stop::Failed(
                 "no model configured: add a [[providers]] entry and set [agent] model = \"provider/model\"".into(),
             ));
@@ -365,13 +336,17 @@ impl AgentRunner {
             let entry = TranscriptEntry::message("user", note.clone(), Some(run_id));
             self.store
                 .append(key, vec![entry], true)
+                .await
                 .map_err(|e| Stop::Failed(e.to_string()))?;
         }
         let system = self.system();
         let specs = self.tools.specs();
         let tools_json = serde_json::to_string(&specs).unwrap_or_default();
         let budget = self.budget(&model, &system, &tools_json);
-        let mut rows = self.load_rows(key).map_err(Stop::Failed)?;
+        let mut rows = self.load_rows(key).await.map_err(Stop::Failed)?;
+        let tool_ctx = ToolContext {
+            scopes: job.scopes.clone(),
+        };
         let mut overflow_retried = false;
         let mut iteration = 0;
         while iteration < self.config.max_tool_iterations {
@@ -379,6 +354,7 @@ impl AgentRunner {
             let steered = job
                 .sessions
                 .take_steered(key, run_id)
+                .await
                 .map_err(|e| Stop::Failed(e.to_string()))?;
             if !steered.is_empty() {
                 self.events.session_changed(key);
@@ -409,17 +385,22 @@ impl AgentRunner {
                 req,
                 job.abort.clone(),
             );
-            let mut text = String::new();
+            let mut stream = TextStream::new();
             let mut calls: Vec<ToolCall> = Vec::new();
             let mut invalid: Vec<(String, String, String)> = Vec::new();
             let mut usage = None;
-            while let Some(event) = rx.recv().await {
-                match event {
-                    StreamEvent::TextDelta { text: delta } => {
-                        text.push_str(&delta);
-                        emit.agent("assistant", json!({"text": text, "delta": delta}));
-                        emit.chat("delta", json!({"deltaText": delta, "message": {"role": "assistant", "content": [{"type": "text", "text": text}]}}));
+            loop {
+                let due = stream.due();
+                let event = tokio::select! {
+                    event = rx.recv() => event,
+                    _ = tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)), if due.is_some() => {
+                        stream.flush(emit);
+                        continue;
                     }
+                };
+                let Some(event) = event else { break };
+                match event {
+                    StreamEvent::TextDelta { text: delta } => stream.push(&delta, emit),
                     StreamEvent::ToolCall(call) => calls.push(call),
                     StreamEvent::InvalidToolCall {
                         id, name, error, ..
@@ -428,11 +409,16 @@ impl AgentRunner {
                     StreamEvent::ReasoningDelta { .. } | StreamEvent::Finish { .. } => {}
                 }
             }
+            stream.flush(emit);
+            let text = stream.into_text();
             let turn = handle
                 .await
                 .map_err(|e| Stop::Failed(format!("model turn task failed: {e}")))?;
             if let Some(u) = usage {
-                let _ = self.store.add_usage(key, u.input_tokens, u.output_tokens);
+                let _ = self
+                    .store
+                    .add_usage(key, u.input_tokens, u.output_tokens)
+                    .await;
                 emit.agent(
                     "usage",
                     json!({"inputTokens": u.input_tokens, "outputTokens": u.output_tokens}),
@@ -466,7 +452,7 @@ impl AgentRunner {
                     if !text.is_empty() {
                         let entry =
                             TranscriptEntry::message("assistant", text.clone(), Some(run_id));
-                        let _ = self.store.append(key, vec![entry], true);
+                        let _ = self.store.append(key, vec![entry], true).await;
                     }
                     return Err(Stop::Failed(e.to_string()));
                 }
@@ -488,6 +474,7 @@ impl AgentRunner {
             let (_, stored) = self
                 .store
                 .append(key, vec![assistant], done)
+                .await
                 .map_err(|e| Stop::Failed(e.to_string()))?;
             rows.extend(stored);
             if done {
@@ -498,7 +485,10 @@ impl AgentRunner {
                 let mut args = call.arguments.clone();
                 sanitize::sanitize_value(&mut args);
                 emit.agent("tool", json!({"phase": "start", "name": call.name, "toolCallId": call.id, "args": args}));
-                let outcome = self.tools.call(&call.name, call.arguments.clone()).await;
+                let outcome = self
+                    .tools
+                    .call(&tool_ctx, &call.name, call.arguments.clone())
+                    .await;
                 let (content, is_error) = match &outcome {
                     Ok(v) => (sanitize::result_text(v), false),
                     Err(e) => (sanitize::error_text(e), true),
@@ -526,6 +516,7 @@ impl AgentRunner {
             let (_, stored) = self
                 .store
                 .append(key, results, false)
+                .await
                 .map_err(|e| Stop::Failed(e.to_string()))?;
             rows.extend(stored);
             iteration += 1;
@@ -541,13 +532,7 @@ impl Runner for Arc<AgentRunner> {
     fn run(&self, job: Job) -> BoxFuture<RunResult> {
         let this = self.clone();
         Box::pin(async move {
-            let emit = Emitter {
-                events: this.events.as_ref(),
-                run_id: &job.run_id,
-                session_key: &job.session_key,
-                seq: AtomicU64::new(0),
-                chat_seq: AtomicU64::new(0),
-            };
+            let emit = Emitter::new(this.events.as_ref(), &job.run_id, &job.session_key);
             let started = ids::now_ms();
             emit.agent("lifecycle", json!({"phase": "start", "startedAt": started}));
             this.events.session_changed(&job.session_key);

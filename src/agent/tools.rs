@@ -14,15 +14,25 @@ use crate::provider::ToolSpec;
 /// A boxed future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// Who a tool call acts for.
+#[derive(Debug, Clone, Default)]
+pub struct ToolContext {
+    /// Scopes of the client whose message started the run: a tool may do
+    /// only what that client could do itself.
+    pub scopes: Vec<String>,
+}
+
 /// Access to nodes for the `nodes` tool (implemented by the gateway).
 pub trait NodeAccess: Send + Sync + 'static {
     /// `node.list`.
     fn list(&self) -> BoxFuture<Result<Value, String>>;
     /// `node.describe` of a node reference (id, name, prefix or `local`).
     fn describe(&self, node: String) -> BoxFuture<Result<Value, String>>;
-    /// `node.invoke`; returns the command's payload.
+    /// `node.invoke` with every gate `node.invoke` applies, checked against
+    /// `scopes`; returns the command's payload.
     fn invoke(
         &self,
+        scopes: Vec<String>,
         node: String,
         command: String,
         params: Value,
@@ -36,8 +46,8 @@ pub trait NodeAccess: Send + Sync + 'static {
 pub trait Tool: Send + Sync {
     /// Name, description and parameter schema.
     fn spec(&self) -> ToolSpec;
-    /// Run with parsed arguments.
-    fn call(&self, args: Value) -> BoxFuture<Result<Value, String>>;
+    /// Run with parsed arguments, on behalf of `ctx`.
+    fn call(&self, ctx: &ToolContext, args: Value) -> BoxFuture<Result<Value, String>>;
 }
 
 /// The tools of an agent.
@@ -66,10 +76,15 @@ impl ToolRegistry {
         self.tools.iter().map(|t| t.spec()).collect()
     }
 
-    /// Call a tool by name.
-    pub fn call(&self, name: &str, args: Value) -> BoxFuture<Result<Value, String>> {
+    /// Call a tool by name, on behalf of `ctx`.
+    pub fn call(
+        &self,
+        ctx: &ToolContext,
+        name: &str,
+        args: Value,
+    ) -> BoxFuture<Result<Value, String>> {
         match self.tools.iter().find(|t| t.spec().name == name) {
-            Some(tool) => tool.call(args),
+            Some(tool) => tool.call(ctx, args),
             None => {
                 let message = format!("unknown tool: {name}");
                 Box::pin(async move { Err(message) })
@@ -128,7 +143,7 @@ impl Tool for TimeTool {
             parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
         }
     }
-    fn call(&self, _args: Value) -> BoxFuture<Result<Value, String>> {
+    fn call(&self, _ctx: &ToolContext, _args: Value) -> BoxFuture<Result<Value, String>> {
         let now = crate::ids::now_ms();
         Box::pin(
             async move { Ok(json!({"utc": iso8601(now), "unixMs": now, "zone": local_zone()})) },
@@ -165,8 +180,9 @@ impl Tool for NodesTool {
         }
     }
 
-    fn call(&self, args: Value) -> BoxFuture<Result<Value, String>> {
+    fn call(&self, ctx: &ToolContext, args: Value) -> BoxFuture<Result<Value, String>> {
         let nodes = self.nodes.clone();
+        let scopes = ctx.scopes.clone();
         Box::pin(async move {
             let node = args["node"].as_str().map(str::to_owned);
             match args["action"].as_str() {
@@ -189,7 +205,7 @@ impl Tool for NodesTool {
                             .unwrap_or(30_000)
                             .clamp(1, 600_000),
                     );
-                    nodes.invoke(node, command, params, timeout).await
+                    nodes.invoke(scopes, node, command, params, timeout).await
                 }
                 Some(other) => Err(format!(
                     "unknown action {other:?} (status, describe or invoke)"

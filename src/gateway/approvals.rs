@@ -39,9 +39,39 @@ pub struct Approvals {
 #[derive(Debug)]
 pub struct ApprovalsFull;
 
+/// Removes a pending approval when its waiter goes away (decided,
+/// expired, or the future dropped because the caller left), and tells
+/// operators it is gone unless an operator already decided it.
+struct Waiter<'a> {
+    approvals: &'a Approvals,
+    bus: &'a Bus,
+    id: String,
+    reason: &'static str,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        let was_pending = self
+            .approvals
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.id)
+            .is_some();
+        if was_pending {
+            self.bus.broadcast(
+                "exec.approval.resolved",
+                &json!({"id": self.id, "decision": self.reason, "ts": ids::now_ms()}),
+            );
+        }
+    }
+}
+
 impl Approvals {
     /// Ask operators and wait up to `timeout` for a decision. `request` is
-    /// the event payload (it gains `id`, `ts` and `expiresAtMs`).
+    /// the event payload (it gains `id`, `ts` and `expiresAtMs`). If the
+    /// returned future is dropped (the caller went away), the request is
+    /// withdrawn.
     pub async fn request(
         &self,
         bus: &Bus,
@@ -67,26 +97,26 @@ impl Approvals {
                 },
             );
         }
+        let mut waiter = Waiter {
+            approvals: self,
+            bus,
+            id: id.clone(),
+            reason: "cancelled",
+        };
         tracing::info!(approval = %id, summary = %request["summary"], "approval requested");
         bus.broadcast("exec.approval.requested", &request);
         let decision = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(decision)) => decision,
             _ => Decision::Expired,
         };
-        // Whatever happened (decided, expired, caller gone), the entry goes.
-        let was_pending = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
-            .is_some();
-        if was_pending {
-            bus.broadcast(
-                "exec.approval.resolved",
-                &json!({"id": id, "decision": "expired", "ts": ids::now_ms()}),
-            );
-        }
+        waiter.reason = "expired";
+        drop(waiter);
         Ok(decision)
+    }
+
+    /// Approvals waiting now.
+    pub fn pending_count(&self) -> usize {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
     /// Pending requests, oldest first.

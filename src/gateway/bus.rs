@@ -8,49 +8,11 @@ use std::sync::{Arc, Mutex};
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
+use super::events::{self, Guard};
 use super::outbound::{Outbound, Pushed};
 use crate::limits;
 use crate::protocol::connect::Role;
 use crate::protocol::{frames, scopes};
-
-/// Who may receive a broadcast event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
-    /// Every authenticated connection, nodes included.
-    Everyone,
-    /// Operators holding (or implying) this scope.
-    Scope(&'static str),
-}
-
-/// The scope guard of a broadcast event (OpenClaw `EVENT_SCOPE_GUARDS`).
-/// Events without a guard are never broadcast.
-pub fn event_guard(event: &str) -> Option<Guard> {
-    match event {
-        "tick" | "health" | "heartbeat" | "shutdown" => Some(Guard::Everyone),
-        "presence" | "agent" | "chat" | "sessions.changed" | "node.presence" | "node.event"
-        | "config.changed" => Some(Guard::Scope(scopes::READ)),
-        "device.pair.requested"
-        | "device.pair.resolved"
-        | "node.pair.requested"
-        | "node.pair.resolved" => Some(Guard::Scope(scopes::PAIRING)),
-        "exec.approval.requested" | "exec.approval.resolved" => {
-            Some(Guard::Scope(scopes::APPROVALS))
-        }
-        _ => None,
-    }
-}
-
-/// Periodic or state-snapshot events that a newer one supersedes: a queued
-/// older copy is replaced, and they are dropped rather than closing a slow
-/// connection.
-fn superseding(event: &str) -> Option<&'static str> {
-    match event {
-        "tick" => Some("tick"),
-        "presence" => Some("presence"),
-        "health" => Some("health"),
-        _ => None,
-    }
-}
 
 /// One authenticated connection as the bus sees it.
 pub struct Conn {
@@ -109,6 +71,7 @@ impl Conn {
             Guard::Scope(scope) => {
                 self.role == Role::Operator && scopes::satisfied(&self.scopes, scope)
             }
+            Guard::Targeted => false,
         }
     }
 
@@ -211,13 +174,14 @@ impl Bus {
     /// Like [`Self::broadcast`], to the admitted connections that also pass
     /// `filter` (e.g. only those that declared the `tool-events` cap).
     pub fn broadcast_where(&self, event: &str, payload: &Value, filter: impl Fn(&Conn) -> bool) {
-        let Some(guard) = event_guard(event) else {
+        let Some(spec) = events::find(event).filter(|e| e.guard != Guard::Targeted) else {
             tracing::warn!(
                 event,
-                "refusing to broadcast an event without a scope guard"
+                "refusing to broadcast an event that is not in the event table"
             );
             return;
         };
+        let guard = spec.guard;
         let payload_json = payload.to_string();
         let state_version =
             matches!(event, "presence" | "health").then(|| self.state_version().to_string());
@@ -231,9 +195,10 @@ impl Bus {
             let seq = conn.seq.fetch_add(1, Ordering::Relaxed) + 1;
             let frame =
                 frames::event_sequenced(event, &payload_json, seq, state_version.as_deref());
-            let pushed = match superseding(event) {
-                Some(key) => conn.outbound.push_superseding(frame, key),
-                None => conn.outbound.push(frame, false),
+            let pushed = if spec.supersedes {
+                conn.outbound.push_superseding(frame, spec.name)
+            } else {
+                conn.outbound.push(frame, false)
             };
             if pushed == Pushed::Dropped {
                 tracing::debug!(conn = %conn.conn_id, event, seq, "dropped event for a slow consumer");

@@ -12,8 +12,10 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
+use super::admission::PreauthSlot;
 use super::bus::Conn;
 use super::handshake::{self, Peer};
+use super::methods::Run;
 use super::stream::{GatewayStream, PREAUTH_EXCEEDED, PreauthBudget};
 use super::{Shared, methods, nodes};
 use crate::ids;
@@ -71,7 +73,7 @@ async fn handshake(
     ws: &mut Ws,
     peer: Peer,
     budget: PreauthBudget,
-    preauth_slot: super::PreauthSlot,
+    preauth_slot: PreauthSlot,
 ) -> Option<Arc<Conn>> {
     let nonce = ids::uuid_v4();
     let challenge = frames::event_unsequenced(
@@ -145,7 +147,7 @@ async fn handshake(
             return None;
         }
     };
-    let admitted = match handshake::admit(shared, &params, &nonce, peer) {
+    let admitted = match handshake::admit(shared, &params, &nonce, peer).await {
         Ok(a) => a,
         Err(refusal) => {
             // Like OpenClaw, the close reason repeats the error message.
@@ -209,7 +211,7 @@ async fn handshake(
         return None;
     }
     if let Some(info) = node_info
-        && let Err(error) = nodes::on_connect(shared, &conn, info)
+        && let Err(error) = nodes::on_connect(shared, &conn, info).await
     {
         tracing::warn!(conn = %conn.conn_id, "node registration failed: {}", error.message);
         close(ws, 1013, &error.message).await;
@@ -226,7 +228,7 @@ pub async fn run(
     mut ws: Ws,
     peer: Peer,
     budget: PreauthBudget,
-    preauth_slot: super::PreauthSlot,
+    preauth_slot: PreauthSlot,
 ) {
     // Boxed: the handshake's state lives on the heap only while it runs, so
     // the long-lived task stays small.
@@ -319,7 +321,7 @@ async fn serve(
                 Some(Ok(Message::Text(text))) => {
                     awaiting_pong = false;
                     match frames::parse_request(&text) {
-                        Ok(req) if methods::is_long_running(&req.method) => {
+                        Ok(req) if methods::run_of(&req.method) == Run::Beside => {
                             if running.len() >= limits::MAX_INFLIGHT_REQUESTS_PER_CONN {
                                 let busy = ErrorShape::new(codes::UNAVAILABLE, "too many requests in flight on this connection")
                                     .retry_after(500);
@@ -335,8 +337,13 @@ async fn serve(
                             }
                         }
                         Ok(req) => {
+                            // Inline handlers never wait: answer and write at
+                            // once, without a round trip through the select.
                             let reply = methods::handle(shared, conn, req).await;
                             conn.outbound.push(reply, false);
+                            if !flush(ws, conn).await {
+                                return "write failed";
+                            }
                         }
                         Err(_) => {
                             let reply = frames::response_err(&frames::salvage_id(&text), &ErrorShape::invalid("invalid request frame"));

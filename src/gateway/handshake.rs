@@ -162,8 +162,9 @@ fn rate_limited(retry_after_ms: u64) -> Refusal {
 }
 
 /// Decide whether a `connect` is admitted. `nonce` is the challenge sent on
-/// this socket.
-pub fn admit(
+/// this socket. Pairing state is read and written through the store (off
+/// the event loop); each pairing change is one transaction.
+pub async fn admit(
     shared: &Shared,
     params: &ConnectParams,
     nonce: &str,
@@ -211,7 +212,11 @@ pub fn admit(
         None => None,
     };
     let known_device = match &proof {
-        Some((device_id, _)) => shared.store.device(device_id).map_err(|e| internal(&e))?,
+        Some((device_id, _)) => shared
+            .store
+            .device(device_id)
+            .await
+            .map_err(|e| internal(&e))?,
         None => None,
     };
 
@@ -309,12 +314,16 @@ pub fn admit(
     let mut device = match (reason, known_device) {
         ("", Some(device)) => device,
         _ if peer.direct_loopback && shared.settings.auto_approve_loopback => {
-            let device = pairing::approve(shared, &pending, "silent").map_err(|e| internal(&e))?;
+            let device = pairing::approve_silently(shared, pending)
+                .await
+                .map_err(|e| internal(&e))?;
             tracing::info!(device_id = %device_id, role = role.as_str(), "device paired silently (direct loopback)");
             device
         }
         _ => {
-            let request = pairing::request(shared, pending).map_err(|e| internal(&e))?;
+            let request = pairing::request(shared, pending)
+                .await
+                .map_err(|e| internal(&e))?;
             let message = match reason {
                 "role-upgrade" => "pairing required: role upgrade needs approval",
                 "scope-upgrade" => "pairing required: scope upgrade needs approval",
@@ -334,24 +343,57 @@ pub fn admit(
             ));
         }
     };
-    device.last_seen_at_ms = ids::now_ms();
+    let now = ids::now_ms();
     if device.token_for(role.as_str()).is_none() {
         // The token was revoked; a client that proved the shared secret and
-        // its identity gets a fresh one.
-        device.tokens.push(crate::store::DeviceToken {
-            role: role.as_str().to_owned(),
-            token: ids::new_token(),
-            scopes: if role == Role::Node {
-                Vec::new()
-            } else {
-                device.scopes.clone()
-            },
-            created_at_ms: device.last_seen_at_ms,
-            rotated_at_ms: None,
-        });
-        shared.store.put_device(&device).map_err(|e| internal(&e))?;
-    } else if let Err(e) = shared.store.touch_device(&device) {
-        tracing::warn!("could not record last-seen time: {e}");
+        // its identity gets a fresh one (read-modify-write in one commit).
+        let role_name = role.as_str().to_owned();
+        device = shared
+            .store
+            .update_device(&device_id, true, move |current| {
+                let Some(mut d) = current else {
+                    return Err(crate::store::StoreError::Full(
+                        "the device was removed while connecting",
+                    ));
+                };
+                if d.token_for(&role_name).is_none() {
+                    d.tokens.push(crate::store::DeviceToken {
+                        scopes: if role_name == "node" {
+                            Vec::new()
+                        } else {
+                            d.scopes.clone()
+                        },
+                        role: role_name,
+                        token: ids::new_token(),
+                        created_at_ms: now,
+                        rotated_at_ms: None,
+                    });
+                }
+                d.last_seen_at_ms = now;
+                Ok((Some(d.clone()), d))
+            })
+            .await
+            .map_err(|e| internal(&e))?;
+    } else if now.saturating_sub(device.last_seen_at_ms)
+        >= limits::LAST_SEEN_WRITE_INTERVAL.as_millis() as i64
+    {
+        // Bookkeeping: no fsync, and at most once per interval per device.
+        device.last_seen_at_ms = now;
+        if let Err(e) = shared
+            .store
+            .update_device(&device_id, false, move |current| {
+                Ok((
+                    current.map(|mut d| {
+                        d.last_seen_at_ms = now;
+                        d
+                    }),
+                    (),
+                ))
+            })
+            .await
+        {
+            tracing::warn!("could not record last-seen time: {e}");
+        }
     }
     let scopes = match role {
         Role::Operator => requested,
@@ -428,7 +470,7 @@ pub fn hello_ok(shared: &Shared, admitted: &Admitted, conn_id: &str) -> Value {
         },
         "features": {
             "methods": super::methods::served_methods(),
-            "events": super::methods::SERVED_EVENTS,
+            "events": super::events::served_events(),
             "capabilities": [],
         },
         "snapshot": snapshot,

@@ -80,6 +80,38 @@ pub async fn read_head(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>),
         .unwrap_or(Err(HeadError::Timeout))
 }
 
+/// Parse a request head from the bytes read so far: `Ok(None)` while it is
+/// incomplete, else the head and its length in bytes. Pure (no I/O), so it
+/// can be fuzzed.
+pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError> {
+    let mut headers = [httparse::EMPTY_HEADER; limits::MAX_HTTP_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => {
+            let head = RequestHead {
+                method: req.method.unwrap_or("").to_owned(),
+                path: req.path.unwrap_or("/").to_owned(),
+                headers: req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_ascii_lowercase(),
+                            String::from_utf8_lossy(h.value).trim().to_owned(),
+                        )
+                    })
+                    .collect(),
+            };
+            Ok(Some((head, len)))
+        }
+        Ok(httparse::Status::Partial) if buf.len() < limits::MAX_HTTP_HEAD_BYTES => Ok(None),
+        Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
+            Err(HeadError::TooLarge)
+        }
+        Err(_) => Err(HeadError::Malformed),
+    }
+}
+
 async fn read_head_inner(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>), HeadError> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
@@ -89,37 +121,15 @@ async fn read_head_inner(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>
             return Err(HeadError::Io);
         }
         buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; limits::MAX_HTTP_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let head = RequestHead {
-                    method: req.method.unwrap_or("").to_owned(),
-                    path: req.path.unwrap_or("/").to_owned(),
-                    headers: req
-                        .headers
-                        .iter()
-                        .map(|h| {
-                            (
-                                h.name.to_ascii_lowercase(),
-                                String::from_utf8_lossy(h.value).trim().to_owned(),
-                            )
-                        })
-                        .collect(),
-                };
-                return Ok((head, buf.split_off(len)));
-            }
-            Ok(httparse::Status::Partial) if buf.len() < limits::MAX_HTTP_HEAD_BYTES => continue,
-            Ok(httparse::Status::Partial) | Err(httparse::Error::TooManyHeaders) => {
-                return Err(HeadError::TooLarge);
-            }
-            Err(_) => return Err(HeadError::Malformed),
+        if let Some((head, len)) = parse_head(&buf)? {
+            return Ok((head, buf.split_off(len)));
         }
     }
 }
 
-/// Write a complete response with a JSON body and close semantics.
-pub async fn respond_json(stream: &mut TcpStream, status: u16, body: &str) {
+/// Write a complete response with a JSON body and `connection: close`
+/// (best effort: the peer may be gone), without closing the socket.
+pub async fn write_json(stream: &mut TcpStream, status: u16, body: &str) {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -134,12 +144,17 @@ pub async fn respond_json(stream: &mut TcpStream, status: u16, body: &str) {
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
-    // Best effort: the peer may already be gone.
-    let _ = tokio::time::timeout(Duration::from_secs(5), async {
-        let _ = stream.write_all(response.as_bytes()).await;
-        let _ = stream.shutdown().await;
-    })
+    let _ = tokio::time::timeout(
+        Duration::from_secs(5),
+        stream.write_all(response.as_bytes()),
+    )
     .await;
+}
+
+/// Write a complete response with a JSON body and close the sending side.
+pub async fn respond_json(stream: &mut TcpStream, status: u16, body: &str) {
+    write_json(stream, status, body).await;
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
 }
 
 /// Write the `101 Switching Protocols` answer. No extension is negotiated

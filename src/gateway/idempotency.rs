@@ -1,135 +1,317 @@
-//! A bounded, expiring idempotency cache for side-effecting methods
-//! (`agent`, `chat.send`, `node.invoke`, …): a retried key returns the cached
-//! or in-flight result instead of doing the work twice.
+//! The idempotency cache of side-effecting methods (`node.invoke`): a
+//! retried key returns the earlier result instead of doing the work twice.
 //!
-//! Entries live at most [`limits::IDEMPOTENCY_TTL`]; at
-//! [`limits::IDEMPOTENCY_MAX_ENTRIES`] the oldest entry is evicted, except
-//! entries still in flight, which are kept (a new key is then refused).
+//! Bounds: entries live at most [`limits::IDEMPOTENCY_TTL`]; at most
+//! [`limits::IDEMPOTENCY_MAX_ENTRIES`] entries and
+//! [`limits::IDEMPOTENCY_MAX_BYTES`] of kept results, the oldest finished
+//! entries evicted first. A result is kept once, as its JSON text; one
+//! larger than [`limits::IDEMPOTENCY_MAX_RESULT_BYTES`] is replaced by what a
+//! retry needs to know (the work ran and succeeded; the result was too large
+//! to keep), so no sequence of requests can grow the cache past its budget.
+//!
+//! Work in flight is held by an [`InFlight`] guard: dropping it without
+//! [`InFlight::finish`] (the caller went away, the task was cancelled)
+//! forgets the key, so a retry runs instead of being refused forever. A key
+//! reused with different parameters is refused.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use serde_json::{Value, json};
+
 use crate::limits;
+use crate::protocol::error::{ErrorShape, codes};
 
-/// State of one key.
+/// How a finished request ended, as kept for retries.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Entry<V> {
-    /// The work is running.
+enum Outcome {
+    /// The response payload as JSON text.
+    Ok(String),
+    /// The response payload was larger than the per-result cap.
+    OkTooLarge,
+    /// The error answered.
+    Err(ErrorShape),
+}
+
+impl Outcome {
+    fn from_result(result: &Result<Value, ErrorShape>) -> Self {
+        match result {
+            Ok(value) => {
+                let text = value.to_string();
+                if text.len() > limits::IDEMPOTENCY_MAX_RESULT_BYTES {
+                    Outcome::OkTooLarge
+                } else {
+                    Outcome::Ok(text)
+                }
+            }
+            Err(e) => Outcome::Err(e.clone()),
+        }
+    }
+
+    fn bytes(&self) -> usize {
+        match self {
+            Outcome::Ok(text) => text.len(),
+            Outcome::OkTooLarge => 0,
+            Outcome::Err(e) => e.message.len() + 64,
+        }
+    }
+
+    fn replay(&self) -> Result<Value, ErrorShape> {
+        match self {
+            Outcome::Ok(text) => serde_json::from_str(text).map_err(|e| {
+                ErrorShape::new(codes::UNAVAILABLE, format!("cached result unreadable: {e}"))
+            }),
+            Outcome::OkTooLarge => Ok(json!({
+                "ok": true,
+                "cached": true,
+                "payloadOmitted": true,
+                "note": "this request already ran and succeeded; its result was too large to keep for retries",
+            })),
+            Outcome::Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+#[derive(Debug)]
+enum State {
     InFlight,
-    /// The work finished with this result.
-    Done(V),
+    Done(Outcome),
 }
 
-/// What [`IdempotencyCache::begin`] decided.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Begin<V> {
-    /// New key: do the work, then call [`IdempotencyCache::finish`].
-    Start,
-    /// Seen before: return this instead.
-    Seen(Entry<V>),
-    /// Full of in-flight work: refuse.
-    Full,
+#[derive(Debug)]
+struct Entry {
+    at: Instant,
+    fingerprint: String,
+    state: State,
 }
 
-/// The cache. Keys are prefixed by kind by the caller (`agent:<key>`).
-pub struct IdempotencyCache<V> {
-    entries: HashMap<String, (Instant, Entry<V>)>,
+impl Entry {
+    fn bytes(&self) -> usize {
+        match &self.state {
+            State::InFlight => 0,
+            State::Done(o) => o.bytes(),
+        }
+    }
+}
+
+/// The cache proper (behind [`Idempotency`]'s lock).
+#[derive(Debug)]
+struct Cache {
+    entries: HashMap<String, Entry>,
+    /// (stamp, key) in the order entries were stamped; stale stamps are
+    /// skipped.
     order: VecDeque<(Instant, String)>,
+    bytes: usize,
     ttl: Duration,
-    max: usize,
+    max_entries: usize,
+    max_bytes: usize,
 }
 
-impl<V: Clone> Default for IdempotencyCache<V> {
-    fn default() -> Self {
-        Self::new(limits::IDEMPOTENCY_TTL, limits::IDEMPOTENCY_MAX_ENTRIES)
-    }
-}
-
-impl<V: Clone> IdempotencyCache<V> {
-    /// A cache with explicit bounds.
-    pub fn new(ttl: Duration, max: usize) -> Self {
-        Self {
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            ttl,
-            max,
-        }
-    }
-
-    /// Number of entries held.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    /// Look up `key`; when unseen, record it as in flight.
-    pub fn begin(&mut self, key: &str, now: Instant) -> Begin<V> {
-        self.sweep(now);
-        if let Some((_, entry)) = self.entries.get(key) {
-            return Begin::Seen(entry.clone());
-        }
-        if self.entries.len() >= self.max && !self.evict_oldest_done() {
-            return Begin::Full;
-        }
-        self.entries.insert(key.to_owned(), (now, Entry::InFlight));
-        self.order.push_back((now, key.to_owned()));
-        Begin::Start
-    }
-
-    /// Record the result of work started with [`Self::begin`].
-    pub fn finish(&mut self, key: &str, value: V, now: Instant) {
-        if let Some(slot) = self.entries.get_mut(key) {
-            *slot = (now, Entry::Done(value));
-            self.order.push_back((now, key.to_owned()));
-        }
-    }
-
-    /// Forget a key (the work failed before doing anything).
-    pub fn forget(&mut self, key: &str) {
-        self.entries.remove(key);
-    }
-
+impl Cache {
     fn sweep(&mut self, now: Instant) {
-        while let Some((stamp, key)) = self.order.front() {
+        while let Some((stamp, _)) = self.order.front() {
             if now.duration_since(*stamp) < self.ttl {
                 break;
             }
-            let (stamp, key) = (*stamp, key.clone());
-            self.order.pop_front();
-            // Remove only if the entry was not refreshed later and is finished.
-            if let Some((at, entry)) = self.entries.get(&key)
-                && *at == stamp
-                && matches!(entry, Entry::Done(_))
-            {
-                self.entries.remove(&key);
+            if let Some((stamp, key)) = self.order.pop_front() {
+                self.remove_if_done(&key, Some(stamp));
             }
         }
-        // Keep the order queue from accumulating stale stamps.
-        if self.order.len() > 2 * self.max.max(1) {
+        if self.order.len() > 2 * self.max_entries.max(1) {
             let entries = &self.entries;
             self.order
-                .retain(|(at, k)| entries.get(k).is_some_and(|(t, _)| t == at));
+                .retain(|(at, k)| entries.get(k).is_some_and(|e| e.at == *at));
         }
     }
 
-    fn evict_oldest_done(&mut self) -> bool {
-        let victim = self
+    /// Remove a finished entry (only if stamped `stamp`, when given).
+    fn remove_if_done(&mut self, key: &str, stamp: Option<Instant>) -> bool {
+        let removable = self
             .entries
-            .iter()
-            .filter(|(_, (_, e))| matches!(e, Entry::Done(_)))
-            .min_by_key(|(_, (at, _))| *at)
-            .map(|(k, _)| k.clone());
-        match victim {
-            Some(k) => {
-                self.entries.remove(&k);
-                true
-            }
-            None => false,
+            .get(key)
+            .is_some_and(|e| matches!(e.state, State::Done(_)) && stamp.is_none_or(|s| s == e.at));
+        if removable && let Some(e) = self.entries.remove(key) {
+            self.bytes -= e.bytes();
         }
+        removable
+    }
+
+    /// Evict the oldest finished entries until `need` more entries and
+    /// `need_bytes` more bytes fit. False when only work in flight is left.
+    fn make_room(&mut self, need: usize, need_bytes: usize) -> bool {
+        let mut i = 0;
+        while (self.entries.len() + need > self.max_entries
+            || self.bytes + need_bytes > self.max_bytes)
+            && i < self.order.len()
+        {
+            let (stamp, key) = self.order[i].clone();
+            if self.remove_if_done(&key, Some(stamp)) {
+                self.order.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        self.entries.len() + need <= self.max_entries
+    }
+}
+
+/// The answer to return instead of running the work (a replay of the
+/// earlier result, or a refusal).
+#[derive(Debug)]
+pub struct Seen(pub Result<Value, ErrorShape>);
+
+/// The bounded, expiring idempotency cache.
+#[derive(Debug)]
+pub struct Idempotency {
+    cache: Mutex<Cache>,
+}
+
+impl Default for Idempotency {
+    fn default() -> Self {
+        Self::new(
+            limits::IDEMPOTENCY_TTL,
+            limits::IDEMPOTENCY_MAX_ENTRIES,
+            limits::IDEMPOTENCY_MAX_BYTES,
+        )
+    }
+}
+
+/// Work under an idempotency key. Dropping it unfinished forgets the key.
+#[must_use = "finish() records the result; dropping forgets the key"]
+pub struct InFlight<'a> {
+    owner: &'a Idempotency,
+    key: String,
+    done: bool,
+}
+
+impl InFlight<'_> {
+    /// Record the result for retries.
+    pub fn finish(mut self, result: &Result<Value, ErrorShape>) {
+        self.done = true;
+        self.owner.finish(&self.key, Outcome::from_result(result));
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.owner.forget(&self.key);
+        }
+    }
+}
+
+impl Idempotency {
+    /// A cache with explicit bounds.
+    pub fn new(ttl: Duration, max_entries: usize, max_bytes: usize) -> Self {
+        Self {
+            cache: Mutex::new(Cache {
+                entries: HashMap::new(),
+                order: VecDeque::new(),
+                bytes: 0,
+                ttl,
+                max_entries,
+                max_bytes,
+            }),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Start work under `key` with the request's `fingerprint`
+    /// ([`crate::ids::fingerprint`] of its parameters): the guard to hold
+    /// while working, or the answer to return now (the earlier result, a
+    /// retryable "still running", a full cache, or a key reused for a
+    /// different request).
+    pub fn begin(&self, key: &str, fingerprint: &str) -> Result<InFlight<'_>, Seen> {
+        let now = Instant::now();
+        let mut cache = self.lock();
+        cache.sweep(now);
+        if let Some(entry) = cache.entries.get(key) {
+            if entry.fingerprint != fingerprint {
+                return Err(Seen(Err(ErrorShape::invalid(
+                    "idempotencyKey was already used for a different request; use a new key for a new request",
+                )
+                .with_details(json!({"code": "IDEMPOTENCY_KEY_REUSED"})))));
+            }
+            return Err(Seen(match &entry.state {
+                State::Done(outcome) => outcome.replay(),
+                State::InFlight => Err(ErrorShape::new(
+                    codes::UNAVAILABLE,
+                    "a request with this idempotencyKey is still running",
+                )
+                .retry_after(500)),
+            }));
+        }
+        if !cache.make_room(1, 0) {
+            return Err(Seen(Err(ErrorShape::new(
+                codes::UNAVAILABLE,
+                "too many requests in flight; retry shortly",
+            )
+            .retry_after(1000))));
+        }
+        cache.entries.insert(
+            key.to_owned(),
+            Entry {
+                at: now,
+                fingerprint: fingerprint.to_owned(),
+                state: State::InFlight,
+            },
+        );
+        cache.order.push_back((now, key.to_owned()));
+        Ok(InFlight {
+            owner: self,
+            key: key.to_owned(),
+            done: false,
+        })
+    }
+
+    fn finish(&self, key: &str, outcome: Outcome) {
+        let now = Instant::now();
+        let mut cache = self.lock();
+        let bytes = outcome.bytes();
+        if !cache.entries.contains_key(key) {
+            return;
+        }
+        // Room for the result first (it may push out older results).
+        let fits = {
+            let _ = cache.make_room(0, bytes);
+            cache.bytes + bytes <= cache.max_bytes
+        };
+        let outcome = if fits {
+            outcome
+        } else {
+            match outcome {
+                Outcome::Ok(_) => Outcome::OkTooLarge,
+                other => other,
+            }
+        };
+        let bytes = outcome.bytes();
+        if let Some(entry) = cache.entries.get_mut(key) {
+            entry.at = now;
+            entry.state = State::Done(outcome);
+        }
+        cache.bytes += bytes;
+        cache.order.push_back((now, key.to_owned()));
+    }
+
+    fn forget(&self, key: &str) {
+        let mut cache = self.lock();
+        if cache
+            .entries
+            .get(key)
+            .is_some_and(|e| matches!(e.state, State::InFlight))
+        {
+            cache.entries.remove(key);
+        }
+    }
+
+    /// Entries held and the bytes of results they keep.
+    pub fn usage(&self) -> (usize, usize) {
+        let cache = self.lock();
+        (cache.entries.len(), cache.bytes)
     }
 }
 
@@ -137,50 +319,68 @@ impl<V: Clone> IdempotencyCache<V> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn retries_see_in_flight_then_cached_result() {
-        let mut c = IdempotencyCache::new(Duration::from_secs(300), 10);
-        let t = Instant::now();
-        assert_eq!(c.begin("chat:k", t), Begin::Start);
-        assert_eq!(c.begin("chat:k", t), Begin::Seen(Entry::InFlight));
-        c.finish("chat:k", 42, t);
-        assert_eq!(c.begin("chat:k", t), Begin::Seen(Entry::Done(42)));
-    }
-
-    #[test]
-    fn entries_expire_after_ttl_but_in_flight_stay() {
-        let mut c = IdempotencyCache::new(Duration::from_secs(300), 10);
-        let t = Instant::now();
-        c.begin("a", t);
-        c.finish("a", 1, t);
-        c.begin("b", t);
-        let later = t + Duration::from_secs(301);
-        assert_eq!(c.begin("a", later), Begin::Start, "expired");
-        assert_eq!(
-            c.begin("b", later),
-            Begin::Seen(Entry::InFlight),
-            "in flight kept"
-        );
-    }
-
-    #[test]
-    fn bounded_evicting_oldest_finished_and_refusing_when_all_in_flight() {
-        let max = crate::limits::IDEMPOTENCY_MAX_ENTRIES;
-        let mut c: IdempotencyCache<u32> = IdempotencyCache::default();
-        let t = Instant::now();
-        for i in 0..max {
-            let at = t + Duration::from_millis(i as u64);
-            c.begin(&format!("k{i}"), at);
-            c.finish(&format!("k{i}"), i as u32, at);
+    fn answer(seen: Result<InFlight<'_>, Seen>) -> Result<Value, ErrorShape> {
+        match seen {
+            Ok(_) => panic!("expected an answer, got the go-ahead"),
+            Err(Seen(a)) => a,
         }
-        let at = t + Duration::from_secs(1);
-        assert_eq!(c.begin("new", at), Begin::Start);
-        assert_eq!(c.len(), max);
-        assert_eq!(c.begin("k0", at), Begin::Start, "the oldest was evicted");
+    }
 
-        let mut small = IdempotencyCache::<u32>::new(Duration::from_secs(300), 2);
-        small.begin("x", t);
-        small.begin("y", t);
-        assert_eq!(small.begin("z", t), Begin::Full);
+    #[test]
+    fn retries_see_in_flight_then_the_cached_result() {
+        let c = Idempotency::default();
+        let work = c.begin("k", "f").unwrap_or_else(|_| panic!("start"));
+        let busy = answer(c.begin("k", "f"));
+        assert!(busy.is_err_and(|e| e.message.contains("still running")));
+        work.finish(&Ok(json!({"n": 42})));
+        assert_eq!(answer(c.begin("k", "f")).ok(), Some(json!({"n": 42})));
+    }
+
+    #[test]
+    fn a_dropped_guard_forgets_the_key() {
+        let c = Idempotency::default();
+        drop(c.begin("k", "f").unwrap_or_else(|_| panic!("start")));
+        assert!(c.begin("k", "f").is_ok(), "a retry runs again");
+    }
+
+    #[test]
+    fn a_reused_key_with_other_params_is_refused() {
+        let c = Idempotency::default();
+        c.begin("k", "f1")
+            .unwrap_or_else(|_| panic!("start"))
+            .finish(&Ok(json!(1)));
+        let refused = answer(c.begin("k", "f2"));
+        assert!(refused.is_err_and(|e| e.detail_code() == Some("IDEMPOTENCY_KEY_REUSED")));
+    }
+
+    #[test]
+    fn results_are_bounded_by_bytes() {
+        let c = Idempotency::new(Duration::from_secs(300), 1000, 1024 * 1024);
+        let big = json!({"payload": "x".repeat(limits::IDEMPOTENCY_MAX_RESULT_BYTES - 100)});
+        for i in 0..300 {
+            c.begin(&format!("k{i}"), "f")
+                .unwrap_or_else(|_| panic!("start"))
+                .finish(&Ok(big.clone()));
+            assert!(c.usage().1 <= 1024 * 1024);
+        }
+        let huge = json!({"payload": "y".repeat(900 * 1024)});
+        c.begin("huge", "f")
+            .unwrap_or_else(|_| panic!("start"))
+            .finish(&Ok(huge));
+        let replay = answer(c.begin("huge", "f")).unwrap_or_default();
+        assert_eq!(replay["payloadOmitted"], true, "{replay}");
+        assert!(c.usage().1 <= 1024 * 1024);
+    }
+
+    #[test]
+    fn entries_expire_but_in_flight_stay_and_fullness_refuses() {
+        let c = Idempotency::new(Duration::from_millis(0), 2, 1024);
+        let a = c.begin("a", "f").unwrap_or_else(|_| panic!("a"));
+        let b = c.begin("b", "f").unwrap_or_else(|_| panic!("b"));
+        let full = answer(c.begin("c", "f"));
+        assert!(full.is_err_and(|e| e.message.contains("too many")));
+        a.finish(&Ok(json!(1)));
+        assert!(c.begin("a", "f").is_ok(), "expired (ttl 0)");
+        drop(b);
     }
 }

@@ -53,32 +53,25 @@ pub fn pending_view(p: &PendingPairing) -> Value {
     })
 }
 
-/// Approve a request: create or widen the device record (roles ∪ role,
-/// scopes ∪ requested) and make sure the role has a token. Durable on return.
-pub fn approve(
-    shared: &Shared,
-    request: &PendingPairing,
-    via: &str,
-) -> Result<PairedDevice, StoreError> {
+/// The device record after approving `request`: the current record (if
+/// any) widened by the request's role and scopes, with a token for the role.
+pub fn merge(request: &PendingPairing, current: Option<PairedDevice>, via: &str) -> PairedDevice {
     let now = ids::now_ms();
-    let mut device = shared
-        .store
-        .device(&request.device_id)?
-        .unwrap_or_else(|| PairedDevice {
-            device_id: request.device_id.clone(),
-            public_key: request.public_key.clone(),
-            display_name: request.display_name.clone(),
-            platform: request.platform.clone(),
-            client_id: request.client_id.clone(),
-            client_mode: request.client_mode.clone(),
-            roles: Vec::new(),
-            scopes: Vec::new(),
-            approved_via: via.to_owned(),
-            created_at_ms: now,
-            approved_at_ms: now,
-            last_seen_at_ms: now,
-            tokens: Vec::new(),
-        });
+    let mut device = current.unwrap_or_else(|| PairedDevice {
+        device_id: request.device_id.clone(),
+        public_key: request.public_key.clone(),
+        display_name: request.display_name.clone(),
+        platform: request.platform.clone(),
+        client_id: request.client_id.clone(),
+        client_mode: request.client_mode.clone(),
+        roles: Vec::new(),
+        scopes: Vec::new(),
+        approved_via: via.to_owned(),
+        created_at_ms: now,
+        approved_at_ms: now,
+        last_seen_at_ms: now,
+        tokens: Vec::new(),
+    });
     if !device.roles.contains(&request.role) {
         device.roles.push(request.role.clone());
     }
@@ -104,13 +97,34 @@ pub fn approve(
             rotated_at_ms: None,
         }),
     }
-    shared.store.put_device(&device)?;
-    Ok(device)
+    device
+}
+
+/// Approve a request without a pending record (silent pairing on direct
+/// loopback): one durable read-modify-write of the device.
+pub async fn approve_silently(
+    shared: &Shared,
+    request: PendingPairing,
+) -> Result<PairedDevice, StoreError> {
+    let id = request.device_id.clone();
+    shared
+        .store
+        .update_device(&id, true, move |current| {
+            let device = merge(&request, current, "silent");
+            Ok((Some(device.clone()), device))
+        })
+        .await
 }
 
 /// Record a pending request and tell pairing-scoped operators about it.
-pub fn request(shared: &Shared, request: PendingPairing) -> Result<PendingPairing, StoreError> {
-    shared.store.put_pending(&request, request.ts)?;
+pub async fn request(
+    shared: &Shared,
+    request: PendingPairing,
+) -> Result<PendingPairing, StoreError> {
+    shared
+        .store
+        .put_pending(request.clone(), request.ts)
+        .await?;
     tracing::info!(
         request_id = %request.request_id,
         device_id = %request.device_id,

@@ -41,6 +41,22 @@ impl Clock for SystemClock {
     }
 }
 
+/// Releases a candidate's half-open trial slot if its attempt future is
+/// dropped before the outcome was recorded.
+struct ProbeGuard<'a> {
+    providers: &'a Providers,
+    model: &'a ModelRef,
+    armed: bool,
+}
+
+impl Drop for ProbeGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.providers.release(self.model);
+        }
+    }
+}
+
 /// Retry, backoff and cooldown settings (defaults from [`super::limits`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailoverPolicy {
@@ -472,6 +488,14 @@ impl Providers {
             max_tokens_field: p.cfg.openai_max_tokens_field().to_owned(),
             stream_usage: p.cfg.stream_usage,
         };
+        // Until this candidate's outcome is recorded, a dropped turn must
+        // not leave its circuit marked as probing (it would be skipped
+        // forever as "trial request in flight").
+        let mut probe = ProbeGuard {
+            providers: self,
+            model: r,
+            armed: true,
+        };
         let mut requests = 0u32;
         let err = loop {
             requests += 1;
@@ -491,6 +515,7 @@ impl Providers {
             tracing::debug!(model = %r, attempt = requests, "provider request");
             let e = match attempt(spec, tx.clone(), abort).await {
                 Ok(ok) => {
+                    probe.armed = false;
                     self.record_success(r);
                     return Candidate::Done(Ok(TurnSummary {
                         model: r.to_string(),
@@ -542,6 +567,7 @@ impl Providers {
                 }
             }
         };
+        probe.armed = false;
         self.record_failure(r, &err);
         Candidate::Failed(AttemptRecord {
             model: r.to_string(),

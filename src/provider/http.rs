@@ -98,17 +98,44 @@ fn agent_for(spec: &AttemptSpec) -> ureq::Agent {
         .into()
 }
 
+/// Shuts an attempt's agent down when the attempt's future is dropped
+/// before it finished (the turn was cancelled from above without its
+/// `Abort` firing): the blocking read fails at once instead of holding a
+/// thread and a connection until the provider's idle timeout.
+struct ShutdownOnDrop(Option<ureq::Agent>);
+
+impl ShutdownOnDrop {
+    /// The attempt ended on its own: nothing to shut down.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+
+    /// Shut the agent down now.
+    fn fire(&mut self) {
+        if let Some(agent) = self.0.take() {
+            agent.shutdown();
+        }
+    }
+}
+
+impl Drop for ShutdownOnDrop {
+    fn drop(&mut self) {
+        self.fire();
+    }
+}
+
 /// Run one attempt on the blocking pool, forwarding events to `tx`. An abort
-/// shuts the attempt's own agent down, which fails its blocking read at once;
-/// the call then returns once the blocking task ended, or after
-/// [`ABORT_JOIN_GRACE`] if it is stuck in DNS or connect.
+/// (or dropping the returned future) shuts the attempt's own agent down,
+/// which fails its blocking read at once; the call then returns once the
+/// blocking task ended, or after [`ABORT_JOIN_GRACE`] if it is stuck in DNS
+/// or connect.
 pub(crate) async fn attempt(
     spec: AttemptSpec,
     tx: mpsc::Sender<StreamEvent>,
     abort: &Abort,
 ) -> Result<AttemptOk, AttemptError> {
     let agent = agent_for(&spec);
-    let killer = agent.clone();
+    let mut killer = ShutdownOnDrop(Some(agent.clone()));
     let sent = Arc::new(AtomicBool::new(false));
     let sent2 = sent.clone();
     let rt = tokio::runtime::Handle::current();
@@ -122,10 +149,13 @@ pub(crate) async fn attempt(
         run_blocking(agent, spec, &out, &sent2)
     });
     tokio::select! {
-        r = &mut task => r.unwrap_or_else(|e| Err(AttemptError::new(
-            FailureKind::BadResponse, format!("provider reader task failed: {e}")))),
+        r = &mut task => {
+            killer.disarm();
+            r.unwrap_or_else(|e| Err(AttemptError::new(
+                FailureKind::BadResponse, format!("provider reader task failed: {e}"))))
+        }
         _ = abort.aborted() => {
-            killer.shutdown();
+            killer.fire();
             // shutdown() fails reads and TLS at once; DNS and TCP connect are
             // not interruptible (bounded by the connect timeout), so do not
             // wait for those: the detached thread ends on its own and can send

@@ -5,24 +5,39 @@
 //! Every accepted message is durable before it is acknowledged: straight
 //! into the transcript when the session is idle, or into the session's
 //! inbox when it is busy (moved into the transcript when its turn comes, so
-//! the model always sees a well-ordered conversation). The runs themselves
-//! are done by a [`Runner`] (the agent loop).
+//! the model always sees a well-ordered conversation). Decisions are made
+//! under the lanes' lock; the write that carries them is queued to the
+//! store under the lock (which fixes the order of writes) and awaited
+//! outside it. A message whose write fails is taken back out and refused.
+//! A message pushed out of a full queue is recorded in the transcript as
+//! dropped and its run ends `dropped`: nothing acknowledged vanishes. The
+//! runs themselves are done by a [`Runner`] (the agent loop).
 
 pub mod keys;
+mod lane;
+pub mod records;
+mod worker;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use tokio::sync::{Notify, Semaphore};
 
 use crate::abort::Abort;
-use crate::ids;
 use crate::limits;
-use crate::store::{InboxItem, Store, StoreError, TranscriptEntry};
+use crate::store::{
+    Eviction, InboxItem, RunIndexEntry, Store, StoreError, Stored, TranscriptEntry,
+};
+
+use self::lane::{Lane, Queued, Steered};
+use self::records::Records;
+pub use self::records::{RunRecord, RunStatus};
 
 /// What to do with a message that arrives while its session is running.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,11 +81,12 @@ impl QueueMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DropPolicy {
-    /// Drop the oldest queued message silently.
+    /// Drop the oldest queued message (it is kept in the transcript, marked
+    /// dropped, and its run ends `dropped`).
     Old,
-    /// Refuse the new message.
+    /// Refuse the new message before acknowledging it (retryable).
     New,
-    /// Drop the oldest but tell the model what was dropped.
+    /// Drop the oldest (as `old`) and tell the model what was dropped.
     #[default]
     Summarize,
 }
@@ -90,57 +106,6 @@ pub struct LaneConfig {
     pub default_mode: QueueMode,
 }
 
-/// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RunStatus {
-    /// Waiting in its session's queue.
-    Queued,
-    /// Running (or steered into a running run).
-    Running,
-    /// Finished with a reply.
-    Ok,
-    /// Failed.
-    Error,
-    /// Hit its time limit.
-    Timeout,
-    /// Aborted by `chat.abort` or an interrupt.
-    Aborted,
-    /// Dropped from a full queue.
-    Dropped,
-}
-
-impl RunStatus {
-    /// Whether the run is over.
-    pub fn is_final(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
-    }
-}
-
-/// What `agent.wait` and retries see of a run.
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RunRecord {
-    /// Run id (= idempotency key).
-    pub run_id: String,
-    /// Session key.
-    pub session_key: String,
-    /// Status.
-    pub status: RunStatus,
-    /// Accepted (ms).
-    pub accepted_at: i64,
-    /// Started (ms).
-    pub started_at: Option<i64>,
-    /// Ended (ms).
-    pub ended_at: Option<i64>,
-    /// Final reply text (capped).
-    pub reply: Option<String>,
-    /// Error message.
-    pub error: Option<String>,
-    /// When the message was steered into or coalesced with another run.
-    pub merged_into: Option<String>,
-}
-
 /// How a run ended, as the runner reports it.
 #[derive(Debug, Clone)]
 pub struct RunResult {
@@ -150,6 +115,17 @@ pub struct RunResult {
     pub reply: Option<String>,
     /// Error message.
     pub error: Option<String>,
+}
+
+impl RunResult {
+    /// A run that failed with `error`.
+    pub fn failed(status: RunStatus, error: impl Into<String>) -> Self {
+        Self {
+            status,
+            reply: None,
+            error: Some(error.into()),
+        }
+    }
 }
 
 /// One run for the runner.
@@ -162,6 +138,9 @@ pub struct Job {
     pub abort: Abort,
     /// Synthetic note about messages dropped from a full queue.
     pub dropped_note: Option<String>,
+    /// Scopes of the client whose message started the run: every tool call
+    /// of the run is checked against them.
+    pub scopes: Vec<String>,
     /// The lanes, to pick up steered messages at boundaries.
     pub sessions: Arc<Sessions>,
 }
@@ -175,16 +154,48 @@ pub trait Runner: Send + Sync + 'static {
     fn run(&self, job: Job) -> BoxFuture<RunResult>;
 }
 
+/// Where session and run events go (the gateway's event bus).
+pub trait EventSink: Send + Sync + 'static {
+    /// An `agent` event; `tool` marks tool-stream events (only for
+    /// connections with the `tool-events` cap).
+    fn agent(&self, payload: &Value, tool: bool);
+    /// A `chat` event.
+    fn chat(&self, payload: &Value);
+    /// A session's transcript or state changed.
+    fn session_changed(&self, session_key: &str);
+}
+
+/// A message to accept.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    /// Session key (already resolved).
+    pub session_key: String,
+    /// Run id (the caller's idempotency key).
+    pub run_id: String,
+    /// The message.
+    pub message: String,
+    /// Queue mode; `None` = the configured default.
+    pub mode: Option<QueueMode>,
+    /// Scopes of the client sending it.
+    pub scopes: Vec<String>,
+}
+
 /// Why a message was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
-    /// The session's queue is full and the policy is `new`.
+    /// The session's queue is full and the policy is `new` (or every queued
+    /// message is still being written).
     #[error("the session's queue is full ({0} messages); try again after the current run")]
     QueueFull(usize),
     /// Too many sessions are busy.
     #[error("too many busy sessions; try again shortly")]
     Busy,
-    /// Persisting the message failed.
+    /// The idempotency key was used before for a different message.
+    #[error(
+        "idempotencyKey {0:?} was already used for a different message; use a new key for a new message"
+    )]
+    KeyReused(String),
+    /// Persisting the message failed (nothing was acknowledged).
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -202,33 +213,19 @@ pub enum Accepted {
     Interrupted,
 }
 
-struct Queued {
-    run_id: String,
-    /// Inbox slot; `None` when already in the transcript.
-    slot: Option<u64>,
-    mode: QueueMode,
-}
-
-struct Active {
-    run_id: String,
-    abort: Abort,
-    steer: Vec<(u64, String)>,
-}
-
-#[derive(Default)]
-struct Lane {
-    active: Option<Active>,
-    queue: VecDeque<Queued>,
-    worker: bool,
-    last_arrival: Option<Instant>,
-    dropped: Vec<String>,
+/// What [`Sessions::submit`] did.
+#[derive(Debug, Clone)]
+pub enum Submitted {
+    /// A new message, now durable.
+    New(Accepted),
+    /// A retry of an accepted message: its run as it stands.
+    Retry(RunRecord),
 }
 
 #[derive(Default)]
 struct State {
     lanes: HashMap<String, Lane>,
-    runs: HashMap<String, RunRecord>,
-    order: VecDeque<String>,
+    records: Records,
 }
 
 /// The lanes of every busy session and the records of recent runs.
@@ -236,21 +233,45 @@ pub struct Sessions {
     state: Mutex<State>,
     global: Arc<Semaphore>,
     config: LaneConfig,
-    store: Arc<Store>,
+    store: Store,
     runner: Arc<dyn Runner>,
-    finished: Notify,
+    events: Arc<dyn EventSink>,
+    /// Woken when a run ends or a message becomes durable.
+    changed: Notify,
+    /// Next inbox slot (unique and increasing across sessions).
+    next_slot: AtomicU64,
+}
+
+/// The queued write of an input: the rows it dropped, or the run it
+/// turned out to repeat.
+type InputWrite = BoxFuture<Result<Stored<Vec<TranscriptEntry>>, StoreError>>;
+
+/// How the message of a submission is written.
+enum Plan {
+    /// Straight into the transcript (idle session).
+    Accept,
+    /// Into the inbox, pushing `victims` out of a full queue.
+    Park { victims: Vec<Queued> },
 }
 
 impl Sessions {
-    /// Lanes over `store`, running jobs with `runner`.
-    pub fn new(config: LaneConfig, store: Arc<Store>, runner: Arc<dyn Runner>) -> Arc<Self> {
+    /// Lanes over `store`, running jobs with `runner`, reporting drops to
+    /// `events`.
+    pub fn new(
+        config: LaneConfig,
+        store: Store,
+        runner: Arc<dyn Runner>,
+        events: Arc<dyn EventSink>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             state: Mutex::new(State::default()),
             global: Arc::new(Semaphore::new(config.max_concurrent.max(1))),
             config,
             store,
             runner,
-            finished: Notify::new(),
+            events,
+            changed: Notify::new(),
+            next_slot: AtomicU64::new(1),
         })
     }
 
@@ -263,172 +284,206 @@ impl Sessions {
         &self.config
     }
 
-    /// Accept a message for a session. Durable before it returns.
-    pub fn submit(
-        self: &Arc<Self>,
-        session_key: &str,
-        run_id: &str,
-        message: &str,
-        mode: Option<QueueMode>,
-    ) -> Result<Accepted, SubmitError> {
-        let mode = mode.unwrap_or(self.config.default_mode);
-        let now = ids::now_ms();
-        let mut state = self.lock();
-        if !state.lanes.contains_key(session_key)
-            && state.lanes.len() >= limits::MAX_RESIDENT_SESSIONS
-        {
-            return Err(SubmitError::Busy);
-        }
-        let idle = state
-            .lanes
-            .get(session_key)
-            .is_none_or(|l| l.active.is_none() && l.queue.is_empty());
-        let accepted = if idle {
-            let entry = TranscriptEntry::message("user", message, Some(run_id));
-            self.store.append(session_key, vec![entry], true)?;
-            let lane = state.lanes.entry(session_key.to_owned()).or_default();
-            lane.queue.push_back(Queued {
-                run_id: run_id.to_owned(),
-                slot: None,
-                mode,
-            });
-            Accepted::Started
-        } else {
-            let lane_has_active = state
-                .lanes
-                .get(session_key)
-                .is_some_and(|l| l.active.is_some());
-            let steer_room = state
-                .lanes
-                .get(session_key)
-                .and_then(|l| l.active.as_ref())
-                .is_some_and(|a| a.steer.len() < limits::MAX_STEER_PER_RUN);
-            let queued = state
-                .lanes
-                .get(session_key)
-                .map(|l| l.queue.len())
-                .unwrap_or(0);
-            let needs_queue_slot = !(mode == QueueMode::Steer && lane_has_active && steer_room);
-            if needs_queue_slot
-                && queued >= self.config.queue_cap
-                && self.config.drop == DropPolicy::New
+    /// Accept a message for a session: durable before it returns
+    /// [`Submitted::New`]. A run id seen before (in memory or, after a
+    /// restart, in the store's run index) answers [`Submitted::Retry`]
+    /// without writing anything, or [`SubmitError::KeyReused`] when it came
+    /// with a different message.
+    pub async fn submit(self: &Arc<Self>, sub: Submission) -> Result<Submitted, SubmitError> {
+        let mode = sub.mode.unwrap_or(self.config.default_mode);
+        let fingerprint = crate::ids::fingerprint(&sub.message);
+        let key = sub.session_key.as_str();
+        let (plan, accepted, write) = {
+            let mut state = self.lock();
+            if let Some(record) = state.records.get(&sub.run_id) {
+                return retry_of(record.clone(), &fingerprint);
+            }
+            if !state.lanes.contains_key(key) && state.lanes.len() >= limits::MAX_RESIDENT_SESSIONS
             {
-                return Err(SubmitError::QueueFull(self.config.queue_cap));
-            }
-            let item = InboxItem {
-                slot: 0,
-                run_id: run_id.to_owned(),
-                message: message.to_owned(),
-                mode: mode.as_str().to_owned(),
-                ts: now,
-            };
-            let slot = self.store.inbox_put(session_key, item)?;
-            if needs_queue_slot && queued >= self.config.queue_cap {
-                self.drop_oldest(&mut state, session_key, message);
-            }
-            let Some(lane) = state.lanes.get_mut(session_key) else {
                 return Err(SubmitError::Busy);
+            }
+            let run = RunIndexEntry::accepted(&sub.run_id, key, &sub.message);
+            let lane = state.lanes.entry(key.to_owned()).or_default();
+            let (plan, accepted, write) = if lane.is_idle() {
+                let entry = TranscriptEntry::message("user", &sub.message, Some(&sub.run_id));
+                let write = self.store.queue_accept(key, entry, run)?;
+                lane.queue.push_back(Queued {
+                    run_id: sub.run_id.clone(),
+                    slot: None,
+                    mode,
+                    scopes: sub.scopes.clone(),
+                    preview: lane::preview(&sub.message),
+                    durable: false,
+                });
+                (
+                    Plan::Accept,
+                    Accepted::Started,
+                    Box::pin(write) as InputWrite,
+                )
+            } else {
+                let steer = mode == QueueMode::Steer
+                    && lane
+                        .active
+                        .as_ref()
+                        .is_some_and(|a| a.steer.len() < limits::MAX_STEER_PER_RUN);
+                let mut victims = Vec::new();
+                if !steer && lane.queue.len() >= self.config.queue_cap {
+                    if self.config.drop == DropPolicy::New {
+                        return Err(SubmitError::QueueFull(self.config.queue_cap));
+                    }
+                    let excess = lane.queue.len() + 1 - self.config.queue_cap;
+                    victims = lane.take_oldest_durable(excess);
+                    if victims.len() < excess {
+                        restore_victims(lane, victims);
+                        return Err(SubmitError::QueueFull(self.config.queue_cap));
+                    }
+                }
+                let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
+                let item = InboxItem {
+                    slot,
+                    run_id: sub.run_id.clone(),
+                    message: sub.message.clone(),
+                    mode: mode.as_str().to_owned(),
+                    ts: run.accepted_at,
+                    scopes: sub.scopes.clone(),
+                };
+                let evictions = victims
+                    .iter()
+                    .filter_map(|v| v.slot)
+                    .map(|slot| Eviction {
+                        slot,
+                        why: "dropped: the session's queue was full".into(),
+                    })
+                    .collect();
+                let write = match self.store.queue_park(key, item, run, evictions) {
+                    Ok(write) => write,
+                    Err(e) => {
+                        restore_victims(lane, victims);
+                        return Err(e.into());
+                    }
+                };
+                lane.last_arrival = Some(Instant::now());
+                let accepted = match (mode, lane.active.as_mut()) {
+                    (QueueMode::Steer, Some(active)) if steer => {
+                        active.steer.push(Steered {
+                            slot,
+                            run_id: sub.run_id.clone(),
+                            scopes: sub.scopes.clone(),
+                            durable: false,
+                        });
+                        Accepted::Steered
+                    }
+                    (QueueMode::Interrupt, Some(_)) => Accepted::Interrupted,
+                    _ => Accepted::Queued,
+                };
+                let queued = Queued {
+                    run_id: sub.run_id.clone(),
+                    slot: Some(slot),
+                    mode,
+                    scopes: sub.scopes.clone(),
+                    preview: lane::preview(&sub.message),
+                    durable: false,
+                };
+                match accepted {
+                    Accepted::Steered => {}
+                    Accepted::Interrupted => lane.queue.push_front(queued),
+                    _ => lane.queue.push_back(queued),
+                }
+                (
+                    Plan::Park { victims },
+                    accepted,
+                    Box::pin(write) as InputWrite,
+                )
             };
-            lane.last_arrival = Some(Instant::now());
-            match (mode, lane.active.as_mut()) {
-                (QueueMode::Steer, Some(active)) if !needs_queue_slot => {
-                    active.steer.push((slot, run_id.to_owned()));
-                    Accepted::Steered
+            let mut record = RunRecord::accepted(
+                &sub.run_id,
+                key,
+                &sub.message,
+                if accepted == Accepted::Steered {
+                    RunStatus::Running
+                } else {
+                    RunStatus::Queued
+                },
+            );
+            if accepted == Accepted::Steered {
+                record.merged_into = lane.active.as_ref().map(|a| a.run_id.clone());
+            }
+            state.records.insert(record);
+            self.ensure_worker(&mut state, key);
+            (plan, accepted, write)
+        };
+        let outcome = write.await;
+        let mut state = self.lock();
+        let lane = state.lanes.get_mut(key);
+        match outcome {
+            Ok(Stored::New(dropped_rows)) => {
+                let mut dropped_runs = Vec::new();
+                if let Some(lane) = lane {
+                    lane.mark_durable(&sub.run_id);
+                    if accepted == Accepted::Interrupted
+                        && let Some(active) = &lane.active
+                    {
+                        active.abort.abort();
+                    }
+                    if let Plan::Park { victims, .. } = plan {
+                        for v in &victims {
+                            if self.config.drop == DropPolicy::Summarize
+                                && lane.dropped.len() < limits::MAX_DROPPED_SUMMARY_LINES
+                            {
+                                lane.dropped.push(v.preview.clone());
+                            }
+                        }
+                        dropped_runs = victims.into_iter().map(|v| v.run_id).collect();
+                    }
                 }
-                (QueueMode::Interrupt, Some(active)) => {
-                    active.abort.abort();
-                    lane.queue.push_front(Queued {
-                        run_id: run_id.to_owned(),
-                        slot: Some(slot),
-                        mode,
+                for run_id in &dropped_runs {
+                    state.records.update(run_id, |r| {
+                        r.status = RunStatus::Dropped;
+                        r.ended_at = Some(crate::ids::now_ms());
+                        r.error = Some("dropped: the session's queue was full".into());
                     });
-                    Accepted::Interrupted
                 }
-                _ => {
-                    lane.queue.push_back(Queued {
-                        run_id: run_id.to_owned(),
-                        slot: Some(slot),
-                        mode,
-                    });
-                    Accepted::Queued
+                drop(state);
+                self.changed.notify_waiters();
+                if !dropped_runs.is_empty() {
+                    self.announce_dropped(key, &dropped_runs, dropped_rows.len());
+                }
+                Ok(Submitted::New(accepted))
+            }
+            other => {
+                if let Some(lane) = lane {
+                    lane.remove(&sub.run_id);
+                    if let Plan::Park { victims, .. } = plan {
+                        restore_victims(lane, victims);
+                    }
+                }
+                state.records.remove(&sub.run_id);
+                drop(state);
+                self.changed.notify_waiters();
+                match other {
+                    Ok(Stored::Known(entry)) => retry_of(record_from_index(&entry), &fingerprint),
+                    Err(e) => Err(e.into()),
+                    Ok(Stored::New(_)) => unreachable!("handled above"),
                 }
             }
-        };
-        let merged_into = match accepted {
-            Accepted::Steered => state
-                .lanes
-                .get(session_key)
-                .and_then(|l| l.active.as_ref())
-                .map(|a| a.run_id.clone()),
-            _ => None,
-        };
-        let status = if accepted == Accepted::Steered {
-            RunStatus::Running
-        } else {
-            RunStatus::Queued
-        };
-        self.put_record(
-            &mut state,
-            RunRecord {
-                run_id: run_id.to_owned(),
-                session_key: session_key.to_owned(),
-                status,
-                accepted_at: now,
-                started_at: None,
-                ended_at: None,
-                reply: None,
-                error: None,
-                merged_into,
-            },
+        }
+    }
+
+    /// Tell clients that queued runs were dropped.
+    fn announce_dropped(&self, session_key: &str, run_ids: &[String], rows: usize) {
+        tracing::info!(
+            session = session_key,
+            dropped = run_ids.len(),
+            rows,
+            "queue full: the oldest queued message(s) were dropped (kept in the history)"
         );
-        self.ensure_worker(&mut state, session_key);
-        Ok(accepted)
-    }
-
-    fn drop_oldest(&self, state: &mut State, session_key: &str, _incoming: &str) {
-        let Some(lane) = state.lanes.get_mut(session_key) else {
-            return;
-        };
-        let Some(victim) = lane.queue.pop_front() else {
-            return;
-        };
-        if let Some(slot) = victim.slot {
-            // The victim's text is needed for the summary before it goes.
-            if self.config.drop == DropPolicy::Summarize
-                && let Ok(Some(item)) = self.store.inbox_get(session_key, slot)
-            {
-                let line: String = item.message.chars().take(120).collect();
-                if lane.dropped.len() < limits::MAX_DROPPED_SUMMARY_LINES {
-                    lane.dropped.push(line);
-                }
-            }
-            if let Err(e) = self.store.inbox_remove(session_key, &[slot]) {
-                tracing::warn!("could not drop a queued message: {e}");
-            }
+        for run_id in run_ids {
+            self.events.chat(&json!({
+                "runId": run_id, "sessionKey": session_key, "seq": 0, "state": "error",
+                "errorKind": "dropped", "errorMessage": "dropped: the session's queue was full",
+            }));
         }
-        tracing::info!(session = session_key, run_id = %victim.run_id, "queue full: dropped the oldest queued message");
-        if let Some(record) = state.runs.get_mut(&victim.run_id) {
-            record.status = RunStatus::Dropped;
-            record.ended_at = Some(ids::now_ms());
-            record.error = Some("dropped: the session's queue was full".into());
-        }
-        self.finished.notify_waiters();
-    }
-
-    fn put_record(&self, state: &mut State, record: RunRecord) {
-        if state.runs.len() >= limits::MAX_RUN_RECORDS {
-            // Evict the oldest finished record.
-            if let Some(pos) = state
-                .order
-                .iter()
-                .position(|id| state.runs.get(id).is_none_or(|r| r.status.is_final()))
-                && let Some(id) = state.order.remove(pos)
-            {
-                state.runs.remove(&id);
-            }
-        }
-        state.order.push_back(record.run_id.clone());
-        state.runs.insert(record.run_id.clone(), record);
+        self.events.session_changed(session_key);
     }
 
     fn ensure_worker(self: &Arc<Self>, state: &mut State, session_key: &str) {
@@ -444,9 +499,22 @@ impl Sessions {
         tokio::spawn(async move { this.work(key).await });
     }
 
-    /// A run's record.
+    /// A run's record, if still held in memory.
     pub fn record(&self, run_id: &str) -> Option<RunRecord> {
-        self.lock().runs.get(run_id).cloned()
+        self.lock().records.get(run_id).cloned()
+    }
+
+    /// A run's record from memory, else from the store's run index (a run of
+    /// an earlier process: status and error, no reply).
+    pub async fn lookup(&self, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        if let Some(record) = self.record(run_id) {
+            return Ok(Some(record));
+        }
+        Ok(self
+            .store
+            .run_index(run_id)
+            .await?
+            .map(|e| record_from_index(&e)))
     }
 
     /// Run ids running or queued in a session.
@@ -468,12 +536,22 @@ impl Sessions {
         (state.lanes.len(), running)
     }
 
-    /// Wait until a run is over or `timeout` passes; the record as it stands.
+    /// Run records held and the bytes of text they keep.
+    pub fn record_usage(&self) -> (usize, usize) {
+        let state = self.lock();
+        (state.records.len(), state.records.bytes())
+    }
+
+    /// Wait until a run is over or `timeout` passes; the record as it stands
+    /// (a run merged into another reports that run's outcome).
     pub async fn wait(&self, run_id: &str, timeout: Duration) -> Option<RunRecord> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let notified = self.finished.notified();
-            let record = self.record(run_id)?;
+            let notified = self.changed.notified();
+            let record = match self.record(run_id) {
+                Some(record) => record,
+                None => return self.lookup(run_id).await.ok().flatten(),
+            };
             let record = match &record.merged_into {
                 Some(target) if !record.status.is_final() => {
                     let mut merged = self.record(target).unwrap_or(record.clone());
@@ -492,273 +570,165 @@ impl Sessions {
     }
 
     /// Abort work in a session: one run by id, or (without an id) every
-    /// queued turn first and then the active run. Returns the aborted ids.
-    pub fn abort(&self, session_key: &str, run_id: Option<&str>) -> Vec<String> {
-        let mut state = self.lock();
+    /// queued turn first and then the active run. Aborted queued messages
+    /// stay in the history, marked as dropped. Returns the aborted ids.
+    pub async fn abort(&self, session_key: &str, run_id: Option<&str>) -> Vec<String> {
         let mut aborted = Vec::new();
-        let mut slots = Vec::new();
-        if let Some(lane) = state.lanes.get_mut(session_key) {
-            let (drop, keep): (Vec<Queued>, Vec<Queued>) = lane
-                .queue
-                .drain(..)
-                .partition(|q| run_id.is_none_or(|id| id == q.run_id));
-            lane.queue = keep.into();
-            for q in drop {
-                slots.extend(q.slot);
-                aborted.push(q.run_id);
-            }
-            if let Some(active) = &lane.active
-                && run_id.is_none_or(|id| id == active.run_id)
-            {
-                active.abort.abort();
-                aborted.push(active.run_id.clone());
-            }
-        }
-        if !slots.is_empty()
-            && let Err(e) = self.store.inbox_remove(session_key, &slots)
+        let mut evictions = Vec::new();
         {
-            tracing::warn!("could not remove aborted messages: {e}");
-        }
-        let now = ids::now_ms();
-        for id in &aborted {
-            if let Some(r) = state.runs.get_mut(id)
-                && r.status == RunStatus::Queued
-            {
-                r.status = RunStatus::Aborted;
-                r.ended_at = Some(now);
+            let mut state = self.lock();
+            if let Some(lane) = state.lanes.get_mut(session_key) {
+                let (drop, keep): (Vec<Queued>, Vec<Queued>) = lane
+                    .queue
+                    .drain(..)
+                    .partition(|q| run_id.is_none_or(|id| id == q.run_id));
+                lane.queue = keep.into();
+                for q in drop {
+                    if let Some(slot) = q.slot {
+                        evictions.push(Eviction {
+                            slot,
+                            why: "aborted before it ran".into(),
+                        });
+                    }
+                    aborted.push(q.run_id);
+                }
+                if let Some(active) = &lane.active
+                    && run_id.is_none_or(|id| id == active.run_id)
+                {
+                    active.abort.abort();
+                    aborted.push(active.run_id.clone());
+                }
+            }
+            let now = crate::ids::now_ms();
+            for id in &aborted {
+                state.records.update(id, |r| {
+                    if r.status == RunStatus::Queued {
+                        r.status = RunStatus::Aborted;
+                        r.ended_at = Some(now);
+                        r.error = Some("aborted before it ran".into());
+                    }
+                });
             }
         }
-        self.finished.notify_waiters();
+        self.changed.notify_waiters();
+        if !evictions.is_empty()
+            && let Err(e) = self.store.drop_parked(session_key, evictions).await
+        {
+            tracing::warn!(
+                session = session_key,
+                "could not record aborted messages: {e}"
+            );
+        }
         aborted
     }
 
-    /// Abort every active run (shutdown).
-    pub fn abort_all(&self) {
-        for lane in self.lock().lanes.values() {
+    /// Abort every active run (shutdown). Queued messages stay in their
+    /// inboxes and are re-queued by the next start.
+    pub fn abort_all(&self) -> usize {
+        let state = self.lock();
+        let mut n = 0;
+        for lane in state.lanes.values() {
             if let Some(a) = &lane.active {
                 a.abort.abort();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Wait until no run is active or `timeout` passes (shutdown).
+    pub async fn idle(&self, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.changed.notified();
+            if self.load().1 == 0 {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return;
             }
         }
     }
 
-    /// Messages steered into the active run since the last call, moved into
-    /// the transcript under that run (called by the runner at boundaries).
-    pub fn take_steered(
-        &self,
-        session_key: &str,
-        run_id: &str,
-    ) -> Result<Vec<TranscriptEntry>, StoreError> {
-        let steered: Vec<(u64, String)> = {
-            let mut state = self.lock();
-            match state
-                .lanes
-                .get_mut(session_key)
-                .and_then(|l| l.active.as_mut())
-            {
-                Some(active) if active.run_id == run_id => std::mem::take(&mut active.steer),
-                _ => Vec::new(),
-            }
-        };
-        if steered.is_empty() {
-            return Ok(Vec::new());
-        }
-        let slots: Vec<u64> = steered.iter().map(|(s, _)| *s).collect();
-        self.store.inbox_promote(session_key, &slots, run_id)
-    }
-
-    /// Re-queue messages a crash left in inboxes (call once at start).
-    pub fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
-        let items = self.store.inbox_all()?;
+    /// Re-queue messages a crash left in inboxes (call once at start,
+    /// before serving). Returns how many.
+    pub async fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
+        let items = self.store.inbox_all().await?;
         let count = items.len();
+        let max_slot = items.iter().map(|(_, i)| i.slot).max().unwrap_or(0);
+        self.next_slot.fetch_max(max_slot + 1, Ordering::Relaxed);
         let mut state = self.lock();
         for (key, item) in items {
             if !state.lanes.contains_key(&key) && state.lanes.len() >= limits::MAX_RESIDENT_SESSIONS
             {
-                break;
+                tracing::warn!(
+                    session = %key,
+                    "too many sessions with waiting messages; the rest run after the next restart"
+                );
+                continue;
             }
-            let lane = state.lanes.entry(key.clone()).or_default();
-            let mode = QueueMode::parse(&item.mode).unwrap_or(QueueMode::Followup);
-            let mode = if mode == QueueMode::Steer {
-                QueueMode::Followup
-            } else {
-                mode
+            let mode = match QueueMode::parse(&item.mode) {
+                // A steered message's run is gone: it becomes its own turn.
+                Some(QueueMode::Steer) | None => QueueMode::Followup,
+                Some(mode) => mode,
             };
+            let lane = state.lanes.entry(key.clone()).or_default();
             lane.queue.push_back(Queued {
                 run_id: item.run_id.clone(),
                 slot: Some(item.slot),
                 mode,
+                scopes: item.scopes.clone(),
+                preview: lane::preview(&item.message),
+                durable: true,
             });
-            let record = RunRecord {
-                run_id: item.run_id,
-                session_key: key.clone(),
-                status: RunStatus::Queued,
-                accepted_at: item.ts,
-                started_at: None,
-                ended_at: None,
-                reply: None,
-                error: None,
-                merged_into: None,
-            };
-            self.put_record(&mut state, record);
+            let mut record =
+                RunRecord::accepted(&item.run_id, &key, &item.message, RunStatus::Queued);
+            record.accepted_at = item.ts;
+            state.records.insert(record);
             self.ensure_worker(&mut state, &key);
         }
         Ok(count)
     }
+}
 
-    /// The worker of one lane: runs its queue, one job at a time.
-    async fn work(self: Arc<Self>, session_key: String) {
-        loop {
-            // Pick the next turn (after the quiet window for queued ones).
-            let wait = {
-                let mut state = self.lock();
-                let Some(lane) = state.lanes.get_mut(&session_key) else {
-                    return;
-                };
-                if lane.queue.is_empty() {
-                    lane.worker = false;
-                    if lane.active.is_none() {
-                        state.lanes.remove(&session_key);
-                    }
-                    return;
-                }
-                let queued = lane.queue.front().is_some_and(|q| q.slot.is_some());
-                match lane.last_arrival {
-                    Some(at) if queued && at.elapsed() < self.config.debounce => {
-                        Some(self.config.debounce - at.elapsed())
-                    }
-                    _ => None,
-                }
-            };
-            if let Some(wait) = wait {
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            let (run_id, merged, slots, dropped) = {
-                let mut state = self.lock();
-                let Some(lane) = state.lanes.get_mut(&session_key) else {
-                    return;
-                };
-                let Some(first) = lane.queue.pop_front() else {
-                    continue;
-                };
-                let mut merged = Vec::new();
-                let mut slots: Vec<u64> = first.slot.into_iter().collect();
-                if first.mode == QueueMode::Collect {
-                    while lane
-                        .queue
-                        .front()
-                        .is_some_and(|q| q.mode == QueueMode::Collect)
-                    {
-                        if let Some(next) = lane.queue.pop_front() {
-                            slots.extend(next.slot);
-                            merged.push(next.run_id);
-                        }
-                    }
-                }
-                let dropped = std::mem::take(&mut lane.dropped);
-                lane.active = Some(Active {
-                    run_id: first.run_id.clone(),
-                    abort: Abort::new(),
-                    steer: Vec::new(),
-                });
-                for id in &merged {
-                    if let Some(r) = state.runs.get_mut(id) {
-                        r.merged_into = Some(first.run_id.clone());
-                        r.status = RunStatus::Running;
-                    }
-                }
-                (first.run_id, merged, slots, dropped)
-            };
-            if !slots.is_empty()
-                && let Err(e) = self.store.inbox_promote(&session_key, &slots, &run_id)
-            {
-                tracing::error!(session = %session_key, "could not move queued messages into the transcript: {e}");
-            }
-            let permit = self.global.clone().acquire_owned().await;
-            let abort = {
-                let mut state = self.lock();
-                if let Some(r) = state.runs.get_mut(&run_id) {
-                    r.status = RunStatus::Running;
-                    r.started_at = Some(ids::now_ms());
-                }
-                state
-                    .lanes
-                    .get(&session_key)
-                    .and_then(|l| l.active.as_ref())
-                    .map(|a| a.abort.clone())
-                    .unwrap_or_default()
-            };
-            let dropped_note = (!dropped.is_empty()).then(|| {
-                format!(
-                    "[{} earlier queued message(s) were dropped because the queue was full: {}]",
-                    dropped.len(),
-                    dropped
-                        .iter()
-                        .map(|d| format!("{d:?}"))
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                )
-            });
-            let result = if abort.is_aborted() {
-                RunResult {
-                    status: RunStatus::Aborted,
-                    reply: None,
-                    error: Some("aborted before it started".into()),
-                }
-            } else {
-                let job = Job {
-                    run_id: run_id.clone(),
-                    session_key: session_key.clone(),
-                    abort,
-                    dropped_note,
-                    sessions: self.clone(),
-                };
-                self.runner.run(job).await
-            };
-            drop(permit);
-            let mut state = self.lock();
-            let now = ids::now_ms();
-            let leftover = state
-                .lanes
-                .get_mut(&session_key)
-                .and_then(|l| l.active.take())
-                .map(|a| a.steer)
-                .unwrap_or_default();
-            let reply = result.reply.map(|mut r| {
-                if r.len() > limits::MAX_REPLY_BYTES {
-                    let mut cut = limits::MAX_REPLY_BYTES;
-                    while !r.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    r.truncate(cut);
-                }
-                r
-            });
-            for id in std::iter::once(&run_id).chain(merged.iter()) {
-                if let Some(r) = state.runs.get_mut(id) {
-                    r.status = result.status;
-                    r.ended_at = Some(now);
-                    r.reply = reply.clone();
-                    r.error = result.error.clone();
-                }
-            }
-            // Steered messages the run never reached wait as followups.
-            let State { lanes, runs, .. } = &mut *state;
-            if let Some(lane) = lanes.get_mut(&session_key) {
-                for (slot, id) in leftover.into_iter().rev() {
-                    lane.queue.push_front(Queued {
-                        run_id: id.clone(),
-                        slot: Some(slot),
-                        mode: QueueMode::Followup,
-                    });
-                    if let Some(r) = runs.get_mut(&id) {
-                        r.merged_into = None;
-                        r.status = RunStatus::Queued;
-                    }
-                }
-            }
-            drop(state);
-            self.finished.notify_waiters();
-        }
+/// Put victims chosen for a drop back at the front of the queue, in order.
+fn restore_victims(lane: &mut Lane, victims: Vec<Queued>) {
+    for v in victims.into_iter().rev() {
+        lane.queue.push_front(v);
+    }
+}
+
+/// A retry of a known run: its record, unless the message differs.
+fn retry_of(record: RunRecord, fingerprint: &str) -> Result<Submitted, SubmitError> {
+    if record.fingerprint == fingerprint {
+        Ok(Submitted::Retry(record))
+    } else {
+        Err(SubmitError::KeyReused(record.run_id))
+    }
+}
+
+/// A run record rebuilt from the store's run index.
+fn record_from_index(entry: &RunIndexEntry) -> RunRecord {
+    RunRecord {
+        run_id: entry.run_id.clone(),
+        session_key: entry.session_key.clone(),
+        // An indexed run with no final status was cut off by a restart.
+        status: entry
+            .status
+            .as_deref()
+            .and_then(RunStatus::parse)
+            .unwrap_or(RunStatus::Error),
+        accepted_at: entry.accepted_at,
+        started_at: None,
+        ended_at: entry.ended_at,
+        reply: None,
+        error: entry.error.clone().or_else(|| {
+            entry
+                .status
+                .is_none()
+                .then(|| "the gateway restarted before this run finished".to_owned())
+        }),
+        merged_into: None,
+        fingerprint: entry.fingerprint.clone(),
     }
 }

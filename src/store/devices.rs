@@ -1,7 +1,25 @@
-//! Persisted shapes of paired devices and pending pairing requests. Field
-//! names follow OpenClaw's `device.pair.list` output.
+//! Paired devices and pending pairing requests: their persisted shapes
+//! (field names follow OpenClaw's `device.pair.list` output) and the
+//! operations on them, each one transaction.
 
+use redb::{TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
+
+use super::{
+    JsonTable, Store, StoreError, count, db_err, get_json, list_json, put_json, update_json,
+};
+use crate::limits;
+
+const DEVICES: JsonTable = TableDefinition::new("devices");
+const PENDING: JsonTable = TableDefinition::new("pairing_pending");
+
+const DEVICES_FULL: &str = "too many paired devices; remove one first";
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(DEVICES).map_err(db_err)?;
+    txn.open_table(PENDING).map_err(db_err)?;
+    Ok(())
+}
 
 /// A device token bound to one role.
 #[derive(Clone, Serialize, Deserialize)]
@@ -107,62 +125,169 @@ pub struct PendingPairing {
     pub ts: i64,
 }
 
-/// A node's command surface waiting for approval.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SurfaceRequest {
-    /// Id the operator approves (`node.pair.approve`).
-    pub request_id: String,
-    /// Commands the node declared.
-    pub commands: Vec<String>,
-    /// Capabilities the node declared.
-    pub caps: Vec<String>,
-    /// Created (ms since epoch).
-    pub ts: i64,
+fn live(p: &PendingPairing, now_ms: i64) -> bool {
+    now_ms.saturating_sub(p.ts) < limits::PAIRING_PENDING_TTL.as_millis() as i64
 }
 
-/// A node's pairing record: who it is and which commands are approved.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NodeRecord {
-    /// Node id (device id).
-    pub node_id: String,
-    /// Name the node gave itself.
-    #[serde(default)]
-    pub display_name: Option<String>,
-    /// Name an operator chose with `node.rename`; wins over the node's own.
-    #[serde(default)]
-    pub renamed_to: Option<String>,
-    /// Client id.
-    pub client_id: String,
-    /// Client mode.
-    pub client_mode: String,
-    /// Platform.
-    pub platform: String,
-    /// Client version.
-    pub version: String,
-    /// Device family.
-    #[serde(default)]
-    pub device_family: Option<String>,
-    /// Declared capabilities.
-    pub caps: Vec<String>,
-    /// Approved commands (gate 2).
-    pub approved_commands: Vec<String>,
-    /// A surface waiting for approval.
-    #[serde(default)]
-    pub pending: Option<SurfaceRequest>,
-    /// First seen.
-    pub created_at_ms: i64,
-    /// Last approval.
-    #[serde(default)]
-    pub approved_at_ms: Option<i64>,
-    /// Last connect.
-    pub last_seen_at_ms: i64,
-}
+impl Store {
+    /// A paired device by id.
+    pub async fn device(&self, device_id: &str) -> Result<Option<PairedDevice>, StoreError> {
+        let id = device_id.to_owned();
+        self.read(move |txn| get_json(&txn.open_table(DEVICES).map_err(db_err)?, &id))
+            .await
+    }
 
-impl NodeRecord {
-    /// The name to show.
-    pub fn name(&self) -> Option<&str> {
-        self.renamed_to.as_deref().or(self.display_name.as_deref())
+    /// Every paired device.
+    pub async fn devices(&self) -> Result<Vec<PairedDevice>, StoreError> {
+        self.read(|txn| list_json(&txn.open_table(DEVICES).map_err(db_err)?))
+            .await
+    }
+
+    /// Read-modify-write of one device in one transaction: `change` sees
+    /// the record (if any) and returns the new one (`None`: unchanged) and a
+    /// result. A new device beyond [`limits::PAIRING_MAX_DEVICES`] is
+    /// refused. `durable`: fsync before returning (pairing, tokens); without
+    /// it the change rides on the next durable commit (last-seen times).
+    pub async fn update_device<R: Send + 'static>(
+        &self,
+        device_id: &str,
+        durable: bool,
+        change: impl FnOnce(Option<PairedDevice>) -> Result<(Option<PairedDevice>, R), StoreError>
+        + Send
+        + 'static,
+    ) -> Result<R, StoreError> {
+        let id = device_id.to_owned();
+        self.write(durable, move |txn| {
+            update_json(
+                txn,
+                DEVICES,
+                &id,
+                (limits::PAIRING_MAX_DEVICES, DEVICES_FULL),
+                change,
+            )
+        })
+        .await
+    }
+
+    /// Remove a paired device; returns whether it existed.
+    pub async fn remove_device(&self, device_id: &str) -> Result<bool, StoreError> {
+        let id = device_id.to_owned();
+        self.write(true, move |txn| {
+            let mut table = txn.open_table(DEVICES).map_err(db_err)?;
+            Ok(table.remove(id.as_str()).map_err(db_err)?.is_some())
+        })
+        .await
+    }
+
+    /// Pending pairing requests that have not expired, oldest first.
+    pub async fn pending(&self, now_ms: i64) -> Result<Vec<PendingPairing>, StoreError> {
+        self.read(move |txn| {
+            let mut all: Vec<PendingPairing> =
+                list_json(&txn.open_table(PENDING).map_err(db_err)?)?;
+            all.retain(|p| live(p, now_ms));
+            all.sort_by_key(|p| p.ts);
+            Ok(all)
+        })
+        .await
+    }
+
+    /// Store a pending request, replacing any earlier one for the same device
+    /// and role, evicting expired and (when full) the oldest requests.
+    pub async fn put_pending(
+        &self,
+        request: PendingPairing,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.write(true, move |txn| {
+            let mut table = txn.open_table(PENDING).map_err(db_err)?;
+            let existing: Vec<PendingPairing> = list_json(&table)?;
+            let mut stale: Vec<String> = existing
+                .iter()
+                .filter(|p| {
+                    !live(p, now_ms) || (p.device_id == request.device_id && p.role == request.role)
+                })
+                .map(|p| p.request_id.clone())
+                .collect();
+            let live_count = existing.len() - stale.len();
+            if live_count >= limits::PAIRING_MAX_PENDING {
+                let mut rest: Vec<&PendingPairing> = existing
+                    .iter()
+                    .filter(|p| !stale.contains(&p.request_id))
+                    .collect();
+                rest.sort_by_key(|p| p.ts);
+                stale.extend(
+                    rest.iter()
+                        .take(live_count + 1 - limits::PAIRING_MAX_PENDING)
+                        .map(|p| p.request_id.clone()),
+                );
+            }
+            for id in &stale {
+                table.remove(id.as_str()).map_err(db_err)?;
+            }
+            put_json(&mut table, &request.request_id, &request)
+        })
+        .await
+    }
+
+    /// Remove and return a pending request (expired ones count as absent).
+    pub async fn take_pending(
+        &self,
+        request_id: &str,
+        now_ms: i64,
+    ) -> Result<Option<PendingPairing>, StoreError> {
+        let id = request_id.to_owned();
+        self.write(true, move |txn| {
+            let mut table = txn.open_table(PENDING).map_err(db_err)?;
+            let found: Option<PendingPairing> = get_json(&table, &id)?;
+            if found.is_some() {
+                table.remove(id.as_str()).map_err(db_err)?;
+            }
+            Ok(found.filter(|p| live(p, now_ms)))
+        })
+        .await
+    }
+
+    /// Approve a pending request in one transaction: the request is taken
+    /// and `merge` turns it and the device's current record into the new
+    /// record, which is stored. `None` when the request is unknown or
+    /// expired (nothing changes).
+    pub async fn approve_pending(
+        &self,
+        request_id: &str,
+        now_ms: i64,
+        merge: impl FnOnce(&PendingPairing, Option<PairedDevice>) -> PairedDevice + Send + 'static,
+    ) -> Result<Option<(PendingPairing, PairedDevice)>, StoreError> {
+        let id = request_id.to_owned();
+        self.write(true, move |txn| {
+            let request: Option<PendingPairing> = {
+                let table = txn.open_table(PENDING).map_err(db_err)?;
+                get_json(&table, &id)?
+            };
+            let Some(request) = request.filter(|p| live(p, now_ms)) else {
+                return Ok(None);
+            };
+            let device = update_json(
+                txn,
+                DEVICES,
+                &request.device_id,
+                (limits::PAIRING_MAX_DEVICES, DEVICES_FULL),
+                |current| {
+                    let device = merge(&request, current);
+                    Ok((Some(device.clone()), device))
+                },
+            )?;
+            txn.open_table(PENDING)
+                .map_err(db_err)?
+                .remove(id.as_str())
+                .map_err(db_err)?;
+            Ok(Some((request, device)))
+        })
+        .await
+    }
+
+    /// Number of paired devices.
+    pub async fn device_count(&self) -> Result<usize, StoreError> {
+        self.read(|txn| count(&txn.open_table(DEVICES).map_err(db_err)?))
+            .await
     }
 }

@@ -1,34 +1,50 @@
-//! Durable state in one redb file: the gateway's own identity, paired devices
-//! and pending pairing requests.
+//! Durable state in one redb file: the gateway's identity, paired devices
+//! and pairing requests, node records, sessions with their transcripts and
+//! inboxes, and the index of accepted runs.
 //!
-//! Rare, must-survive state (pairing, tokens) commits with
-//! `Durability::Immediate`; bookkeeping such as `lastSeenAtMs` commits with
-//! `Durability::None` and becomes durable with the next immediate commit or a
-//! clean close, to spare SD cards an fsync per connection.
+//! The database is owned by one thread ([`actor`]); a [`Store`] is a cheap
+//! handle that sends it jobs and awaits the reply, so the event loop never
+//! waits on the disk. Each public operation is one logical operation and
+//! runs in one transaction (read-modify-writes included), so a crash at any
+//! instant leaves either all of it or none of it. Writes that must survive
+//! a crash (inputs before their ack, pairing, tokens) commit with an fsync;
+//! bookkeeping (`lastSeenAtMs`, token usage, tool results) commits without
+//! one and becomes durable with the next fsync, to spare SD cards.
+//! Concurrent writes are committed together (group commit).
 
+mod actor;
 mod devices;
+mod inbox;
+mod meta;
+mod nodes;
+mod runs;
 mod sessions;
 
-pub use devices::{DeviceToken, NodeRecord, PairedDevice, PendingPairing, SurfaceRequest};
-pub use sessions::{InboxItem, SessionMeta, TranscriptEntry};
+pub use devices::{DeviceToken, PairedDevice, PendingPairing};
+pub use inbox::{Eviction, InboxItem};
+pub use nodes::{NodeRecord, SurfaceRequest};
+pub use runs::{RunIndexEntry, Stored};
+pub use sessions::{SessionMeta, TranscriptEntry};
 
+use std::future::Future;
 use std::path::Path;
+use std::sync::Arc;
 
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    Database, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::limits;
 
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-const DEVICES: TableDefinition<&str, &[u8]> = TableDefinition::new("devices");
-const PENDING: TableDefinition<&str, &[u8]> = TableDefinition::new("pairing_pending");
-const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+pub use self::actor::Counters;
+use self::actor::{Command, Pending};
 
-/// Key of the gateway's Ed25519 seed in the meta table.
-const IDENTITY_SEED_KEY: &str = "gateway_identity_seed";
+/// A table of JSON records by string key.
+pub(super) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +63,25 @@ pub enum StoreError {
     /// A cap from `limits` was reached.
     #[error("{0}")]
     Full(&'static str),
+    /// The store's queue is full (the disk is slower than the writes).
+    #[error("the state database is busy; retry shortly")]
+    Busy,
+    /// The store thread is gone (shutting down).
+    #[error("the state database is closed")]
+    Closed,
+    /// The commit this operation was part of failed.
+    #[error("state database: {0}")]
+    Batch(String),
+}
+
+impl StoreError {
+    /// Whether a retry may succeed (busy, closing or a failed commit).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Busy | StoreError::Closed | StoreError::Batch(_) | StoreError::Db(_)
+        )
+    }
 }
 
 pub(super) fn db_err<E: Into<redb::Error>>(e: E) -> StoreError {
@@ -68,325 +103,226 @@ pub fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
     file.sync_all()
 }
 
-/// Handle on the state database.
+/// Handle on the state database (cheap to clone; every clone talks to the
+/// same store thread).
+#[derive(Clone)]
 pub struct Store {
-    pub(super) db: Database,
+    queue: mpsc::Sender<Command>,
+    counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").finish_non_exhaustive()
+    }
+}
+
+/// Turn an operation into a write job and the receiver of its result.
+fn write_job<T: Send + 'static>(
+    op: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+) -> (actor::WriteJob, oneshot::Receiver<Result<T, StoreError>>) {
+    let (tx, rx) = oneshot::channel();
+    let job: actor::WriteJob = Box::new(move |txn| {
+        let result = match txn {
+            Some(txn) => op(txn),
+            None => Err(StoreError::Batch("no write transaction".into())),
+        };
+        let poisoned = matches!(result, Err(StoreError::Db(_)));
+        Pending {
+            poisoned,
+            finish: Box::new(move |failure| {
+                let reply = match (result, failure) {
+                    (Err(e), _) => Err(e),
+                    (Ok(_), Some(why)) => Err(StoreError::Batch(why.to_owned())),
+                    (Ok(v), None) => Ok(v),
+                };
+                let _ = tx.send(reply);
+            }),
+        }
+    });
+    (job, rx)
+}
+
+async fn reply<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, StoreError> {
+    rx.await.unwrap_or(Err(StoreError::Closed))
 }
 
 impl Store {
-    /// Open (or create) the database at `path`, with a small page cache.
+    /// Open (or create) the database at `path` with a small page cache,
+    /// create its tables, and start the thread that owns it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Database::builder()
             .set_cache_size(limits::STORE_CACHE_BYTES)
             .create(path)
             .map_err(db_err)?;
         let txn = db.begin_write().map_err(db_err)?;
-        for table in [META, DEVICES, PENDING, NODES, sessions::SESSIONS] {
-            txn.open_table(table).map_err(db_err)?;
-        }
-        txn.open_table(sessions::TRANSCRIPT).map_err(db_err)?;
-        txn.open_table(sessions::INBOX).map_err(db_err)?;
+        meta::create_tables(&txn)?;
+        devices::create_tables(&txn)?;
+        nodes::create_tables(&txn)?;
+        sessions::create_tables(&txn)?;
+        inbox::create_tables(&txn)?;
+        runs::create_tables(&txn)?;
         txn.commit().map_err(db_err)?;
-        Ok(Self { db })
+        let counters = Arc::new(Counters::default());
+        let queue = actor::spawn(db, counters.clone()).map_err(|e| StoreError::Db(e.into()))?;
+        Ok(Self { queue, counters })
     }
 
-    /// The gateway's persisted Ed25519 seed, created on first call.
-    pub fn gateway_identity_seed(&self) -> Result<[u8; 32], StoreError> {
-        if let Some(seed) = self.read_meta(IDENTITY_SEED_KEY)?
-            && let Ok(seed) = <[u8; 32]>::try_from(seed.as_slice())
-        {
-            return Ok(seed);
-        }
-        let seed = crate::ids::random_bytes::<32>();
-        let txn = self.db.begin_write().map_err(db_err)?;
-        txn.open_table(META)
-            .map_err(db_err)?
-            .insert(IDENTITY_SEED_KEY, seed.as_slice())
-            .map_err(db_err)?;
-        txn.commit().map_err(db_err)?;
-        Ok(seed)
+    /// Run one logical operation in a write transaction and wait for its
+    /// commit (with an fsync when `durable`). Waits for room in the queue.
+    pub async fn write<T: Send + 'static>(
+        &self,
+        durable: bool,
+        op: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (job, rx) = write_job(op);
+        self.queue
+            .send(Command::Write { durable, job })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        reply(rx).await
     }
 
-    fn read_meta(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(META).map_err(db_err)?;
-        Ok(table.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
-    }
-
-    /// A paired device by id.
-    pub fn device(&self, device_id: &str) -> Result<Option<PairedDevice>, StoreError> {
-        self.get_json(DEVICES, device_id)
-    }
-
-    /// Every paired device.
-    pub fn devices(&self) -> Result<Vec<PairedDevice>, StoreError> {
-        self.list_json(DEVICES)
-    }
-
-    /// Insert or replace a paired device (durable before return).
-    pub fn put_device(&self, device: &PairedDevice) -> Result<(), StoreError> {
-        if self.device(&device.device_id)?.is_none()
-            && self.count(DEVICES)? >= limits::PAIRING_MAX_DEVICES
-        {
-            return Err(StoreError::Full(
-                "too many paired devices; remove one first",
-            ));
-        }
-        self.put_json(DEVICES, &device.device_id, device, Durability::Immediate)
-    }
-
-    /// Record bookkeeping on a device without forcing an fsync.
-    pub fn touch_device(&self, device: &PairedDevice) -> Result<(), StoreError> {
-        self.put_json(DEVICES, &device.device_id, device, Durability::None)
-    }
-
-    /// Remove a paired device; returns whether it existed.
-    pub fn remove_device(&self, device_id: &str) -> Result<bool, StoreError> {
-        self.remove(DEVICES, device_id)
-    }
-
-    /// Pending pairing requests that have not expired, oldest first.
-    pub fn pending(&self, now_ms: i64) -> Result<Vec<PendingPairing>, StoreError> {
-        let ttl = limits::PAIRING_PENDING_TTL.as_millis() as i64;
-        let mut all: Vec<PendingPairing> = self.list_json(PENDING)?;
-        all.retain(|p| now_ms - p.ts < ttl);
-        all.sort_by_key(|p| p.ts);
-        Ok(all)
-    }
-
-    /// Store a pending request, replacing any earlier one for the same device
-    /// and role, evicting expired and (when full) the oldest requests.
-    pub fn put_pending(&self, request: &PendingPairing, now_ms: i64) -> Result<(), StoreError> {
-        let ttl = limits::PAIRING_PENDING_TTL.as_millis() as i64;
-        let existing: Vec<PendingPairing> = self.list_json(PENDING)?;
-        let mut stale: Vec<String> = existing
-            .iter()
-            .filter(|p| {
-                now_ms - p.ts >= ttl || (p.device_id == request.device_id && p.role == request.role)
-            })
-            .map(|p| p.request_id.clone())
-            .collect();
-        let live = existing.len() - stale.len();
-        if live >= limits::PAIRING_MAX_PENDING {
-            let mut rest: Vec<&PendingPairing> = existing
-                .iter()
-                .filter(|p| !stale.contains(&p.request_id))
-                .collect();
-            rest.sort_by_key(|p| p.ts);
-            stale.extend(
-                rest.iter()
-                    .take(live + 1 - limits::PAIRING_MAX_PENDING)
-                    .map(|p| p.request_id.clone()),
-            );
-        }
-        let txn = self.db.begin_write().map_err(db_err)?;
-        {
-            let mut table = txn.open_table(PENDING).map_err(db_err)?;
-            for id in &stale {
-                table.remove(id.as_str()).map_err(db_err)?;
-            }
-            let bytes = serde_json::to_vec(request).map_err(|source| StoreError::Corrupt {
-                key: request.request_id.clone(),
-                source,
+    /// Queue a write at once, without waiting (for a caller that holds a
+    /// lock and must fix the order of writes); the returned future resolves
+    /// after the commit. A full queue is refused with [`StoreError::Busy`].
+    pub fn write_queued<T: Send + 'static>(
+        &self,
+        durable: bool,
+        op: impl FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<impl Future<Output = Result<T, StoreError>> + Send + 'static, StoreError> {
+        let (job, rx) = write_job(op);
+        self.queue
+            .try_send(Command::Write { durable, job })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => StoreError::Busy,
+                mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
             })?;
-            table
-                .insert(request.request_id.as_str(), bytes.as_slice())
-                .map_err(db_err)?;
+        Ok(reply(rx))
+    }
+
+    /// Run a read; it sees every write queued before it.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        op: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        let job: actor::ReadJob = Box::new(move |txn| {
+            let result = match txn {
+                Ok(txn) => op(txn),
+                Err(why) => Err(StoreError::Batch(why.to_owned())),
+            };
+            let _ = tx.send(result);
+        });
+        self.queue
+            .send(Command::Read(job))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        reply(rx).await
+    }
+
+    /// Finish the work queued so far, make it durable and close the
+    /// database file (shutdown). Later operations fail with
+    /// [`StoreError::Closed`]; the file can be opened again at once.
+    pub async fn close(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.queue.send(Command::Close(tx)).await.is_ok() {
+            let _ = rx.await;
         }
-        txn.commit().map_err(db_err)
     }
 
-    /// Remove and return a pending request (expired ones count as absent).
-    pub fn take_pending(
-        &self,
-        request_id: &str,
-        now_ms: i64,
-    ) -> Result<Option<PendingPairing>, StoreError> {
-        let found: Option<PendingPairing> = self.get_json(PENDING, request_id)?;
-        if found.is_some() {
-            self.remove(PENDING, request_id)?;
+    /// What the store thread has done so far: writes, commits, fsyncs.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Make every earlier write durable.
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.queue
+            .send(Command::Flush(tx))
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        reply(rx).await
+    }
+}
+
+fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
+        key: key.to_owned(),
+        source,
+    })
+}
+
+/// A JSON record by key.
+pub(super) fn get_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    key: &str,
+) -> Result<Option<T>, StoreError> {
+    match table.get(key).map_err(db_err)? {
+        Some(value) => decode(key, value.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Every JSON record of a table, in key order.
+pub(super) fn list_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.iter().map_err(db_err)? {
+        let (key, value) = entry.map_err(db_err)?;
+        out.push(decode(key.value(), value.value())?);
+    }
+    Ok(out)
+}
+
+/// Insert or replace a JSON record.
+pub(super) fn put_json<T: Serialize>(
+    table: &mut Table<&'static str, &'static [u8]>,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
+    let bytes = encode(key, value)?;
+    table.insert(key, bytes.as_slice()).map_err(db_err)?;
+    Ok(())
+}
+
+/// Read-modify-write of one record in one transaction. `change` sees the
+/// current record and returns the new one (`None`: leave it as it is) and
+/// a result. Creating a record beyond `cap` records is refused with
+/// [`StoreError::Full`] (`full` says what to do) before anything is written.
+pub(super) fn update_json<T: Serialize + DeserializeOwned, R>(
+    txn: &WriteTransaction,
+    definition: JsonTable,
+    key: &str,
+    cap: (usize, &'static str),
+    change: impl FnOnce(Option<T>) -> Result<(Option<T>, R), StoreError>,
+) -> Result<R, StoreError> {
+    let mut table = txn.open_table(definition).map_err(db_err)?;
+    let current: Option<T> = get_json(&table, key)?;
+    let existed = current.is_some();
+    let (next, result) = change(current)?;
+    if let Some(next) = next {
+        if !existed && table.len().map_err(db_err)? as usize >= cap.0 {
+            return Err(StoreError::Full(cap.1));
         }
-        let ttl = limits::PAIRING_PENDING_TTL.as_millis() as i64;
-        Ok(found.filter(|p| now_ms - p.ts < ttl))
+        put_json(&mut table, key, &next)?;
     }
+    Ok(result)
+}
 
-    /// A node's pairing record.
-    pub fn node_record(&self, node_id: &str) -> Result<Option<NodeRecord>, StoreError> {
-        self.get_json(NODES, node_id)
-    }
-
-    /// Every node record.
-    pub fn node_records(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        self.list_json(NODES)
-    }
-
-    /// The node record holding a pending surface request.
-    pub fn node_record_by_request(
-        &self,
-        request_id: &str,
-    ) -> Result<Option<NodeRecord>, StoreError> {
-        Ok(self.node_records()?.into_iter().find(|r| {
-            r.pending
-                .as_ref()
-                .is_some_and(|p| p.request_id == request_id)
-        }))
-    }
-
-    /// Insert or replace a node record (durable before return).
-    pub fn put_node_record(&self, record: &NodeRecord) -> Result<(), StoreError> {
-        if self.node_record(&record.node_id)?.is_none()
-            && self.count(NODES)? >= limits::MAX_NODE_RECORDS
-        {
-            return Err(StoreError::Full(
-                "too many node records; remove one with node.pair.remove",
-            ));
-        }
-        self.put_json(NODES, &record.node_id, record, Durability::Immediate)
-    }
-
-    /// Remove a node record; returns whether it existed.
-    pub fn remove_node_record(&self, node_id: &str) -> Result<bool, StoreError> {
-        self.remove(NODES, node_id)
-    }
-
-    pub(super) fn count(&self, table: TableDefinition<&str, &[u8]>) -> Result<usize, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(table).map_err(db_err)?;
-        Ok(table.len().map_err(db_err)? as usize)
-    }
-
-    pub(super) fn get_json<T: DeserializeOwned>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(table).map_err(db_err)?;
-        let Some(value) = table.get(key).map_err(db_err)? else {
-            return Ok(None);
-        };
-        serde_json::from_slice(value.value())
-            .map(Some)
-            .map_err(|source| StoreError::Corrupt {
-                key: key.to_owned(),
-                source,
-            })
-    }
-
-    pub(super) fn list_json<T: DeserializeOwned>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-    ) -> Result<Vec<T>, StoreError> {
-        let txn = self.db.begin_read().map_err(db_err)?;
-        let table = txn.open_table(table).map_err(db_err)?;
-        let mut out = Vec::new();
-        for entry in table.iter().map_err(db_err)? {
-            let (key, value) = entry.map_err(db_err)?;
-            let item =
-                serde_json::from_slice(value.value()).map_err(|source| StoreError::Corrupt {
-                    key: key.value().to_owned(),
-                    source,
-                })?;
-            out.push(item);
-        }
-        Ok(out)
-    }
-
-    pub(super) fn put_json<T: Serialize>(
-        &self,
-        table: TableDefinition<&str, &[u8]>,
-        key: &str,
-        value: &T,
-        durability: Durability,
-    ) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(value).map_err(|source| StoreError::Corrupt {
-            key: key.to_owned(),
-            source,
-        })?;
-        let mut txn = self.db.begin_write().map_err(db_err)?;
-        txn.set_durability(durability).map_err(db_err)?;
-        txn.open_table(table)
-            .map_err(db_err)?
-            .insert(key, bytes.as_slice())
-            .map_err(db_err)?;
-        txn.commit().map_err(db_err)
-    }
-
-    fn remove(&self, table: TableDefinition<&str, &[u8]>, key: &str) -> Result<bool, StoreError> {
-        let txn = self.db.begin_write().map_err(db_err)?;
-        let existed = txn
-            .open_table(table)
-            .map_err(db_err)?
-            .remove(key)
-            .map_err(db_err)?
-            .is_some();
-        txn.commit().map_err(db_err)?;
-        Ok(existed)
-    }
+/// Number of rows of a table.
+pub(super) fn count(table: &impl ReadableTableMetadata) -> Result<usize, StoreError> {
+    Ok(table.len().map_err(db_err)? as usize)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pending(id: &str, device: &str, ts: i64) -> PendingPairing {
-        PendingPairing {
-            request_id: id.into(),
-            device_id: device.into(),
-            public_key: "pk".into(),
-            role: "operator".into(),
-            scopes: vec![],
-            client_id: "cli".into(),
-            client_mode: "cli".into(),
-            display_name: None,
-            platform: None,
-            device_family: None,
-            remote_ip: None,
-            reason: "not-paired".into(),
-            ts,
-        }
-    }
-
-    #[test]
-    fn pending_requests_expire_replace_and_survive_reopen() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Db(e.into()))?;
-        let path = dir.path().join("state.redb");
-        let now = 1_000_000_000;
-        {
-            let store = Store::open(&path)?;
-            store.put_pending(&pending("r1", "d1", now), now)?;
-            store.put_pending(&pending("r2", "d1", now + 1), now + 1)?; // replaces r1
-            store.put_pending(&pending("r3", "d2", now - 400_000), now)?; // already expired
-            let ids: Vec<_> = store
-                .pending(now + 2)?
-                .into_iter()
-                .map(|p| p.request_id)
-                .collect();
-            assert_eq!(ids, vec!["r2".to_owned()]);
-        }
-        let store = Store::open(&path)?;
-        assert_eq!(store.pending(now + 2)?.len(), 1);
-        assert!(store.take_pending("r2", now + 2)?.is_some());
-        assert!(store.take_pending("r2", now + 2)?.is_none());
-        let seed = store.gateway_identity_seed()?;
-        assert_eq!(store.gateway_identity_seed()?, seed);
-        Ok(())
-    }
-
-    #[test]
-    fn pending_requests_are_capped() -> Result<(), StoreError> {
-        let dir = tempfile::tempdir().map_err(|e| StoreError::Db(e.into()))?;
-        let store = Store::open(&dir.path().join("s.redb"))?;
-        let now = 5_000_000;
-        for i in 0..(limits::PAIRING_MAX_PENDING + 5) {
-            store.put_pending(
-                &pending(&format!("r{i}"), &format!("d{i}"), now + i as i64),
-                now + i as i64,
-            )?;
-        }
-        let live = store.pending(now + 100)?;
-        assert_eq!(live.len(), limits::PAIRING_MAX_PENDING);
-        assert_eq!(live[0].request_id, "r5", "the oldest were evicted");
-        Ok(())
-    }
-}
+mod tests;

@@ -366,21 +366,22 @@ impl FakeProvider {
         self.lock().log.clone()
     }
 
-    /// Wait until at least `n` requests arrived (or the timeout passed).
-    pub fn wait_requests(&self, n: usize, timeout: Duration) -> Vec<Recorded> {
+    /// Wait (without blocking the async runtime the gateway under test
+    /// shares) until at least `n` requests arrived; panics after `timeout`.
+    pub async fn arrived(&self, n: usize, timeout: Duration) -> Vec<Recorded> {
         let deadline = Instant::now() + timeout;
-        let mut st = self.lock();
-        while st.log.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
+        loop {
+            let log = self.requests();
+            if log.len() >= n {
+                return log;
             }
-            st = match self.shared.changed.wait_timeout(st, left) {
-                Ok((g, _)) => g,
-                Err(p) => p.into_inner().0,
-            };
+            assert!(
+                Instant::now() < deadline,
+                "the fake provider got {} request(s), not {n}, within {timeout:?}",
+                log.len()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        st.log.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use pinclaw::client::{Client, ClientOptions};
 use pinclaw::config::{AuthMode, Config, Secret};
-use pinclaw::gateway::{Gateway, GatewayHandle, GatewaySettings};
+use pinclaw::gateway::{GatewayHandle, GatewaySettings};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
@@ -43,7 +43,7 @@ pub fn settings(state_dir: &std::path::Path) -> GatewaySettings {
 impl TestGateway {
     /// Start with settings adjusted by `customize`.
     pub async fn start_with(settings: GatewaySettings) -> Self {
-        let gateway = Gateway::bind(settings.clone())
+        let gateway = pinclaw::app::bind(settings.clone())
             .await
             .unwrap_or_else(|e| panic!("bind: {e}"));
         let addr = gateway.local_addr().unwrap_or_else(|e| panic!("addr: {e}"));

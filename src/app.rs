@@ -1,0 +1,151 @@
+//! Wiring: from merged settings to a bound gateway. Opens the state
+//! directory and store, loads or generates the token and identity, opens
+//! the board, builds the providers, the agent runner and the session lanes,
+//! binds the port, and re-queues the messages a crash left waiting.
+//!
+//! Every layer is built here and only here, so each layer's module knows
+//! only the layers below it.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use serde_json::json;
+use tokio::sync::watch;
+
+use crate::config::Secret;
+use crate::gateway::admission::Admission;
+use crate::gateway::agent_bridge::{BusEvents, GatewayNodes};
+use crate::gateway::auth::AuthLimiter;
+use crate::gateway::bus::Bus;
+use crate::gateway::local_node::LocalNode;
+use crate::gateway::{
+    Gateway, GatewayError, GatewaySettings, Shared, approvals, board_node, idempotency,
+};
+use crate::ids;
+use crate::store::Store;
+
+/// Check `settings`, prepare everything the gateway needs, and bind its port.
+pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError> {
+    settings.check_safety()?;
+    crate::gateway::create_state_dir(&settings.state_dir)?;
+    let generated_token = ensure_token(&mut settings)?;
+    let store = Store::open(&settings.state_dir.join("state.redb"))?;
+    let identity = SigningKey::from_bytes(&store.gateway_identity_seed().await?);
+    let board = crate::board::LocalBoardNode::from_config(&settings.config.board)
+        .map(Arc::new)
+        .map_err(|e| GatewayError::Config(format!("board: {e}")))?;
+    let board_node_id =
+        crate::protocol::device_auth::device_id_for(&identity.verifying_key().to_bytes());
+    let hostname = crate::gateway::hostname();
+    let local_node: Arc<dyn LocalNode> = Arc::new(board_node::BoardNode::new(
+        board.clone(),
+        board_node_id,
+        hostname.clone(),
+    ));
+    let providers = providers(&settings)?;
+    let addr = std::net::SocketAddr::new(settings.bind, settings.port);
+    let listener = crate::gateway::listen(addr)?;
+    let bus = Arc::new(Bus::new(json!({
+        "ts": ids::now_ms(),
+        "host": hostname,
+        "version": env!("CARGO_PKG_VERSION"),
+        "platform": std::env::consts::OS,
+        "mode": "gateway",
+        "reason": "self",
+    })));
+    let agent_config = settings.config.agent.clone();
+    let lanes = crate::session::LaneConfig {
+        max_concurrent: agent_config.max_concurrent,
+        queue_cap: agent_config.queue_cap,
+        drop: agent_config.queue_drop,
+        debounce: Duration::from_millis(agent_config.debounce_ms),
+        default_mode: agent_config.queue_mode,
+    };
+    let system_prompt = agent_config
+        .load_system_prompt()
+        .map_err(GatewayError::Config)?;
+    let nodes_config = settings.config.nodes.clone();
+    let max_connections = settings.max_connections;
+    let (shutdown, _) = watch::channel(false);
+    let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
+        let events = Arc::new(BusEvents(bus.clone()));
+        let node_access = Arc::new(GatewayNodes(weak.clone()));
+        let summary_access = node_access.clone();
+        let tools = crate::agent::tools::ToolRegistry::builtin(Some(node_access));
+        let runner = crate::agent::AgentRunner::new(
+            agent_config,
+            system_prompt,
+            providers.clone(),
+            store.clone(),
+            tools,
+            events.clone(),
+            Box::new(move || crate::agent::tools::NodeAccess::summary(summary_access.as_ref())),
+        );
+        let runner: Arc<dyn crate::session::Runner> = Arc::new(Arc::new(runner));
+        Shared {
+            nodes: crate::node::NodeRegistry::new(nodes_config.max_nodes),
+            node_policy: crate::node::CommandPolicy {
+                allow: nodes_config.allow_commands.clone(),
+                deny: nodes_config.deny_commands.clone(),
+            },
+            local_node: Some(local_node),
+            approvals: approvals::Approvals::default(),
+            board: Some(board),
+            idempotency: idempotency::Idempotency::default(),
+            sessions: crate::session::Sessions::new(lanes, store.clone(), runner, events),
+            providers,
+            settings,
+            store,
+            identity,
+            bus,
+            started: Instant::now(),
+            boot_id: ids::uuid_v4(),
+            admission: Admission::new(max_connections),
+            limiter: Mutex::new(AuthLimiter::default()),
+            ready: AtomicBool::new(false),
+            shutdown,
+        }
+    });
+    match shared.sessions.recover().await {
+        Ok(0) => {}
+        Ok(n) => {
+            tracing::info!("re-queued {n} acknowledged message(s) left waiting by the last run")
+        }
+        Err(e) => tracing::warn!("could not re-queue waiting messages: {e}"),
+    }
+    Ok(Gateway::new(shared, listener, generated_token))
+}
+
+/// In token mode without a configured token, load the state dir's token or
+/// generate one. Returns the token when it was generated now.
+fn ensure_token(settings: &mut GatewaySettings) -> Result<Option<String>, GatewayError> {
+    let configured = settings
+        .token
+        .as_ref()
+        .is_some_and(|t| !t.expose().is_empty());
+    if settings.auth_mode != crate::config::AuthMode::Token || configured {
+        return Ok(None);
+    }
+    let (token, fresh) = crate::gateway::load_or_create_token(&settings.state_dir)?;
+    settings.token = Some(Secret::new(token.clone()));
+    Ok(fresh.then_some(token))
+}
+
+/// The configured providers, with the agent's model chain checked.
+fn providers(
+    settings: &GatewaySettings,
+) -> Result<Option<Arc<crate::provider::Providers>>, GatewayError> {
+    if settings.config.providers.is_empty() {
+        return Ok(None);
+    }
+    let providers = crate::provider::Providers::new(settings.config.providers.clone())
+        .map_err(|e| GatewayError::Config(format!("providers: {e}")))?;
+    if let Some(model) = &settings.config.agent.model {
+        providers
+            .resolve_chain(model, &settings.config.agent.fallbacks)
+            .map_err(|e| GatewayError::Config(format!("agent.model: {e}")))?;
+    }
+    Ok(Some(Arc::new(providers)))
+}

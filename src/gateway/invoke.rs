@@ -1,0 +1,123 @@
+//! The one path by which a node command runs, whoever asks: `node.invoke`
+//! from an operator and the agent's `nodes` tool alike. Every gate is
+//! applied here, with the scopes of whoever asked (for the agent: the
+//! client whose message started the run):
+//!
+//! 1. commands that need `operator.admin` (shell, files, browser proxy);
+//! 2. declared by the node;
+//! 3. approved by an operator (`node.pair.approve`; the gateway's own board
+//!    is approved by construction);
+//! 4. permitted by `[nodes] allow_commands` / `deny_commands` (deny wins;
+//!    capturing commands need an explicit allow).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::methods::store_error;
+use super::nodes::resolve_node;
+use crate::node::policy::{self, Refusal};
+use crate::node::{InvokeError, InvokeReply};
+use crate::protocol::error::{ErrorShape, codes};
+use crate::protocol::scopes;
+
+/// One command to run on a node.
+#[derive(Debug, Clone)]
+pub struct InvokeRequest {
+    /// Node reference: `local`, an id, a display name or an id prefix.
+    pub node: String,
+    /// Command name.
+    pub command: String,
+    /// Command parameters.
+    pub params: Value,
+    /// Deadline.
+    pub timeout: Duration,
+    /// Passed to the node so it can recognise a retry.
+    pub idempotency_key: String,
+}
+
+/// A registry failure as the error the caller sees.
+fn invoke_error(e: &InvokeError) -> ErrorShape {
+    let error = ErrorShape::new(codes::UNAVAILABLE, e.message()).with_details(
+        json!({"code": e.code(), "nodeError": {"code": e.code(), "message": e.message()}}),
+    );
+    match e {
+        InvokeError::Busy => error.retry_after(500),
+        _ => error,
+    }
+}
+
+fn refused(refusal: &Refusal, command: &str) -> ErrorShape {
+    ErrorShape::invalid(refusal.message(command))
+}
+
+/// Run a node command for a caller holding `caller_scopes`, through every
+/// gate. Returns the `node.invoke` response payload.
+pub async fn invoke(
+    shared: &Arc<Shared>,
+    caller_scopes: &[String],
+    req: InvokeRequest,
+) -> Result<Value, ErrorShape> {
+    if policy::invoke_needs_admin(&req.command) && !scopes::satisfied(caller_scopes, scopes::ADMIN)
+    {
+        return Err(ErrorShape::missing_scope(scopes::ADMIN));
+    }
+    let node_id = resolve_node(shared, &req.node).await?;
+    let node_policy = &shared.node_policy;
+    if let Some(local) = shared
+        .local_node
+        .as_ref()
+        .filter(|l| l.node_id() == node_id)
+    {
+        if !local.commands().contains(&req.command.as_str()) {
+            return Err(refused(&Refusal::NotDeclared, &req.command));
+        }
+        node_policy
+            .permits(&req.command)
+            .map_err(|r| refused(&r, &req.command))?;
+        return local
+            .invoke(shared, &req.command, req.params, req.timeout)
+            .await;
+    }
+    let record = shared
+        .store
+        .node_record(&node_id)
+        .await
+        .map_err(store_error)?;
+    let Some(live) = shared.nodes.get(&node_id) else {
+        return Err(invoke_error(&InvokeError::NotConnected));
+    };
+    let approved = record.map(|r| r.approved_commands).unwrap_or_default();
+    node_policy
+        .check(&req.command, &live.info.commands, &approved)
+        .map_err(|r| refused(&r, &req.command))?;
+    let params_json = (!req.params.is_null()).then(|| req.params.to_string());
+    match shared
+        .nodes
+        .invoke(
+            &node_id,
+            &req.command,
+            params_json,
+            req.timeout,
+            &req.idempotency_key,
+        )
+        .await
+    {
+        Ok(InvokeReply::Ok {
+            payload,
+            payload_json,
+        }) => Ok(json!({
+            "ok": true, "nodeId": node_id, "command": req.command, "payload": payload, "payloadJSON": payload_json,
+        })),
+        Ok(InvokeReply::Err { code, message }) => {
+            Err(
+                ErrorShape::new(codes::UNAVAILABLE, message.clone()).with_details(
+                    json!({"code": "NODE_ERROR", "nodeError": {"code": code, "message": message}}),
+                ),
+            )
+        }
+        Err(e) => Err(invoke_error(&e)),
+    }
+}

@@ -1,0 +1,424 @@
+//! The method table: every method the gateway serves, with the role and
+//! scope it needs, whether it runs beside the connection loop, and its
+//! handler. `hello-ok.features.methods`, authorization and dispatch all come
+//! from [`METHODS`]; adding a method is one entry here plus its handler in
+//! the file named after its family (`health.rs`, `devices.rs`, `nodes.rs`,
+//! `node_role.rs`, `chat.rs`, `sessions.rs`, `approvals.rs`, `system.rs`).
+
+mod approvals;
+mod chat;
+mod devices;
+mod health;
+mod node_role;
+mod nodes;
+mod sessions;
+mod system;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::Shared;
+use super::bus::Conn;
+use crate::protocol::connect::Role;
+use crate::protocol::error::{ErrorShape, codes};
+use crate::protocol::frames::{self, RequestFrame};
+use crate::protocol::scopes;
+
+pub use health::health_snapshot;
+
+/// What a method requires of the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, any role (only `health`).
+    Open,
+    /// Operators holding this scope.
+    Operator(&'static str),
+    /// Node connections only.
+    Node,
+}
+
+/// Where a method runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Run {
+    /// Answered inside the connection loop: only for handlers that never
+    /// wait (no store, no node, no model).
+    Inline,
+    /// Spawned beside the connection loop (bounded per connection by
+    /// [`crate::limits::MAX_INFLIGHT_REQUESTS_PER_CONN`]): anything that may
+    /// wait on the store, a node, a model or an operator.
+    Beside,
+}
+
+/// One request as a handler sees it.
+pub struct Call {
+    /// Gateway state.
+    pub shared: Arc<Shared>,
+    /// The connection it came on.
+    pub conn: Arc<Conn>,
+    /// The request id (for methods that answer twice, like `agent`).
+    pub request_id: String,
+}
+
+/// A handler's answer: the response payload or error.
+pub type Reply = Result<Value, ErrorShape>;
+
+/// A boxed handler future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A method handler.
+pub type Handler = for<'a> fn(&'a Call, Value) -> BoxFuture<'a, Reply>;
+
+/// One served method.
+pub struct Method {
+    /// Wire name.
+    pub name: &'static str,
+    /// Who may call it.
+    pub access: Access,
+    /// Where it runs.
+    pub run: Run,
+    /// Its handler.
+    pub handler: Handler,
+}
+
+/// A table entry from an `async fn(&Call, Value) -> Reply`.
+macro_rules! method {
+    ($name:literal, $access:expr, $run:ident, $handler:path) => {
+        Method {
+            name: $name,
+            access: $access,
+            run: Run::$run,
+            handler: {
+                fn handler(call: &Call, params: Value) -> BoxFuture<'_, Reply> {
+                    Box::pin($handler(call, params))
+                }
+                handler
+            },
+        }
+    };
+}
+
+use Access::{Node, Open, Operator};
+
+/// Every method pinclaw serves.
+pub static METHODS: &[Method] = &[
+    method!("health", Open, Inline, health::health),
+    method!("status", Operator(scopes::READ), Beside, health::status),
+    method!(
+        "system-presence",
+        Operator(scopes::READ),
+        Inline,
+        health::presence
+    ),
+    method!(
+        "gateway.identity.get",
+        Operator(scopes::READ),
+        Inline,
+        health::identity
+    ),
+    method!(
+        "config.get",
+        Operator(scopes::READ),
+        Inline,
+        system::config_get
+    ),
+    method!(
+        "logs.tail",
+        Operator(scopes::READ),
+        Inline,
+        system::logs_tail
+    ),
+    method!(
+        "device.pair.list",
+        Operator(scopes::PAIRING),
+        Beside,
+        devices::pair_list
+    ),
+    method!(
+        "device.pair.approve",
+        Operator(scopes::PAIRING),
+        Beside,
+        devices::pair_approve
+    ),
+    method!(
+        "device.pair.reject",
+        Operator(scopes::PAIRING),
+        Beside,
+        devices::pair_reject
+    ),
+    method!(
+        "device.pair.remove",
+        Operator(scopes::PAIRING),
+        Beside,
+        devices::pair_remove
+    ),
+    method!(
+        "device.token.rotate",
+        Operator(scopes::PAIRING),
+        Beside,
+        devices::token_rotate
+    ),
+    method!(
+        "device.token.revoke",
+        Operator(scopes::PAIRING),
+        Beside,
+        devices::token_revoke
+    ),
+    method!("node.list", Operator(scopes::READ), Beside, nodes::list),
+    method!(
+        "node.describe",
+        Operator(scopes::READ),
+        Beside,
+        nodes::describe
+    ),
+    method!(
+        "node.rename",
+        Operator(scopes::PAIRING),
+        Beside,
+        nodes::rename
+    ),
+    method!(
+        "node.invoke",
+        Operator(scopes::WRITE),
+        Beside,
+        nodes::invoke
+    ),
+    method!(
+        "node.pair.list",
+        Operator(scopes::PAIRING),
+        Beside,
+        nodes::pair_list
+    ),
+    method!(
+        "node.pair.approve",
+        Operator(scopes::PAIRING),
+        Beside,
+        nodes::pair_approve
+    ),
+    method!(
+        "node.pair.reject",
+        Operator(scopes::PAIRING),
+        Beside,
+        nodes::pair_reject
+    ),
+    method!(
+        "node.pair.remove",
+        Operator(scopes::PAIRING),
+        Beside,
+        nodes::pair_remove
+    ),
+    method!("agent", Operator(scopes::WRITE), Beside, chat::agent),
+    method!(
+        "agent.wait",
+        Operator(scopes::WRITE),
+        Beside,
+        chat::agent_wait
+    ),
+    method!("chat.send", Operator(scopes::WRITE), Beside, chat::send),
+    method!(
+        "chat.history",
+        Operator(scopes::READ),
+        Beside,
+        chat::history
+    ),
+    method!("chat.abort", Operator(scopes::WRITE), Beside, chat::abort),
+    method!(
+        "sessions.list",
+        Operator(scopes::READ),
+        Beside,
+        sessions::list
+    ),
+    method!(
+        "sessions.get",
+        Operator(scopes::READ),
+        Beside,
+        sessions::get
+    ),
+    method!(
+        "sessions.subscribe",
+        Operator(scopes::READ),
+        Inline,
+        sessions::subscribe
+    ),
+    method!(
+        "sessions.patch",
+        Operator(scopes::WRITE),
+        Beside,
+        sessions::patch
+    ),
+    method!(
+        "sessions.reset",
+        Operator(scopes::ADMIN),
+        Beside,
+        sessions::reset
+    ),
+    method!(
+        "sessions.delete",
+        Operator(scopes::ADMIN),
+        Beside,
+        sessions::delete
+    ),
+    method!(
+        "models.list",
+        Operator(scopes::READ),
+        Inline,
+        system::models_list
+    ),
+    method!(
+        "exec.approval.list",
+        Operator(scopes::APPROVALS),
+        Inline,
+        approvals::list
+    ),
+    method!(
+        "exec.approval.resolve",
+        Operator(scopes::APPROVALS),
+        Inline,
+        approvals::resolve
+    ),
+    method!("node.invoke.result", Node, Inline, node_role::invoke_result),
+    method!("node.event", Node, Inline, node_role::event),
+    method!(
+        "node.runnerInventory.update",
+        Node,
+        Beside,
+        node_role::runner_inventory
+    ),
+    method!("node.skills.update", Node, Inline, node_role::skills),
+    method!(
+        "node.pluginTools.update",
+        Node,
+        Inline,
+        node_role::plugin_tools
+    ),
+];
+
+/// OpenClaw's node-role methods: refused to operators even when not served.
+const NODE_ONLY: &[&str] = &[
+    "node.event",
+    "node.invoke.result",
+    "node.invoke.progress",
+    "node.pending.pull",
+    "node.pending.ack",
+    "node.pending.drain",
+    "node.pluginTools.update",
+    "node.skills.update",
+    "node.pluginSurface.refresh",
+    "node.runnerInventory.update",
+    "skills.bins",
+];
+
+/// The served method of this name.
+pub fn find(name: &str) -> Option<&'static Method> {
+    METHODS.iter().find(|m| m.name == name)
+}
+
+/// Names of the served methods (`hello-ok.features.methods`).
+pub fn served_methods() -> Vec<&'static str> {
+    METHODS.iter().map(|m| m.name).collect()
+}
+
+/// The access rule of any method name, served or not. Unknown methods need
+/// `operator.admin`, as in OpenClaw.
+pub fn access_of(method: &str) -> Access {
+    if let Some(m) = find(method) {
+        return m.access;
+    }
+    if NODE_ONLY.contains(&method) {
+        return Access::Node;
+    }
+    Access::Operator(scopes::ADMIN)
+}
+
+/// Where a request for `method` runs (unknown methods answer inline).
+pub fn run_of(method: &str) -> Run {
+    find(method).map_or(Run::Inline, |m| m.run)
+}
+
+/// Check role and scope for `method` on `conn`.
+pub fn authorize(conn: &Conn, method: &str) -> Result<(), ErrorShape> {
+    match (access_of(method), conn.role) {
+        (Access::Open, _) => Ok(()),
+        (Access::Node, Role::Node) => Ok(()),
+        (Access::Node, role) | (Access::Operator(_), role @ Role::Node) => Err(
+            ErrorShape::invalid(format!("unauthorized role: {}", role.as_str())),
+        ),
+        (Access::Operator(scope), Role::Operator) => {
+            if scopes::satisfied(&conn.scopes, scope) {
+                Ok(())
+            } else {
+                Err(ErrorShape::missing_scope(scope))
+            }
+        }
+    }
+}
+
+/// Handle one request after the handshake; returns the serialized response.
+pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -> String {
+    let result = match authorize(conn, &req.method) {
+        Err(e) => Err(e),
+        Ok(()) => match find(&req.method) {
+            Some(method) => {
+                let call = Call {
+                    shared: shared.clone(),
+                    conn: conn.clone(),
+                    request_id: req.id.clone(),
+                };
+                (method.handler)(&call, req.params).await
+            }
+            None if req.method == "connect" => Err(ErrorShape::invalid(
+                "connect is only valid as the first request",
+            )),
+            None => Err(ErrorShape::invalid(format!(
+                "unknown method: {}",
+                req.method
+            ))),
+        },
+    };
+    match result {
+        Ok(payload) => frames::response_ok(&req.id, &payload),
+        Err(error) => frames::response_err(&req.id, &error),
+    }
+}
+
+/// Deserialize method params (`null` counts as `{}`), or the protocol's
+/// `invalid <method> params` error.
+pub(super) fn parse<T: for<'de> Deserialize<'de>>(
+    method: &str,
+    params: Value,
+) -> Result<T, ErrorShape> {
+    let params = if params.is_null() { json!({}) } else { params };
+    serde_json::from_value(params).map_err(|e| ErrorShape::invalid_params(method, e))
+}
+
+/// A store failure as the error a client sees: retryable `UNAVAILABLE` for
+/// transient ones (busy, a failed commit), otherwise the message.
+pub(crate) fn store_error(e: crate::store::StoreError) -> ErrorShape {
+    tracing::error!("state database: {e}");
+    let shape = ErrorShape::new(codes::UNAVAILABLE, format!("state database error: {e}"));
+    if e.is_transient() {
+        shape.retry_after(1000)
+    } else {
+        shape
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_has_one_entry_per_name() {
+        let mut names = served_methods();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len(), "a method is listed twice");
+        assert_eq!(access_of("health"), Access::Open);
+        assert_eq!(access_of("no.such.method"), Access::Operator(scopes::ADMIN));
+        assert_eq!(access_of("node.pending.pull"), Access::Node);
+    }
+}

@@ -1,0 +1,200 @@
+//! The thread that owns the database.
+//!
+//! Every read and write of the state database runs here, never on the
+//! event loop: an SD card's flush can take tens of milliseconds, and one
+//! flush on the event loop would stall every socket, ping and GPIO edge.
+//! Callers send a job over a bounded queue and await a oneshot reply.
+//!
+//! **Group commit.** The thread takes every job waiting in the queue (up
+//! to [`limits::STORE_MAX_BATCH`]) and runs all the writes in one write
+//! transaction: N writes that arrive while a flush is in progress cost one
+//! flush, not N. The batch commits with an fsync when any of its writes
+//! asked for durability. Each job is one logical operation (its reads and
+//! writes happen in that one transaction); a job that fails with a redb
+//! error may have written part of its work, so the whole batch is rolled
+//! back and every job in it is told. Jobs that fail for a logical reason
+//! (a cap, a corrupt record) decide before they write, so they leave
+//! nothing behind. Replies go out only after the commit: an input is
+//! durable before anything acknowledges it.
+//!
+//! Reads run after the batch's commit in one read transaction, so a read
+//! sees every write queued before it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use redb::{Database, Durability, ReadTransaction, ReadableDatabase, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+use crate::limits;
+
+/// Sends a write job's result, or the batch's failure when there is one.
+pub(super) type Finish = Box<dyn FnOnce(Option<&str>) + Send>;
+
+/// A write job's reply, sent once the batch's commit outcome is known.
+pub(super) struct Pending {
+    /// The job failed with a redb error: the batch must not commit.
+    pub poisoned: bool,
+    /// Sends the reply.
+    pub finish: Finish,
+}
+
+/// What the store thread has done so far (for `status` and the bench).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Write jobs run.
+    pub writes: AtomicU64,
+    /// Commits (each may carry many writes).
+    pub commits: AtomicU64,
+    /// Commits with an fsync.
+    pub durable_commits: AtomicU64,
+    /// Read jobs run.
+    pub reads: AtomicU64,
+}
+
+/// A write: one logical operation inside the batch's transaction (`None`
+/// when no transaction could be started; the job then only reports).
+pub(super) type WriteJob = Box<dyn FnOnce(Option<&WriteTransaction>) -> Pending + Send>;
+
+/// A read: runs in a read transaction (or learns why there is none).
+pub(super) type ReadJob = Box<dyn FnOnce(Result<&ReadTransaction, &str>) + Send>;
+
+/// What the store thread is asked to do.
+pub(super) enum Command {
+    /// A write, committed with an fsync when `durable`.
+    Write { durable: bool, job: WriteJob },
+    /// A read.
+    Read(ReadJob),
+    /// Make every earlier write durable (an fsync if any commit was not).
+    Flush(oneshot::Sender<Result<(), StoreError>>),
+    /// Finish the queued work, sync, close the database file and end the
+    /// thread; the reply comes once the file is closed (it can be reopened).
+    Close(oneshot::Sender<()>),
+}
+
+/// Start the thread that owns `db`; returns the sending side of its queue.
+/// The thread ends once every sender is dropped and the queue is drained,
+/// after a last durable commit of anything still unsynced.
+pub(super) fn spawn(
+    db: Database,
+    counters: Arc<Counters>,
+) -> std::io::Result<mpsc::Sender<Command>> {
+    let (tx, rx) = mpsc::channel(limits::STORE_QUEUE_DEPTH);
+    std::thread::Builder::new()
+        .name("pinclaw-store".into())
+        .spawn(move || run(db, rx, &counters))?;
+    Ok(tx)
+}
+
+fn run(db: Database, mut rx: mpsc::Receiver<Command>, counters: &Counters) {
+    // A commit without an fsync happened since the last durable one.
+    let mut unsynced = false;
+    let mut writes: Vec<(bool, WriteJob)> = Vec::new();
+    let mut reads: Vec<ReadJob> = Vec::new();
+    let mut flushes: Vec<oneshot::Sender<Result<(), StoreError>>> = Vec::new();
+    let mut closes: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(command) = next.take() {
+            taken += 1;
+            match command {
+                Command::Write { durable, job } => writes.push((durable, job)),
+                Command::Read(job) => reads.push(job),
+                Command::Flush(reply) => flushes.push(reply),
+                Command::Close(reply) => closes.push(reply),
+            }
+            if taken < limits::STORE_MAX_BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        let durable = writes.iter().any(|(d, _)| *d) || (!flushes.is_empty() && unsynced);
+        let mut flush_error = None;
+        if !writes.is_empty() || durable {
+            counters
+                .writes
+                .fetch_add(writes.len() as u64, Ordering::Relaxed);
+            counters.commits.fetch_add(1, Ordering::Relaxed);
+            if durable {
+                counters.durable_commits.fetch_add(1, Ordering::Relaxed);
+            }
+            match commit(&db, writes.drain(..).map(|(_, job)| job), durable) {
+                Ok(()) => unsynced = !durable,
+                Err(e) => {
+                    tracing::error!("state database commit failed: {e}");
+                    flush_error = Some(e);
+                }
+            }
+        }
+        for reply in flushes.drain(..) {
+            let _ = reply.send(match &flush_error {
+                None => Ok(()),
+                Some(e) => Err(StoreError::Batch(e.clone())),
+            });
+        }
+        if !reads.is_empty() {
+            counters
+                .reads
+                .fetch_add(reads.len() as u64, Ordering::Relaxed);
+            match db.begin_read() {
+                Ok(txn) => reads.drain(..).for_each(|job| job(Ok(&txn))),
+                Err(e) => {
+                    let e = e.to_string();
+                    reads.drain(..).for_each(|job| job(Err(&e)));
+                }
+            }
+        }
+        if !closes.is_empty() {
+            break;
+        }
+    }
+    if unsynced && let Err(e) = commit(&db, std::iter::empty(), true) {
+        tracing::warn!("final state database sync failed: {e}");
+    }
+    // Refuse what is still queued (its senders hear `Closed`), then close
+    // the file before saying so.
+    drop(rx);
+    drop(db);
+    for reply in closes {
+        let _ = reply.send(());
+    }
+}
+
+/// Run `jobs` in one write transaction and commit it; each job hears the
+/// outcome. Returns the batch's failure, if any.
+fn commit(
+    db: &Database,
+    jobs: impl Iterator<Item = WriteJob>,
+    durable: bool,
+) -> Result<(), String> {
+    let mut txn = match db.begin_write() {
+        Ok(txn) => txn,
+        Err(e) => {
+            let e = format!("cannot start a write: {e}");
+            for job in jobs {
+                (job(None).finish)(Some(&e));
+            }
+            return Err(e);
+        }
+    };
+    let level = if durable {
+        Durability::Immediate
+    } else {
+        Durability::None
+    };
+    let pending: Vec<Pending> = jobs.map(|job| job(Some(&txn))).collect();
+    let outcome = if pending.iter().any(|p| p.poisoned) {
+        let _ = txn.abort();
+        Err("another write in the same commit failed; nothing was written".to_owned())
+    } else {
+        txn.set_durability(level)
+            .map_err(|e| e.to_string())
+            .and_then(|()| txn.commit().map_err(|e| format!("commit failed: {e}")))
+    };
+    let failure = outcome.as_ref().err().map(String::as_str);
+    for p in pending {
+        (p.finish)(failure);
+    }
+    outcome
+}

@@ -1,0 +1,35 @@
+//! The gateway's own facts: its Ed25519 identity seed.
+
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+
+use super::{Store, StoreError, db_err};
+
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// Key of the gateway's Ed25519 seed in the meta table.
+const IDENTITY_SEED_KEY: &str = "gateway_identity_seed";
+
+pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(META).map_err(db_err)?;
+    Ok(())
+}
+
+impl Store {
+    /// The gateway's persisted Ed25519 seed, created (durably) on first call.
+    pub async fn gateway_identity_seed(&self) -> Result<[u8; 32], StoreError> {
+        self.write(true, |txn| {
+            let mut table = txn.open_table(META).map_err(db_err)?;
+            if let Some(seed) = table.get(IDENTITY_SEED_KEY).map_err(db_err)?
+                && let Ok(seed) = <[u8; 32]>::try_from(seed.value())
+            {
+                return Ok(seed);
+            }
+            let seed = crate::ids::random_bytes::<32>();
+            table
+                .insert(IDENTITY_SEED_KEY, seed.as_slice())
+                .map_err(db_err)?;
+            Ok(seed)
+        })
+        .await
+    }
+}

@@ -1,0 +1,291 @@
+//! The store against real redb files: group commit, one transaction per
+//! logical operation, run-id deduplication, eviction into the transcript,
+//! close and reopen.
+
+use std::sync::atomic::Ordering;
+
+use super::*;
+use crate::limits;
+
+fn temp_store() -> (Store, tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let path = dir.path().join("state.redb");
+    let store = Store::open(&path).unwrap_or_else(|e| panic!("open: {e}"));
+    (store, dir, path)
+}
+
+fn pending(id: &str, device: &str, ts: i64) -> PendingPairing {
+    PendingPairing {
+        request_id: id.into(),
+        device_id: device.into(),
+        public_key: "pk".into(),
+        role: "operator".into(),
+        scopes: vec![],
+        client_id: "cli".into(),
+        client_mode: "cli".into(),
+        display_name: None,
+        platform: None,
+        device_family: None,
+        remote_ip: None,
+        reason: "not-paired".into(),
+        ts,
+    }
+}
+
+fn item(slot: u64, run_id: &str, message: &str) -> InboxItem {
+    InboxItem {
+        slot,
+        run_id: run_id.into(),
+        message: message.into(),
+        mode: "followup".into(),
+        ts: 1,
+        scopes: vec!["operator.write".into()],
+    }
+}
+
+fn texts(rows: &[TranscriptEntry]) -> Vec<String> {
+    rows.iter().map(|r| r.content.clone()).collect()
+}
+
+#[tokio::test]
+async fn writes_that_arrive_together_share_one_commit() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    // Hold the store thread inside a read until every write is queued.
+    let (release, hold) = std::sync::mpsc::channel::<()>();
+    let holder = store.clone();
+    let held = tokio::spawn(async move {
+        holder
+            .read(move |_| {
+                let _ = hold.recv();
+                Ok(())
+            })
+            .await
+    });
+    tokio::task::yield_now().await;
+    let before = store.counters().commits.load(Ordering::Relaxed);
+    let writes: Vec<_> = (0..100)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let entry = TranscriptEntry::message("user", format!("m{i}"), None);
+                store.append("agent:main:k", vec![entry], true).await
+            })
+        })
+        .collect();
+    // Let every write reach the queue, then let the thread go.
+    while store.queue.capacity() > limits::STORE_QUEUE_DEPTH - 100 {
+        tokio::task::yield_now().await;
+    }
+    let _ = release.send(());
+    for w in writes {
+        w.await.map_err(|e| StoreError::Batch(e.to_string()))??;
+    }
+    let _ = held.await;
+    let commits = store.counters().commits.load(Ordering::Relaxed) - before;
+    assert!(
+        commits <= 100_usize.div_ceil(limits::STORE_MAX_BATCH) as u64,
+        "100 queued writes took {commits} commits"
+    );
+    let rows = store.transcript_page("agent:main:k", 1000, 0).await?;
+    assert_eq!(rows.len(), 100);
+    assert_eq!(
+        rows.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (1..=100).collect::<Vec<_>>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_refused_write_leaves_the_rest_of_its_commit_alone() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    let refused = store.write(true, |_| Err::<(), _>(StoreError::Full("cap")));
+    let fine = store.append(
+        "agent:main:k",
+        vec![TranscriptEntry::message("user", "kept", None)],
+        true,
+    );
+    let (refused, fine) = tokio::join!(refused, fine);
+    assert!(matches!(refused, Err(StoreError::Full(_))));
+    assert_eq!(texts(&fine?.1), vec!["kept"]);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_run_id_is_accepted_once_even_across_a_reopen() -> Result<(), StoreError> {
+    let (store, _dir, path) = temp_store();
+    let key = "agent:main:k";
+    let run = RunIndexEntry::accepted("r1", key, "hello");
+    let first = store
+        .queue_accept(
+            key,
+            TranscriptEntry::message("user", "hello", Some("r1")),
+            run.clone(),
+        )?
+        .await?;
+    assert!(matches!(first, Stored::New(ref rows) if rows.len() == 1));
+    store.close().await;
+    let store = Store::open(&path)?;
+    let again = store
+        .queue_accept(
+            key,
+            TranscriptEntry::message("user", "hello", Some("r1")),
+            run.clone(),
+        )?
+        .await?;
+    let Stored::Known(known) = again else {
+        panic!("a repeated run id was stored twice");
+    };
+    assert_eq!(known.fingerprint, crate::ids::fingerprint("hello"));
+    let parked = store
+        .queue_park(key, item(9, "r1", "hello"), run, Vec::new())?
+        .await?;
+    assert!(matches!(parked, Stored::Known(_)));
+    assert_eq!(store.transcript_page(key, 10, 0).await?.len(), 1);
+    assert!(store.inbox_of(key).await?.is_empty());
+    assert!(store.run_index("r1").await?.is_some());
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_full_queue_moves_its_victim_into_the_history_as_dropped() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    let key = "agent:main:q";
+    for (slot, id) in [(1, "a"), (2, "b")] {
+        let run = RunIndexEntry::accepted(id, key, id);
+        store
+            .queue_park(key, item(slot, id, id), run, Vec::new())?
+            .await?;
+    }
+    let run = RunIndexEntry::accepted("c", key, "c");
+    let evict = vec![Eviction {
+        slot: 1,
+        why: "dropped: the session's queue was full".into(),
+    }];
+    let dropped = match store
+        .queue_park(key, item(3, "c", "c"), run, evict)?
+        .await?
+    {
+        Stored::New(rows) => rows,
+        Stored::Known(_) => panic!("c is new"),
+    };
+    assert_eq!(texts(&dropped), vec!["a"]);
+    assert!(dropped[0].dropped.is_some());
+    let parked: Vec<String> = store
+        .inbox_of(key)
+        .await?
+        .into_iter()
+        .map(|i| i.run_id)
+        .collect();
+    assert_eq!(parked, vec!["b", "c"]);
+    let index = store
+        .run_index("a")
+        .await?
+        .unwrap_or_else(|| panic!("indexed"));
+    assert_eq!(index.status.as_deref(), Some("dropped"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn promotion_moves_parked_messages_in_one_step() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    let key = "agent:main:p";
+    for (slot, id) in [(5, "x"), (6, "y")] {
+        let run = RunIndexEntry::accepted(id, key, id);
+        store
+            .queue_park(key, item(slot, id, id), run, Vec::new())?
+            .await?;
+    }
+    let rows = store.promote(key, vec![5, 6, 77], "x").await?;
+    assert_eq!(texts(&rows), vec!["x", "y"], "a missing slot is skipped");
+    assert!(rows.iter().all(|r| r.run_id.as_deref() == Some("x")));
+    assert!(store.inbox_of(key).await?.is_empty());
+    assert!(
+        store.promote(key, vec![5], "x").await?.is_empty(),
+        "promoted once"
+    );
+    let all = store.inbox_all().await?;
+    assert!(all.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn pending_requests_expire_replace_are_capped_and_survive_reopen() -> Result<(), StoreError> {
+    let (store, _dir, path) = temp_store();
+    let now = 1_000_000_000;
+    store.put_pending(pending("r1", "d1", now), now).await?;
+    store
+        .put_pending(pending("r2", "d1", now + 1), now + 1)
+        .await?; // replaces r1
+    store
+        .put_pending(pending("r3", "d2", now - 400_000), now)
+        .await?; // already expired
+    let ids: Vec<_> = store
+        .pending(now + 2)
+        .await?
+        .into_iter()
+        .map(|p| p.request_id)
+        .collect();
+    assert_eq!(ids, vec!["r2".to_owned()]);
+    let seed = store.gateway_identity_seed().await?;
+    store.close().await;
+    let store = Store::open(&path)?;
+    assert_eq!(store.gateway_identity_seed().await?, seed);
+    assert_eq!(store.pending(now + 2).await?.len(), 1);
+    assert!(store.take_pending("r2", now + 2).await?.is_some());
+    assert!(store.take_pending("r2", now + 2).await?.is_none());
+    for i in 0..(limits::PAIRING_MAX_PENDING + 5) {
+        let ts = now + i as i64;
+        store
+            .put_pending(pending(&format!("c{i}"), &format!("e{i}"), ts), ts)
+            .await?;
+    }
+    let live = store.pending(now + 100).await?;
+    assert_eq!(live.len(), limits::PAIRING_MAX_PENDING);
+    assert_eq!(live[0].request_id, "c5", "the oldest were evicted");
+    Ok(())
+}
+
+#[tokio::test]
+async fn approving_takes_the_request_and_writes_the_device_together() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    let now = crate::ids::now_ms();
+    store.put_pending(pending("r1", "d1", now), now).await?;
+    let approved = store
+        .approve_pending("r1", now, move |req, current| {
+            assert!(current.is_none());
+            PairedDevice {
+                device_id: req.device_id.clone(),
+                public_key: req.public_key.clone(),
+                display_name: None,
+                platform: None,
+                client_id: req.client_id.clone(),
+                client_mode: req.client_mode.clone(),
+                roles: vec![req.role.clone()],
+                scopes: vec![],
+                approved_via: "manual".into(),
+                created_at_ms: now,
+                approved_at_ms: now,
+                last_seen_at_ms: now,
+                tokens: vec![],
+            }
+        })
+        .await?;
+    assert!(approved.is_some());
+    assert!(store.pending(now).await?.is_empty());
+    assert!(store.device("d1").await?.is_some());
+    assert!(
+        store
+            .approve_pending("r1", now, |_, _| unreachable!())
+            .await?
+            .is_none(),
+        "a request is approved once"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn after_close_operations_say_closed() {
+    let (store, _dir, _) = temp_store();
+    store.close().await;
+    assert!(matches!(store.session("k").await, Err(StoreError::Closed)));
+}
