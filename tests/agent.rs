@@ -481,3 +481,34 @@ async fn no_model_configured_is_a_clear_error_and_the_message_is_kept() {
     let _ = ClientOptions::default();
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn streamed_text_is_coalesced_into_few_deltas() {
+    let fake = FakeProvider::start();
+    let text = (0..200)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    fake.set_default(text_reply(&text, Duration::ZERO));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let gw = start(dir.path(), &fake).await;
+    let mut op = gw.client(&["operator.write", "operator.read"]).await;
+    send(&mut op, "d", "talk", "d1", None).await;
+    let events = chat_events(&mut op, "d1").await;
+    let deltas: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["payload"]["state"] == "delta")
+        .collect();
+    let joined: String = deltas
+        .iter()
+        .map(|e| e["payload"]["deltaText"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(joined, text, "nothing lost in coalescing");
+    println!("200 streamed tokens → {} chat delta events", deltas.len());
+    assert!(
+        deltas.len() < 200 / 4,
+        "{} delta events for 200 tokens: not coalesced",
+        deltas.len()
+    );
+    gw.stop().await;
+}

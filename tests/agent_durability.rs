@@ -5,10 +5,10 @@
 mod agent_support;
 #[path = "support/fake_provider.rs"]
 mod fake_provider;
+#[path = "support/process.rs"]
+mod process;
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use agent_support::*;
@@ -16,43 +16,24 @@ use fake_provider::FakeProvider;
 use pinclaw::client::{Client, ClientOptions};
 use serde_json::json;
 
-struct Proc(Child);
+const TOKEN: &str = "kill-test-token-0123456789";
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(config: &std::path::Path) -> (Proc, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pinclaw"))
-        .args(["gateway", "--config"])
-        .arg(config)
-        .env_remove("PINCLAW_GATEWAY_TOKEN")
-        .env_remove("PINCLAW_STATE_DIR")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
-    let mut url = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap_or_default();
-        if let Some(rest) = line.strip_prefix("pinclaw gateway ready at ") {
-            url = rest.trim().to_owned();
-            break;
-        }
-    }
-    assert!(!url.is_empty(), "gateway did not start");
-    (Proc(child), url)
+fn fake_config(dir: &std::path::Path, fake: &FakeProvider) -> std::path::PathBuf {
+    process::write_config(
+        dir,
+        TOKEN,
+        &format!(
+            "[[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n[[providers.models]]\nid = \"m\"\n[agent]\nmodel = \"fake/m\"\ndebounce_ms = 50\n",
+            fake.base_url()
+        ),
+    )
 }
 
 async fn operator(url: &str) -> Client {
     Client::connect(
         url,
         &ClientOptions {
-            token: Some("kill-test-token-0123456789".into()),
+            token: Some(TOKEN.into()),
             scopes: vec!["operator.write".into(), "operator.read".into()],
             ..ClientOptions::default()
         },
@@ -71,30 +52,9 @@ async fn sigkill_mid_run_loses_no_acknowledged_message() {
     ));
     fake.set_default(text_reply("answered after restart", Duration::ZERO));
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let config = dir.path().join("pinclaw.toml");
-    let toml = format!(
-        r#"state_dir = "{state}"
-[gateway]
-port = 0
-[gateway.auth]
-token = "kill-test-token-0123456789"
-[[providers]]
-id = "fake"
-api = "openai-chat"
-base_url = "{base}/v1"
-[[providers.models]]
-id = "m"
-[agent]
-model = "fake/m"
-debounce_ms = 50
-"#,
-        state = dir.path().join("state").display(),
-        base = fake.base_url()
-    );
-    std::fs::write(&config, toml).unwrap_or_else(|e| panic!("{e}"));
-
-    let (mut proc, url) = spawn(&config);
-    let mut op = operator(&url).await;
+    let config = fake_config(dir.path(), &fake);
+    let gw = process::start(&config, &[]);
+    let mut op = operator(&gw.url).await;
     let ack = op
         .call(
             "chat.send",
@@ -110,11 +70,10 @@ debounce_ms = 50
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(queued["queued"], true);
     // SIGKILL: no chance to flush anything.
-    let _ = proc.0.kill();
-    let _ = proc.0.wait();
+    gw.kill();
 
-    let (_proc, url) = spawn(&config);
-    let mut op = operator(&url).await;
+    let gw = process::start(&config, &[]);
+    let mut op = operator(&gw.url).await;
     let done = op
         .call("agent.wait", json!({"runId": "m2", "timeoutMs": 10000}))
         .await
@@ -149,4 +108,38 @@ debounce_ms = 50
         !texts.iter().any(|t| t.contains("never finished")),
         "no half reply was claimed as complete"
     );
+}
+
+#[tokio::test]
+async fn sigterm_aborts_running_turns_and_says_so_after_the_restart() {
+    let fake = FakeProvider::start();
+    fake.set_default(text_reply(
+        "a reply that takes far longer than a shutdown",
+        Duration::from_secs(2),
+    ));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = fake_config(dir.path(), &fake);
+    let gw = process::start(&config, &[]);
+    let mut op = operator(&gw.url).await;
+    op.call(
+        "chat.send",
+        json!({"sessionKey": "t", "message": "take your time", "idempotencyKey": "t1"}),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    fake.arrived(1, Duration::from_secs(10)).await;
+    assert_eq!(gw.terminate(), Some(0), "a clean exit");
+    let gw = process::start(&config, &[]);
+    let mut op = operator(&gw.url).await;
+    let done = op
+        .call("agent.wait", json!({"runId": "t1", "timeoutMs": 5000}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done["status"], "aborted", "{done}");
+    let history = op
+        .call("chat.history", json!({"sessionKey": "t"}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(history["messages"][0]["text"], "take your time");
+    assert_eq!(history["messages"].as_array().map(Vec::len), Some(1));
 }

@@ -14,40 +14,6 @@ use pinclaw::client::{Client, ClientOptions};
 use serde_json::json;
 use support::*;
 
-async fn remote_node(
-    gw: &TestGateway,
-    admin: &mut Client,
-    name: &str,
-    commands: &[&str],
-) -> Client {
-    let options = ClientOptions {
-        token: Some(TOKEN.into()),
-        role: "node".into(),
-        client_id: "node-host".into(),
-        mode: "node".into(),
-        scopes: vec![],
-        commands: commands.iter().map(|c| c.to_string()).collect(),
-        device: Some(new_key()),
-        display_name: Some(name.into()),
-        ..ClientOptions::default()
-    };
-    let node = Client::connect(&gw.url, &options)
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let requested = admin
-        .wait_event("node.pair.requested", Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    admin
-        .call(
-            "node.pair.approve",
-            json!({"requestId": requested["payload"]["requestId"]}),
-        )
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    node
-}
-
 #[tokio::test]
 async fn abort_while_a_tool_runs_cancels_the_node_invoke() {
     let fake = FakeProvider::start();
@@ -59,7 +25,7 @@ async fn abort_while_a_tool_runs_cancels_the_node_invoke() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let gw = start(dir.path(), &fake).await;
     let mut admin = gw.client(&["operator.admin"]).await;
-    let mut node = remote_node(&gw, &mut admin, "slowpoke", &["slow.op"]).await;
+    let mut node = paired_node(&gw.url, &mut admin, "slowpoke", &["slow.op"]).await;
     admin
         .call(
             "chat.send",
@@ -107,7 +73,7 @@ async fn tool_results_are_sanitized_everywhere() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let gw = start(dir.path(), &fake).await;
     let mut admin = gw.client(&["operator.admin"]).await;
-    let mut node = remote_node(&gw, &mut admin, "leaky", &["creds.dump"]).await;
+    let mut node = paired_node(&gw.url, &mut admin, "leaky", &["creds.dump"]).await;
     let mut watcher = Client::connect(
         &gw.url,
         &ClientOptions {
@@ -193,5 +159,94 @@ async fn tool_results_are_sanitized_everywhere() {
         );
     }
     assert!(history.to_string().contains("[redacted]"));
+    gw.stop().await;
+}
+
+/// The model may run only what the client whose message started the run
+/// could run itself: `fs.listDir` needs `operator.admin`, so a write-only
+/// client's run is refused it (the node never hears of it), an admin's runs.
+#[tokio::test]
+async fn a_run_acts_with_the_scopes_of_the_client_that_started_it() {
+    let fake = FakeProvider::start();
+    let list_dir = || {
+        tool_reply(
+            "c1",
+            "nodes",
+            json!({"action": "invoke", "node": "files", "invokeCommand": "fs.listDir", "invokeParamsJson": "{\"path\":\"/\"}"}),
+        )
+    };
+    fake.push(list_dir());
+    fake.push(text_reply("could not", Duration::ZERO));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let gw = start(dir.path(), &fake).await;
+    let mut admin = gw.client(&["operator.admin"]).await;
+    let mut node = paired_node(&gw.url, &mut admin, "files", &["fs.listDir"]).await;
+
+    let mut writer = gw.client(&["operator.write", "operator.read"]).await;
+    writer
+        .call(
+            "chat.send",
+            json!({"sessionKey": "w", "message": "list /", "idempotencyKey": "w1"}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let done = writer
+        .call("agent.wait", json!({"runId": "w1", "timeoutMs": 20000}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done["status"], "ok", "{done}");
+    let history = writer
+        .call("chat.history", json!({"sessionKey": "w"}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let tool = history["messages"]
+        .as_array()
+        .and_then(|m| m.iter().find(|m| m["role"] == "tool").cloned())
+        .unwrap_or_default();
+    assert_eq!(tool["isError"], true, "{history}");
+    assert!(
+        tool["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("operator.admin")),
+        "{tool}"
+    );
+    assert!(
+        node.take_events()
+            .iter()
+            .all(|e| e["event"] != "node.invoke.request"),
+        "the node was asked to run an admin-only command for a write-only client"
+    );
+
+    // The same request from an admin's message reaches the node.
+    fake.push(list_dir());
+    fake.push(text_reply("listed", Duration::ZERO));
+    let answer = tokio::spawn(async move {
+        let request = node
+            .wait_event("node.invoke.request", Duration::from_secs(20))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let p = &request["payload"];
+        node.call(
+            "node.invoke.result",
+            json!({"id": p["id"], "nodeId": p["nodeId"], "ok": true, "payloadJSON": "{\"entries\":[\"etc\"]}"}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        request
+    });
+    admin
+        .call(
+            "chat.send",
+            json!({"sessionKey": "a", "message": "list /", "idempotencyKey": "a1"}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let request = answer.await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(request["payload"]["command"], "fs.listDir");
+    let done = admin
+        .call("agent.wait", json!({"runId": "a1", "timeoutMs": 20000}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(done["terminalReply"], "listed", "{done}");
     gw.stop().await;
 }

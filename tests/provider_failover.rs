@@ -636,3 +636,106 @@ async fn spawn_turn_streams_to_a_bounded_receiver() {
         1024
     );
 }
+
+/// A "provider" that answers the headers and one chunk, then stalls; it
+/// reports when the client's connection closes.
+fn stalling_server() -> (String, std::sync::mpsc::Receiver<&'static str>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let url = format!(
+        "http://{}/v1",
+        listener.local_addr().unwrap_or_else(|e| panic!("{e}"))
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = listener.accept() else {
+            return;
+        };
+        let mut buf = [0u8; 65536];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n");
+        let _ = s.write_all(b"data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hi\"},\"finish_reason\":null}]}\n\n");
+        let _ = tx.send("streaming");
+        // Stall; a read of 0 (or an error) means the client hung up.
+        let _ = s.read(&mut buf);
+        let _ = tx.send("closed");
+    });
+    (url, rx)
+}
+
+#[tokio::test]
+async fn dropping_a_turn_mid_stream_closes_its_connection() {
+    let (url, events) = stalling_server();
+    let mut cfg = provider("s", ApiKind::OpenAiChat, &url);
+    // Without a shutdown, the stalled read would last this long.
+    cfg.idle_timeout_ms = Some(120_000);
+    let p = Arc::new(providers(vec![cfg]));
+    let turn = {
+        let p = p.clone();
+        tokio::spawn(async move {
+            let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+            let abort = Abort::new();
+            let request = hello();
+            let drain = async { while rx.recv().await.is_some() {} };
+            let (r, ()) = tokio::join!(p.run_turn("s/m", &[], &request, tx, &abort), drain);
+            r
+        })
+    };
+    let streaming = tokio::task::spawn_blocking(move || {
+        let first = events.recv_timeout(Duration::from_secs(20));
+        (first, events)
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(streaming.0.ok(), Some("streaming"));
+    // Drop the turn's future (not its Abort): the attempt must hang up.
+    turn.abort();
+    let closed =
+        tokio::task::spawn_blocking(move || streaming.1.recv_timeout(Duration::from_secs(20)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        closed.ok(),
+        Some("closed"),
+        "the dropped turn kept its provider connection open"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_trial_request_does_not_hold_the_circuit_half_open() {
+    let fa = FakeProvider::start();
+    let fbk = FakeProvider::start();
+    let clock = ManualClock::new();
+    let mut policy = fast_policy();
+    policy.max_retries = 0;
+    let p = Arc::new(
+        Providers::with_policy(
+            vec![openai("a", &fa), openai("b", &fbk)],
+            policy,
+            clock.clone(),
+        )
+        .unwrap(),
+    );
+    fbk.set_default(Reply::fixture("openai_text.sse"));
+    fa.push(Reply::http_error(500, "{}", None));
+    let chain = fb(&["b/m"]);
+    collect(&p, "a/m", &chain, &hello()).await.1.unwrap();
+    clock.advance(Duration::from_secs(61));
+    // The trial stalls; its turn is dropped (the run was cancelled above).
+    fa.push(Reply::fixture("openai_text.sse").delay_headers(Duration::from_secs(30)));
+    let trial = {
+        let (p, chain) = (p.clone(), chain.clone());
+        tokio::spawn(async move { collect(&p, "a/m", &chain, &hello()).await })
+    };
+    fa.arrived(2, Duration::from_secs(5)).await;
+    trial.abort();
+    let _ = trial.await;
+    // The next turn gets its own trial of a instead of "trial in flight".
+    fa.push(Reply::fixture("openai_text.sse"));
+    let (_, r) = collect(&p, "a/m", &chain, &hello()).await;
+    assert_eq!(
+        r.unwrap().model,
+        "a/m",
+        "the circuit stayed held by a dropped trial"
+    );
+}

@@ -62,6 +62,32 @@ pub fn group_key(agent_id: &str, channel: &str, group: &str, thread: Option<&str
     }
 }
 
+/// Where an inbound channel message comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// A direct message from `peer`.
+    Direct {
+        /// The sender's id on the channel.
+        peer: &'a str,
+    },
+    /// A message in a group chat, optionally in a thread (forum topic).
+    Group {
+        /// The group's id on the channel.
+        id: &'a str,
+        /// The thread or topic id.
+        thread: Option<&'a str>,
+    },
+}
+
+/// The session key of an inbound channel message, honouring
+/// `session.dm_scope` for direct messages (groups always get their own).
+pub fn inbound(scope: DmScope, channel: &str, origin: Origin<'_>) -> String {
+    match origin {
+        Origin::Direct { peer } => dm_key(DEFAULT_AGENT, scope, channel, peer),
+        Origin::Group { id, thread } => group_key(DEFAULT_AGENT, channel, id, thread),
+    }
+}
+
 fn normalize(part: &str) -> String {
     part.trim().to_lowercase().replace(':', "_")
 }
@@ -119,6 +145,27 @@ mod tests {
             Ok("agent:main:direct:bob")
         );
         assert!(resolve(Some(&"x".repeat(600))).is_err());
+        let dm = Origin::Direct { peer: "42" };
+        assert_eq!(inbound(DmScope::Main, "telegram", dm), "agent:main:main");
+        assert_eq!(
+            inbound(DmScope::PerPeer, "telegram", dm),
+            "agent:main:direct:42"
+        );
+        assert_eq!(
+            inbound(DmScope::PerChannelPeer, "telegram", dm),
+            "agent:main:telegram:direct:42"
+        );
+        assert_eq!(
+            inbound(
+                DmScope::PerPeer,
+                "telegram",
+                Origin::Group {
+                    id: "-100",
+                    thread: Some("7")
+                }
+            ),
+            "agent:main:telegram:group:-100:thread:7"
+        );
         assert!(resolve(Some("a\nb")).is_err());
     }
 }

@@ -210,3 +210,34 @@ pub async fn next_res(ws: &mut RawWs) -> Value {
         }
     }
 }
+
+/// Connect a node (fresh device identity, role node) declaring `commands`
+/// and have `admin` approve its command surface.
+pub async fn paired_node(url: &str, admin: &mut Client, name: &str, commands: &[&str]) -> Client {
+    let options = ClientOptions {
+        token: Some(TOKEN.into()),
+        role: "node".into(),
+        client_id: "node-host".into(),
+        mode: "node".into(),
+        scopes: vec![],
+        commands: commands.iter().map(|c| c.to_string()).collect(),
+        device: Some(new_key()),
+        display_name: Some(name.into()),
+        ..ClientOptions::default()
+    };
+    let node = Client::connect(url, &options)
+        .await
+        .unwrap_or_else(|e| panic!("node connect: {e}"));
+    let requested = admin
+        .wait_event("node.pair.requested", Duration::from_secs(20))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    admin
+        .call(
+            "node.pair.approve",
+            serde_json::json!({"requestId": requested["payload"]["requestId"]}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    node
+}

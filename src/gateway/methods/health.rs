@@ -76,6 +76,8 @@ pub async fn status(call: &Call, _params: Value) -> Reply {
         "models": providers.map(|p| serde_json::to_value(p.models_snapshot()).unwrap_or(Value::Null)),
         "modelRuntime": {"degraded": degraded, "pendingAgents": []},
         "eventLoop": {"degraded": false, "reasons": []},
+        "store": store_counters(shared),
+        "caches": caches(shared),
     });
     if scopes::satisfied(&call.conn.scopes, scopes::ADMIN)
         && let Some(obj) = status.as_object_mut()
@@ -85,6 +87,32 @@ pub async fn status(call: &Call, _params: Value) -> Reply {
         obj.insert("stateDir".into(), json!(shared.settings.state_dir));
     }
     Ok(status)
+}
+
+/// What the store thread has done: writes, commits (group commit shows as
+/// fewer commits than writes) and fsyncs.
+fn store_counters(shared: &Shared) -> Value {
+    use std::sync::atomic::Ordering::Relaxed;
+    let c = shared.store.counters();
+    json!({
+        "writes": c.writes.load(Relaxed),
+        "commits": c.commits.load(Relaxed),
+        "durableCommits": c.durable_commits.load(Relaxed),
+        "reads": c.reads.load(Relaxed),
+    })
+}
+
+/// How full the bounded caches are (entries and bytes).
+fn caches(shared: &Shared) -> Value {
+    let (idem_entries, idem_bytes) = shared.idempotency.usage();
+    let (run_records, run_bytes) = shared.sessions.record_usage();
+    json!({
+        "idempotency": {"entries": idem_entries, "bytes": idem_bytes},
+        "runRecords": {"entries": run_records, "bytes": run_bytes},
+        "approvals": {"pending": shared.approvals.pending_count()},
+        "unauthenticatedSockets": shared.admission.unauthenticated(),
+        "sockets": shared.admission.sockets(),
+    })
 }
 
 /// `system-presence`.

@@ -1,0 +1,151 @@
+//! The real `pinclaw` binary as a child process: started from a config
+//! file (optionally with extra environment, e.g. an `LD_PRELOAD` fault
+//! shim), its ready URL read from stdout, its RSS read from `/proc`, and
+//! stopped by PID (SIGKILL on drop, or SIGTERM on request).
+//!
+//! Test files that include this module spawn the binary, so `.ci/run` runs
+//! them natively, not under qemu (it greps for `support/process.rs`).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_pinclaw");
+
+/// A running gateway process; SIGKILLed on drop if still running.
+pub struct GatewayProcess {
+    child: Child,
+    /// `ws://127.0.0.1:PORT`.
+    pub url: String,
+    /// Lines printed before the ready line.
+    pub stdout_lines: Vec<String>,
+}
+
+impl Drop for GatewayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Start `pinclaw gateway --config CONFIG` with `env` added, and wait for
+/// its ready line.
+pub fn start(config: &Path, env: &[(&str, &str)]) -> GatewayProcess {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["gateway", "--config"])
+        .arg(config)
+        .env_remove("PINCLAW_GATEWAY_TOKEN")
+        .env_remove("PINCLAW_STATE_DIR")
+        .env_remove("PINCLAW_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {BIN}: {e}"));
+    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let mut lines = Vec::new();
+    let mut url = String::new();
+    for line in BufReader::new(stdout).lines() {
+        let line = line.unwrap_or_default();
+        if let Some(rest) = line.strip_prefix("pinclaw gateway ready at ") {
+            url = rest.trim().to_owned();
+            break;
+        }
+        lines.push(line);
+    }
+    assert!(!url.is_empty(), "the gateway did not start: {lines:?}");
+    GatewayProcess {
+        child,
+        url,
+        stdout_lines: lines,
+    }
+}
+
+impl GatewayProcess {
+    /// Its PID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL it and reap it (no chance to flush anything).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM it and wait for it to exit; returns its exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        for _ in 0..1000 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Resident set size in KiB (`VmRSS`).
+    pub fn rss_kb(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+/// Write a config file for a gateway on a free loopback port with `token`,
+/// its state in `dir/state`, plus `extra` TOML appended. Returns its path.
+pub fn write_config(dir: &Path, token: &str, extra: &str) -> PathBuf {
+    let config = dir.join("pinclaw.toml");
+    let toml = format!(
+        "state_dir = \"{state}\"\n[gateway]\nport = 0\n[gateway.auth]\ntoken = \"{token}\"\n{extra}\n",
+        state = dir.join("state").display(),
+    );
+    std::fs::write(&config, toml).unwrap_or_else(|e| panic!("config: {e}"));
+    config
+}
+
+/// Whether the `CI` variable is set (a missing tool is then a failure).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Skip with a printed reason, or fail under CI, where `.ci/run` installs
+/// every tool a test needs.
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("SKIPPED {test}: {reason}");
+    assert!(!in_ci(), "CI is set, so {test} must run: {reason}");
+}
+
+/// Build the fsync-delay shim (`tests/support/fsync_delay.c`) into `dir`
+/// with the system C compiler; `None` (with the reason) when there is none.
+pub fn build_fsync_shim(dir: &Path) -> Result<PathBuf, String> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/fsync_delay.c");
+    let out = dir.join("fsync_delay.so");
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let built = Command::new(&cc)
+        .args(["-shared", "-fPIC", "-O2", "-o"])
+        .arg(&out)
+        .arg(&source)
+        .arg("-ldl")
+        .output()
+        .map_err(|e| format!("no C compiler ({cc}): {e}"))?;
+    if !built.status.success() {
+        return Err(format!(
+            "{cc} failed: {}",
+            String::from_utf8_lossy(&built.stderr)
+        ));
+    }
+    Ok(out)
+}
