@@ -120,6 +120,20 @@ pub enum BoardError {
         /// The command that needs approval.
         command: String,
     },
+    /// The board's queue for this kind of work is full (see
+    /// [`crate::limits::BOARD_IO_QUEUE`] and
+    /// [`crate::limits::BOARD_SENSOR_QUEUE`]); nothing was done. Retryable.
+    #[error(
+        "board busy: {capacity} {queue} jobs are already waiting; nothing was done, retry in {retry_after_ms} ms"
+    )]
+    Busy {
+        /// Which queue is full (`pin I/O` or `sensor read`).
+        queue: &'static str,
+        /// How many jobs that queue holds.
+        capacity: usize,
+        /// Suggested wait before retrying.
+        retry_after_ms: u64,
+    },
     /// The board profile or `[board]` config is invalid.
     #[error("board config: {0}")]
     Config(#[from] ConfigError),
@@ -146,8 +160,19 @@ impl BoardError {
             BoardError::I2cNack { .. } => "I2C_NACK",
             BoardError::RateLimited { .. } => "RATE_LIMITED",
             BoardError::ConfirmationRequired { .. } => "CONFIRMATION_REQUIRED",
+            BoardError::Busy { .. } => "BOARD_BUSY",
             BoardError::Config(_) => "BOARD_CONFIG",
             BoardError::Hardware(_) => "HARDWARE",
+        }
+    }
+
+    /// How long the caller should wait before retrying, for the retryable
+    /// errors ([`BoardError::RateLimited`], [`BoardError::Busy`]).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            BoardError::RateLimited { retry_after_ms, .. }
+            | BoardError::Busy { retry_after_ms, .. } => Some(*retry_after_ms),
+            _ => None,
         }
     }
 

@@ -7,6 +7,8 @@
 //! - [`profile`]: `boards/*.toml` profiles, the `[board]` config section
 //!   ([`BoardConfig`]) and validation into a [`BoardSpec`].
 //! - [`sensors`]: pure parsers and readers for each sensor.
+//! - [`worker`]: the board's own threads (pin I/O, sensor reads), so
+//!   hardware calls never wait on tokio's blocking pool.
 //! - [`node`]: the command surface ([`LocalBoardNode`]) the node layer exposes.
 //!
 //! This module knows nothing of the protocol or the gateway.
@@ -19,6 +21,7 @@ pub mod node;
 pub mod profile;
 pub mod sensors;
 pub mod sim;
+pub mod worker;
 
 #[cfg(all(target_os = "linux", any(target_arch = "aarch64", target_arch = "arm")))]
 pub mod rpi;
