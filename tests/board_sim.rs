@@ -1,9 +1,12 @@
 //! The simulated board end to end at the command-surface level: what the
 //! node layer will call.
 
+mod board_support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
+use board_support::{frozen, poll_once, settle};
 use pinclaw::board::profile::{self, DeviceKindName};
 use pinclaw::board::sim::{SimBoard, SimStep};
 use pinclaw::board::{BoardConfig, DeviceSpec, EDGE_QUEUE, Edge, EdgeEvent, Level, LocalBoardNode};
@@ -444,23 +447,17 @@ async fn pulse_turns_on_then_off() {
     );
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn an_abandoned_pulse_still_switches_off() {
     let (node, sim) = sim_node(vec![]);
-    let node = Arc::new(node);
-    let n = Arc::clone(&node);
-    let call = tokio::spawn(async move {
-        n.invoke("gpio.pulse", json!({"name": "relay1", "ms": 5000}))
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        sim.level(RELAY1),
-        Some(Level::Low),
-        "relay on during the pulse"
-    );
-    call.abort();
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    let writes = sim.writes(RELAY1);
+    let mut call = Box::pin(node.invoke("gpio.pulse", json!({"name": "relay1", "ms": 50})));
+    assert!(poll_once(&mut call).await.is_pending(), "the pulse started");
+    drop(call);
+    settle("the abandoned pulse switched on, then off", || {
+        sim.writes(RELAY1) == writes + 2
+    })
+    .await;
     assert_eq!(
         sim.level(RELAY1),
         Some(Level::High),
@@ -586,28 +583,27 @@ async fn a_write_during_a_pulse_wins_at_once() {
         n.invoke("gpio.pulse", json!({"name": "relay1", "ms": 10_000}))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(sim.level(RELAY1), Some(Level::Low), "pulse switched it on");
+    settle("pulse switched it on", || {
+        sim.level(RELAY1) == Some(Level::Low)
+    })
+    .await;
 
-    // The operator switches it off mid-pulse: effective immediately.
-    let started = tokio::time::Instant::now();
-    call(
+    // The operator switches it off mid-pulse: effective immediately (the
+    // clock stands still while the write runs, so the pulse cannot end).
+    frozen(call(
         &node,
         "gpio.write",
         json!({"name": "relay1", "value": false}),
-    )
+    ))
     .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "did not wait for the pulse"
-    );
+    assert!(!pulse.is_finished(), "did not wait for the pulse");
     assert_eq!(sim.level(RELAY1), Some(Level::High));
     // ...and on again; the pulse's end must not switch it off.
-    call(
+    frozen(call(
         &node,
         "gpio.write",
         json!({"name": "relay1", "value": true}),
-    )
+    ))
     .await;
     let r = pulse.await.unwrap().unwrap();
     assert_eq!(r["superseded"], json!(true));

@@ -1,14 +1,21 @@
 //! The board's own threads: named lanes with bounded queues, panics turned
 //! into errors, threads that end with their owner.
 
+mod board_support;
+
 use std::cell::RefCell;
-use std::pin::Pin;
-use std::sync::mpsc;
-use std::task::Poll;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
-use pinclaw::board::BoardError;
+use board_support::{poll_once, settle};
+use pinclaw::board::hal::{Board, EdgeSink, I2cGuard, Level, PinMode, SysRoot};
+use pinclaw::board::profile;
+use pinclaw::board::sim::SimBoard;
 use pinclaw::board::worker::{BoardWorker, IO_THREAD, Lane, SENSOR_THREAD};
+use pinclaw::board::{BoardConfig, BoardError, LocalBoardNode};
+use pinclaw::limits;
+use serde_json::json;
 
 fn thread_name() -> Result<String, BoardError> {
     Ok(std::thread::current().name().unwrap_or("").to_string())
@@ -42,11 +49,6 @@ async fn a_panicking_job_is_an_error_and_the_lane_keeps_working() {
     );
 }
 
-/// Polls `fut` once: a board call enqueues its job on the first poll.
-async fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
-    std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut *fut).poll(cx))).await
-}
-
 #[tokio::test]
 async fn a_full_queue_is_refused_at_once_and_runs_nothing() {
     let lane = Lane::start("pinclaw-test-full", "test", 2, 25).unwrap();
@@ -70,7 +72,10 @@ async fn a_full_queue_is_refused_at_once_and_runs_nothing() {
     };
     let mut queued = vec![Box::pin(lane.run(job(0))), Box::pin(lane.run(job(1)))];
     for q in &mut queued {
-        assert!(poll_once(q).await.is_pending(), "queued behind the held job");
+        assert!(
+            poll_once(q).await.is_pending(),
+            "queued behind the held job"
+        );
     }
 
     let refused = lane.run(job(99)).await.unwrap_err();
@@ -141,4 +146,300 @@ async fn the_threads_end_when_the_worker_is_dropped() {
             "the {name} thread ended"
         );
     }
+}
+
+// ---- The board on its threads ---------------------------------------------
+
+const RELAY1: u8 = 17;
+
+fn sim_spec() -> pinclaw::board::BoardSpec {
+    let cfg = BoardConfig {
+        profile: "sim".into(),
+        ..BoardConfig::default()
+    };
+    profile::resolve(&cfg).unwrap()
+}
+
+/// Which board calls wait at the gate.
+#[derive(Clone, Copy, PartialEq)]
+enum Held {
+    PinReads,
+    FileReads,
+}
+
+/// A closed gate that board calls wait at until the test opens it.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    opened: Condvar,
+    entered: AtomicUsize,
+}
+
+impl Gate {
+    fn pass(&self) {
+        self.entered.fetch_add(1, Ordering::SeqCst);
+        let open = self.open.lock().unwrap();
+        // Only a hang guard for a broken test; the test opens the gate.
+        let _ = self
+            .opened
+            .wait_timeout_while(open, Duration::from_secs(60), |open| !*open)
+            .unwrap();
+    }
+
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.opened.notify_all();
+    }
+
+    fn entered(&self) -> usize {
+        self.entered.load(Ordering::SeqCst)
+    }
+}
+
+/// The simulator, with one kind of call held at a gate (a slow sensor, a
+/// hung pin), and a channel that disconnects once every board thread that
+/// called it has ended.
+struct GatedBoard {
+    sim: Arc<SimBoard>,
+    held: Held,
+    gate: Gate,
+    thread_ends: Mutex<mpsc::Sender<()>>,
+}
+
+impl GatedBoard {
+    fn new(held: Held) -> (Arc<GatedBoard>, mpsc::Receiver<()>) {
+        let (tx, rx) = mpsc::channel();
+        let board = GatedBoard {
+            sim: Arc::new(SimBoard::for_spec(&sim_spec())),
+            held,
+            gate: Gate::default(),
+            thread_ends: Mutex::new(tx),
+        };
+        (Arc::new(board), rx)
+    }
+
+    /// Called on every board call: marks board threads so their end shows.
+    fn enter(&self, call: Held) {
+        let on_board_thread = std::thread::current()
+            .name()
+            .is_some_and(|n| n.starts_with("pinclaw-board-"));
+        if on_board_thread {
+            ON_EXIT.with(|slot| {
+                slot.borrow_mut()
+                    .get_or_insert_with(|| self.thread_ends.lock().unwrap().clone());
+            });
+        }
+        if call == self.held {
+            self.gate.pass();
+        }
+    }
+}
+
+impl Board for GatedBoard {
+    fn backend(&self) -> &'static str {
+        self.sim.backend()
+    }
+    fn model(&self) -> String {
+        self.sim.model()
+    }
+    fn gpio_setup(&self, pin: u8, mode: PinMode) -> Result<(), BoardError> {
+        self.sim.gpio_setup(pin, mode)
+    }
+    fn gpio_read(&self, pin: u8) -> Result<Level, BoardError> {
+        self.enter(Held::PinReads);
+        self.sim.gpio_read(pin)
+    }
+    fn gpio_write(&self, pin: u8, level: Level) -> Result<(), BoardError> {
+        self.sim.gpio_write(pin, level)
+    }
+    fn gpio_watch(&self, pin: u8, sink: EdgeSink) -> Result<(), BoardError> {
+        self.sim.gpio_watch(pin, sink)
+    }
+    fn pwm_set(&self, pin: u8, duty: f64, hz: f64) -> Result<(), BoardError> {
+        self.sim.pwm_set(pin, duty, hz)
+    }
+    fn i2c(&self, bus: u8) -> Result<I2cGuard<'_>, BoardError> {
+        self.sim.i2c(bus)
+    }
+    fn read_file(&self, rel: &str) -> Result<String, BoardError> {
+        self.enter(Held::FileReads);
+        self.sim.read_file(rel)
+    }
+    fn sysroot(&self) -> &SysRoot {
+        self.sim.sysroot()
+    }
+}
+
+fn gated_node(held: Held) -> (LocalBoardNode, Arc<GatedBoard>, mpsc::Receiver<()>) {
+    let (board, thread_ends) = GatedBoard::new(held);
+    let node = LocalBoardNode::new(board.clone(), sim_spec()).unwrap();
+    (node, board, thread_ends)
+}
+
+#[test]
+fn pin_io_and_pulse_edges_do_not_wait_behind_a_saturated_blocking_pool() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(2)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let cfg = BoardConfig {
+            profile: "sim".into(),
+            ..BoardConfig::default()
+        };
+        let node = LocalBoardNode::from_config(&cfg).unwrap();
+        let sim = Arc::clone(node.sim().unwrap());
+
+        // Two "provider streams" take the whole blocking pool. Each sleeps
+        // until released, or for a minute if the board never gets its turn.
+        let finished = Arc::new(AtomicUsize::new(0));
+        let (started_tx, started) = mpsc::channel();
+        let mut releases = Vec::new();
+        let mut sleepers = Vec::new();
+        for _ in 0..2 {
+            let (release, released) = mpsc::channel::<()>();
+            releases.push(release);
+            let (started_tx, finished) = (started_tx.clone(), Arc::clone(&finished));
+            sleepers.push(tokio::task::spawn_blocking(move || {
+                started_tx.send(()).unwrap();
+                let _ = released.recv_timeout(Duration::from_secs(60));
+                finished.fetch_add(1, Ordering::SeqCst);
+            }));
+        }
+        for _ in 0..2 {
+            started.recv_timeout(Duration::from_secs(60)).unwrap();
+        }
+        // Proof that the pool is full: one more blocking task has to wait.
+        let probe = {
+            let finished = Arc::clone(&finished);
+            tokio::task::spawn_blocking(move || finished.load(Ordering::SeqCst))
+        };
+
+        let w = node
+            .invoke("gpio.write", json!({"name": "relay1", "value": true}))
+            .await
+            .unwrap();
+        assert_eq!(w["value"], json!(true));
+        assert_eq!(sim.level(RELAY1), Some(Level::Low));
+        assert_eq!(finished.load(Ordering::SeqCst), 0, "write before sleepers");
+
+        let r = node
+            .invoke("gpio.read", json!({"name": "relay1"}))
+            .await
+            .unwrap();
+        assert_eq!(r["value"], json!(true));
+        assert_eq!(finished.load(Ordering::SeqCst), 0, "read before sleepers");
+
+        let writes = sim.writes(RELAY1);
+        let p = node
+            .invoke("gpio.pulse", json!({"name": "relay1", "ms": 5}))
+            .await
+            .unwrap();
+        assert_eq!(p["value"], json!(false), "the off-edge ran: {p}");
+        assert_eq!(sim.writes(RELAY1), writes + 2, "on, then off");
+        assert_eq!(
+            finished.load(Ordering::SeqCst),
+            0,
+            "pulse off-edge before sleepers"
+        );
+        assert!(!probe.is_finished(), "the blocking pool was saturated");
+
+        drop(releases);
+        for s in sleepers {
+            s.await.unwrap();
+        }
+        assert!(probe.await.unwrap() >= 1, "the probe waited for a sleeper");
+    });
+}
+
+#[tokio::test]
+async fn a_slow_sensor_read_does_not_delay_a_pin_write() {
+    let (node, board, _) = gated_node(Held::FileReads);
+    let node = Arc::new(node);
+    let reading = {
+        let node = Arc::clone(&node);
+        tokio::spawn(async move {
+            node.invoke("sensors.read", json!({"name": "cpu_temp"}))
+                .await
+        })
+    };
+    settle("the sensor thread is inside the read", || {
+        board.gate.entered() == 1
+    })
+    .await;
+
+    node.invoke("gpio.write", json!({"name": "relay1", "value": true}))
+        .await
+        .unwrap();
+    assert_eq!(board.sim.level(RELAY1), Some(Level::Low));
+    assert!(
+        !reading.is_finished(),
+        "the write did not wait for the read"
+    );
+
+    board.gate.open();
+    let r = reading.await.unwrap().unwrap();
+    assert_eq!(r["value"], json!(48.312));
+}
+
+#[tokio::test]
+async fn a_full_pin_queue_is_busy_and_spends_no_write() {
+    let (node, board, _) = gated_node(Held::PinReads);
+    let read = || node.invoke("gpio.read", json!({"name": "relay1"}));
+    let mut held = Box::pin(read());
+    assert!(poll_once(&mut held).await.is_pending());
+    settle("the io thread is inside the read", || {
+        board.gate.entered() == 1
+    })
+    .await;
+    let mut queued: Vec<_> = (0..limits::BOARD_IO_QUEUE)
+        .map(|_| Box::pin(read()))
+        .collect();
+    for q in &mut queued {
+        assert!(poll_once(q).await.is_pending());
+    }
+
+    let e = read().await.unwrap_err();
+    assert_eq!(e.code(), "BOARD_BUSY");
+    assert_eq!(e.retry_after_ms(), Some(limits::BOARD_IO_RETRY_MS));
+    let writes = board.sim.writes(RELAY1);
+    let e = node
+        .invoke("gpio.write", json!({"name": "relay1", "value": true}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "BOARD_BUSY", "{e}");
+    assert_eq!(board.sim.writes(RELAY1), writes, "nothing was written");
+
+    board.gate.open();
+    held.await.unwrap();
+    for q in queued {
+        q.await.unwrap();
+    }
+    // The refused writes spent no budget: relay1 allows 30 a minute.
+    for i in 0..30 {
+        node.invoke("gpio.write", json!({"name": "relay1", "value": i % 2 == 0}))
+            .await
+            .unwrap_or_else(|e| panic!("write {i}: {e}"));
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_board_ends_its_threads() {
+    let (node, board, thread_ends) = gated_node(Held::FileReads);
+    board.gate.open();
+    node.invoke("gpio.read", json!({"name": "relay1"}))
+        .await
+        .unwrap();
+    node.invoke("sensors.read", json!({"name": "cpu_temp"}))
+        .await
+        .unwrap();
+    assert_eq!(thread_ends.try_recv(), Err(mpsc::TryRecvError::Empty));
+    drop(node);
+    drop(board);
+    assert_eq!(
+        thread_ends.recv_timeout(Duration::from_secs(60)),
+        Err(mpsc::RecvTimeoutError::Disconnected),
+        "both board threads ended"
+    );
 }

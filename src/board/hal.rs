@@ -401,7 +401,8 @@ pub fn i2c_error<E: embedded_hal::i2c::Error>(bus: u8, address: u16, e: E) -> Bo
 ///
 /// Implementations: [`crate::board::sim::SimBoard`] everywhere and
 /// `RppalBoard` on Linux ARM. Methods are synchronous and may block briefly
-/// (I2C, file reads); callers in async code run them on the blocking pool.
+/// (I2C, file reads); async callers run them on the board's own threads
+/// ([`crate::board::worker`]).
 pub trait Board: Send + Sync + 'static {
     /// Backend name: `sim` or `rppal`.
     fn backend(&self) -> &'static str;

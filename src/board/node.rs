@@ -27,6 +27,7 @@ use super::hal::{Board, EdgeEvent, EdgeSink, Level, PinMode};
 use super::profile::{self, BackendKind, BoardConfig, BoardSpec, Device, DeviceKind};
 use super::sensors::reading::{SensorState, quantities, read_named};
 use super::sim::SimBoard;
+use super::worker::{BoardWorker, Lane};
 
 /// The commands of the local board node.
 pub const COMMANDS: &[&str] = &[
@@ -100,6 +101,11 @@ impl TokenBucket {
         }
     }
 
+    /// Returns one token taken by [`TokenBucket::take`].
+    fn refund(&mut self) {
+        self.tokens = (self.tokens + 1.0).min(self.capacity);
+    }
+
     /// Takes one token, or returns how long until one is available.
     fn take(&mut self) -> Result<(), Duration> {
         let now = Instant::now();
@@ -120,7 +126,7 @@ impl TokenBucket {
 struct Output {
     /// Write generation, held while writing: every write bumps it, and a
     /// pulse only switches off at its end if nothing wrote in between.
-    generation: Arc<Mutex<u64>>,
+    generation: Mutex<u64>,
     bucket: Option<Mutex<TokenBucket>>,
 }
 
@@ -138,7 +144,9 @@ pub struct LocalBoardNode {
     sim: Option<Arc<SimBoard>>,
     spec: Arc<BoardSpec>,
     sensors: Arc<SensorState>,
-    outputs: BTreeMap<String, Output>,
+    outputs: BTreeMap<String, Arc<Output>>,
+    /// The threads every hardware call runs on.
+    worker: BoardWorker,
     events: Mutex<Option<mpsc::Receiver<EdgeEvent>>>,
     /// Keeps the event channel open while the node lives, so a board with no
     /// inputs gives a receiver that waits instead of one that is closed.
@@ -241,16 +249,32 @@ fn output_pin(device: &Device) -> Result<(u8, bool), BoardError> {
     }
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BoardError> + Send + 'static,
-) -> Result<T, BoardError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| BoardError::Hardware(format!("board task failed: {e}")))?
+/// Runs one write of `output` on the pin I/O thread and returns the write's
+/// generation. Every write holds the output's generation lock while it writes
+/// and bumps it, so a later write always wins over a running pulse: an
+/// operator's "off" during a pulse takes effect at once and the pulse does
+/// not switch anything at its end. A write refused as busy gives its rate
+/// token back, since nothing was done.
+async fn write_now(
+    io: &Lane,
+    output: &Arc<Output>,
+    board: Arc<dyn Board>,
+    write: impl FnOnce(&dyn Board) -> Result<(), BoardError> + Send + 'static,
+) -> Result<u64, BoardError> {
+    let out = Arc::clone(output);
+    let written = io
+        .run(move || {
+            let mut g = lock(&out.generation);
+            *g += 1;
+            write(board.as_ref())?;
+            Ok(*g)
+        })
+        .await;
+    if let Err(BoardError::Busy { .. }) = written {
+        output.refund_token();
+    }
+    written
 }
-
-/// One hardware write, run on the blocking pool.
-type WriteFn = Box<dyn FnOnce(&dyn Board) -> Result<(), BoardError> + Send>;
 
 /// A validated write, ready to run.
 enum WriteOp {
@@ -310,6 +334,7 @@ impl LocalBoardNode {
         spec: BoardSpec,
         sensors: SensorState,
     ) -> Result<Self, BoardError> {
+        let worker = BoardWorker::start()?;
         let (tx, rx) = mpsc::channel(EDGE_QUEUE);
         let drops = Arc::new(AtomicU64::new(0));
         let debounced = Arc::new(AtomicU64::new(0));
@@ -324,13 +349,19 @@ impl LocalBoardNode {
                     ..
                 } => {
                     board.gpio_setup(*pin, PinMode::Output(level_for(*initial, *active_low)))?;
-                    outputs.insert(d.name.clone(), Output::new(*max_writes_per_minute));
+                    outputs.insert(
+                        d.name.clone(),
+                        Arc::new(Output::new(*max_writes_per_minute)),
+                    );
                 }
                 DeviceKind::Pwm {
                     max_writes_per_minute,
                     ..
                 } => {
-                    outputs.insert(d.name.clone(), Output::new(*max_writes_per_minute));
+                    outputs.insert(
+                        d.name.clone(),
+                        Arc::new(Output::new(*max_writes_per_minute)),
+                    );
                 }
                 DeviceKind::Input {
                     pin,
@@ -360,6 +391,7 @@ impl LocalBoardNode {
             spec: Arc::new(spec),
             sensors: Arc::new(sensors),
             outputs,
+            worker,
             events: Mutex::new(Some(rx)),
             _events_tx: tx,
             drops,
@@ -492,8 +524,11 @@ impl LocalBoardNode {
                 }
                 let board = Arc::clone(&self.board);
                 let sensors = Arc::clone(&self.sensors);
-                let reading =
-                    blocking(move || read_named(board.as_ref(), &device, &sensors)).await?;
+                let reading = self
+                    .worker
+                    .sensors()
+                    .run(move || read_named(board.as_ref(), &device, &sensors))
+                    .await?;
                 serde_json::to_value(reading)
                     .map_err(|e| BoardError::Hardware(format!("encoding reading: {e}")))
             }
@@ -515,7 +550,7 @@ impl LocalBoardNode {
                     }
                 };
                 let board = Arc::clone(&self.board);
-                let level = blocking(move || board.gpio_read(pin)).await?;
+                let level = self.worker.io().run(move || board.gpio_read(pin)).await?;
                 Ok(json!({
                     "name": device.name,
                     "value": level.is_high() != active_low,
@@ -613,43 +648,31 @@ impl LocalBoardNode {
             .get(&name)
             .ok_or_else(|| BoardError::Hardware(format!("output `{name}` is not set up")))?;
         output.take_token(&name)?;
+        let output = Arc::clone(output);
         let board = Arc::clone(&self.board);
-        let generation = Arc::clone(&output.generation);
-        // Every write holds the output's generation lock while it writes and
-        // bumps it, so a later write always wins over a running pulse: an
-        // operator's "off" during a pulse takes effect at once and the pulse
-        // does not switch anything at its end.
-        let write_now = move |board: Arc<dyn Board>, f: WriteFn| {
-            let generation = Arc::clone(&generation);
-            blocking(move || {
-                let mut g = lock(&generation);
-                *g += 1;
-                f(board.as_ref())?;
-                Ok(*g)
-            })
-        };
+        let io = self.worker.io();
         match op {
             WriteOp::Set { pin, active, level } => {
-                write_now(board, Box::new(move |b| b.gpio_write(pin, level))).await?;
+                write_now(io, &output, board, move |b| b.gpio_write(pin, level)).await?;
                 Ok(json!({ "name": name, "value": active }))
             }
             WriteOp::Pwm { pin, duty, hz } => {
-                write_now(board, Box::new(move |b| b.pwm_set(pin, duty, hz))).await?;
+                write_now(io, &output, board, move |b| b.pwm_set(pin, duty, hz)).await?;
                 Ok(json!({ "name": name, "duty": duty, "hz": hz }))
             }
             WriteOp::Pulse { pin, ms, active } => {
-                let mine = write_now(
-                    Arc::clone(&board),
-                    Box::new(move |b| b.gpio_write(pin, active)),
-                )
-                .await?;
-                let generation = Arc::clone(&output.generation);
-                // The end of the pulse runs in its own task so that the
-                // output returns to inactive even if the caller goes away.
+                let io = io.clone();
+                // The whole pulse runs in its own task, so that once it has
+                // started the output returns to inactive even if the caller
+                // goes away. The off-edge waits for room on the pin I/O
+                // queue rather than being refused: a pulse always ends.
                 let task = tokio::spawn(async move {
+                    let on = Arc::clone(&board);
+                    let mine =
+                        write_now(&io, &output, on, move |b| b.gpio_write(pin, active)).await?;
                     tokio::time::sleep(Duration::from_millis(ms)).await;
-                    blocking(move || {
-                        let g = lock(&generation);
+                    io.run_when_free(move || {
+                        let g = lock(&output.generation);
                         if *g != mine {
                             return Ok(false);
                         }
@@ -788,8 +811,15 @@ impl LocalBoardNode {
 impl Output {
     fn new(per_minute: u32) -> Self {
         Output {
-            generation: Arc::new(Mutex::new(0)),
+            generation: Mutex::new(0),
             bucket: (per_minute > 0).then(|| Mutex::new(TokenBucket::new(per_minute))),
+        }
+    }
+
+    /// Gives back the token of a write that was refused before it ran.
+    fn refund_token(&self) {
+        if let Some(bucket) = &self.bucket {
+            lock(bucket).refund();
         }
     }
 

@@ -36,12 +36,12 @@ impl BoardNode {
 /// A board error as the protocol error the caller sees.
 pub fn board_error(node_id: &str, e: &BoardError) -> ErrorShape {
     let details = json!({"code": e.code(), "nodeId": node_id, "nodeError": {"code": e.code(), "message": e.to_string()}});
+    if let Some(retry_after_ms) = e.retry_after_ms() {
+        return ErrorShape::new(codes::UNAVAILABLE, e.to_string())
+            .with_details(details)
+            .retry_after(retry_after_ms);
+    }
     match e {
-        BoardError::RateLimited { retry_after_ms, .. } => {
-            ErrorShape::new(codes::UNAVAILABLE, e.to_string())
-                .with_details(details)
-                .retry_after(*retry_after_ms)
-        }
         BoardError::Hardware(_) | BoardError::I2cNack { .. } | BoardError::SensorMissing { .. } => {
             ErrorShape::new(codes::UNAVAILABLE, e.to_string()).with_details(details)
         }

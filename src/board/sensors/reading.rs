@@ -111,8 +111,8 @@ fn multi(name: &str, ts: u64, qs: &[(&'static str, f64, &'static str)]) -> Readi
     }
 }
 
-/// Reads one sensor device. Blocking (file and bus I/O): call it on the
-/// blocking pool from async code.
+/// Reads one sensor device. Blocking (file and bus I/O): async code runs it
+/// on the board's sensor thread ([`crate::board::worker`]).
 pub fn read_sensor(
     board: &dyn Board,
     device: &Device,
