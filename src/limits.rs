@@ -180,3 +180,14 @@ pub const BOARD_SENSOR_QUEUE: usize = 8;
 
 /// Retry hint sent with `BOARD_BUSY` when the sensor queue is full.
 pub const BOARD_SENSOR_RETRY_MS: u64 = 1000;
+
+/// Debounced edge events (buttons, motion) queued between the board and
+/// whoever publishes them as node events. When the consumer falls behind,
+/// new events are dropped and counted (`edgeDrops` in `board.info`), never
+/// blocking the backend's edge thread.
+pub const BOARD_EDGE_QUEUE: usize = 64;
+
+/// Longest pulse an output may be switched on for (`gpio.pulse`). It fits
+/// inside the default [`NODE_INVOKE_TIMEOUT`], so the caller sees the pulse
+/// end. A longer pulse is refused with `OUT_OF_RANGE`.
+pub const MAX_PULSE_MS: u64 = 20_000;

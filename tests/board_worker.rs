@@ -8,14 +8,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
-use board_support::{poll_once, settle};
+use board_support::{poll_once, settle, sim_config, sim_spec};
 use pinclaw::board::hal::{Board, EdgeSink, I2cGuard, Level, PinMode, SysRoot};
-use pinclaw::board::profile;
 use pinclaw::board::sim::SimBoard;
 use pinclaw::board::worker::{BoardWorker, IO_THREAD, Lane, SENSOR_THREAD};
-use pinclaw::board::{BoardConfig, BoardError, LocalBoardNode};
+use pinclaw::board::{BoardError, DeviceTable, ReadingValue, WriteOutcome, WriteRequest};
 use pinclaw::limits;
-use serde_json::json;
 
 fn thread_name() -> Result<String, BoardError> {
     Ok(std::thread::current().name().unwrap_or("").to_string())
@@ -152,14 +150,6 @@ async fn the_threads_end_when_the_worker_is_dropped() {
 
 const RELAY1: u8 = 17;
 
-fn sim_spec() -> pinclaw::board::BoardSpec {
-    let cfg = BoardConfig {
-        profile: "sim".into(),
-        ..BoardConfig::default()
-    };
-    profile::resolve(&cfg).unwrap()
-}
-
 /// Which board calls wait at the gate.
 #[derive(Clone, Copy, PartialEq)]
 enum Held {
@@ -210,7 +200,7 @@ impl GatedBoard {
     fn new(held: Held) -> (Arc<GatedBoard>, mpsc::Receiver<()>) {
         let (tx, rx) = mpsc::channel();
         let board = GatedBoard {
-            sim: Arc::new(SimBoard::for_spec(&sim_spec())),
+            sim: Arc::new(SimBoard::for_spec(&sim_spec(vec![]))),
             held,
             gate: Gate::default(),
             thread_ends: Mutex::new(tx),
@@ -270,10 +260,21 @@ impl Board for GatedBoard {
     }
 }
 
-fn gated_node(held: Held) -> (LocalBoardNode, Arc<GatedBoard>, mpsc::Receiver<()>) {
+fn gated_table(held: Held) -> (DeviceTable, Arc<GatedBoard>, mpsc::Receiver<()>) {
     let (board, thread_ends) = GatedBoard::new(held);
-    let node = LocalBoardNode::new(board.clone(), sim_spec()).unwrap();
-    (node, board, thread_ends)
+    let table = DeviceTable::new(board.clone(), sim_spec(vec![])).unwrap();
+    (table, board, thread_ends)
+}
+
+fn set(name: &str, on: bool) -> WriteRequest {
+    WriteRequest::Set {
+        name: name.into(),
+        on,
+    }
+}
+
+async fn write(table: &DeviceTable, request: WriteRequest) -> Result<WriteOutcome, BoardError> {
+    table.execute(table.plan(&request)?).await
 }
 
 #[test]
@@ -284,12 +285,8 @@ fn pin_io_and_pulse_edges_do_not_wait_behind_a_saturated_blocking_pool() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let cfg = BoardConfig {
-            profile: "sim".into(),
-            ..BoardConfig::default()
-        };
-        let node = LocalBoardNode::from_config(&cfg).unwrap();
-        let sim = Arc::clone(node.sim().unwrap());
+        let table = DeviceTable::from_config(&sim_config(vec![])).unwrap();
+        let sim = Arc::clone(table.sim().unwrap());
 
         // Two "provider streams" take the whole blocking pool. Each sleeps
         // until released, or for a minute if the board never gets its turn.
@@ -316,27 +313,29 @@ fn pin_io_and_pulse_edges_do_not_wait_behind_a_saturated_blocking_pool() {
             tokio::task::spawn_blocking(move || finished.load(Ordering::SeqCst))
         };
 
-        let w = node
-            .invoke("gpio.write", json!({"name": "relay1", "value": true}))
-            .await
-            .unwrap();
-        assert_eq!(w["value"], json!(true));
+        write(&table, set("relay1", true)).await.unwrap();
         assert_eq!(sim.level(RELAY1), Some(Level::Low));
         assert_eq!(finished.load(Ordering::SeqCst), 0, "write before sleepers");
 
-        let r = node
-            .invoke("gpio.read", json!({"name": "relay1"}))
-            .await
-            .unwrap();
-        assert_eq!(r["value"], json!(true));
+        assert!(table.read_pin("relay1").await.unwrap().value);
         assert_eq!(finished.load(Ordering::SeqCst), 0, "read before sleepers");
 
         let writes = sim.writes(RELAY1);
-        let p = node
-            .invoke("gpio.pulse", json!({"name": "relay1", "ms": 5}))
-            .await
-            .unwrap();
-        assert_eq!(p["value"], json!(false), "the off-edge ran: {p}");
+        let pulse = WriteRequest::Pulse {
+            name: "relay1".into(),
+            ms: 5,
+        };
+        let p = write(&table, pulse).await.unwrap();
+        assert!(
+            matches!(
+                p,
+                WriteOutcome::Pulsed {
+                    superseded: false,
+                    ..
+                }
+            ),
+            "the off-edge ran: {p:?}"
+        );
         assert_eq!(sim.writes(RELAY1), writes + 2, "on, then off");
         assert_eq!(
             finished.load(Ordering::SeqCst),
@@ -355,23 +354,18 @@ fn pin_io_and_pulse_edges_do_not_wait_behind_a_saturated_blocking_pool() {
 
 #[tokio::test]
 async fn a_slow_sensor_read_does_not_delay_a_pin_write() {
-    let (node, board, _) = gated_node(Held::FileReads);
-    let node = Arc::new(node);
+    let (table, board, _) = gated_table(Held::FileReads);
+    let table = Arc::new(table);
     let reading = {
-        let node = Arc::clone(&node);
-        tokio::spawn(async move {
-            node.invoke("sensors.read", json!({"name": "cpu_temp"}))
-                .await
-        })
+        let table = Arc::clone(&table);
+        tokio::spawn(async move { table.read_sensor("cpu_temp").await })
     };
     settle("the sensor thread is inside the read", || {
         board.gate.entered() == 1
     })
     .await;
 
-    node.invoke("gpio.write", json!({"name": "relay1", "value": true}))
-        .await
-        .unwrap();
+    write(&table, set("relay1", true)).await.unwrap();
     assert_eq!(board.sim.level(RELAY1), Some(Level::Low));
     assert!(
         !reading.is_finished(),
@@ -380,13 +374,13 @@ async fn a_slow_sensor_read_does_not_delay_a_pin_write() {
 
     board.gate.open();
     let r = reading.await.unwrap().unwrap();
-    assert_eq!(r["value"], json!(48.312));
+    assert_eq!(r.value, Some(ReadingValue::Measured(48.312)));
 }
 
 #[tokio::test]
 async fn a_full_pin_queue_is_busy_and_spends_no_write() {
-    let (node, board, _) = gated_node(Held::PinReads);
-    let read = || node.invoke("gpio.read", json!({"name": "relay1"}));
+    let (table, board, _) = gated_table(Held::PinReads);
+    let read = || table.read_pin("relay1");
     let mut held = Box::pin(read());
     assert!(poll_once(&mut held).await.is_pending());
     settle("the io thread is inside the read", || {
@@ -404,10 +398,7 @@ async fn a_full_pin_queue_is_busy_and_spends_no_write() {
     assert_eq!(e.code(), "BOARD_BUSY");
     assert_eq!(e.retry_after_ms(), Some(limits::BOARD_IO_RETRY_MS));
     let writes = board.sim.writes(RELAY1);
-    let e = node
-        .invoke("gpio.write", json!({"name": "relay1", "value": true}))
-        .await
-        .unwrap_err();
+    let e = write(&table, set("relay1", true)).await.unwrap_err();
     assert_eq!(e.code(), "BOARD_BUSY", "{e}");
     assert_eq!(board.sim.writes(RELAY1), writes, "nothing was written");
 
@@ -418,7 +409,7 @@ async fn a_full_pin_queue_is_busy_and_spends_no_write() {
     }
     // The refused writes spent no budget: relay1 allows 30 a minute.
     for i in 0..30 {
-        node.invoke("gpio.write", json!({"name": "relay1", "value": i % 2 == 0}))
+        write(&table, set("relay1", i % 2 == 0))
             .await
             .unwrap_or_else(|e| panic!("write {i}: {e}"));
     }
@@ -426,16 +417,12 @@ async fn a_full_pin_queue_is_busy_and_spends_no_write() {
 
 #[tokio::test]
 async fn dropping_the_board_ends_its_threads() {
-    let (node, board, thread_ends) = gated_node(Held::FileReads);
+    let (table, board, thread_ends) = gated_table(Held::FileReads);
     board.gate.open();
-    node.invoke("gpio.read", json!({"name": "relay1"}))
-        .await
-        .unwrap();
-    node.invoke("sensors.read", json!({"name": "cpu_temp"}))
-        .await
-        .unwrap();
+    table.read_pin("relay1").await.unwrap();
+    table.read_sensor("cpu_temp").await.unwrap();
     assert_eq!(thread_ends.try_recv(), Err(mpsc::TryRecvError::Empty));
-    drop(node);
+    drop(table);
     drop(board);
     assert_eq!(
         thread_ends.recv_timeout(Duration::from_secs(60)),

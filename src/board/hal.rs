@@ -1,7 +1,7 @@
 //! The hardware seam: the [`Board`] trait and the small value types it speaks.
 //!
 //! Backends work in BCM pin numbers and levels; names, polarity, rate limits
-//! and approvals live above this trait (in [`crate::board::node`]).
+//! and approvals live above this trait (in [`crate::board::devices`]).
 
 use std::fmt;
 use std::io;

@@ -1,5 +1,5 @@
 //! The gateway's own board as a node (`gatewayLocal: true`): commands run
-//! in-process on the [`LocalBoardNode`]; writes to `confirm = true` outputs
+//! in-process through [`BoardCommands`]; writes to `confirm = true` outputs
 //! wait for an operator's approval first; edge events are published as
 //! `node.event`.
 
@@ -11,20 +11,21 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::approvals::Decision;
 use super::local_node::{BoxFuture, LocalNode};
-use crate::board::{BoardError, LocalBoardNode};
+use crate::board::BoardError;
 use crate::ids;
+use crate::node::BoardCommands;
 use crate::protocol::error::{ErrorShape, codes};
 
 /// The board wrapped as a node.
 pub struct BoardNode {
-    board: Arc<LocalBoardNode>,
+    board: Arc<BoardCommands>,
     node_id: String,
     name: String,
 }
 
 impl BoardNode {
     /// Wrap `board` under the gateway's device id.
-    pub fn new(board: Arc<LocalBoardNode>, node_id: String, name: String) -> Self {
+    pub fn new(board: Arc<BoardCommands>, node_id: String, name: String) -> Self {
         Self {
             board,
             node_id,
@@ -150,7 +151,7 @@ impl LocalNode for BoardNode {
 }
 
 /// Publish the board's edge events (motion, buttons) as `node.event`.
-pub async fn publish_edges(board: Arc<LocalBoardNode>, node_id: String, shared: Arc<Shared>) {
+pub async fn publish_edges(board: Arc<BoardCommands>, node_id: String, shared: Arc<Shared>) {
     let Some(mut events) = board.take_events() else {
         return;
     };

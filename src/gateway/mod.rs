@@ -164,7 +164,7 @@ pub struct Shared {
     /// Approvals waiting for an operator.
     pub approvals: approvals::Approvals,
     /// The board (also reachable as `local_node`), for edge events and shutdown.
-    board: Option<Arc<crate::board::LocalBoardNode>>,
+    board: Option<Arc<crate::node::BoardCommands>>,
     /// Results of side-effecting requests, by idempotency key.
     idempotency: Mutex<idempotency::IdempotencyCache<Result<Value, ErrorShape>>>,
     /// Process start, for `uptimeMs`.
@@ -279,7 +279,7 @@ impl GatewayHandle {
     }
     /// The gateway's own board (for embedding and for tests driving the
     /// simulator).
-    pub fn board(&self) -> Option<Arc<crate::board::LocalBoardNode>> {
+    pub fn board(&self) -> Option<Arc<crate::node::BoardCommands>> {
         self.0.board.clone()
     }
 }
@@ -363,7 +363,7 @@ impl Gateway {
         }
         let store = Store::open(&settings.state_dir.join("state.redb"))?;
         let identity = SigningKey::from_bytes(&store.gateway_identity_seed()?);
-        let board = crate::board::LocalBoardNode::from_config(&settings.config.board)
+        let board = crate::node::BoardCommands::from_config(&settings.config.board)
             .map(Arc::new)
             .map_err(|e| GatewayError::Config(format!("board: {e}")))?;
         let board_node_id =

@@ -8,9 +8,15 @@
 #![allow(dead_code)]
 
 use std::future::Future;
+use std::path::Path;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
+
+use pinclaw::board::profile::{self, DeviceKindName};
+use pinclaw::board::sim::SimBoard;
+use pinclaw::board::{BoardConfig, BoardSpec, DeviceSpec, DeviceTable};
 
 /// Longest a helper waits before failing the test: a hang guard only.
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -39,5 +45,51 @@ pub async fn frozen<F: Future>(fut: F) -> F::Output {
         }
         assert!(Instant::now() < give_up, "a board call never finished");
         tokio::task::yield_now().await;
+    }
+}
+
+/// `[board]` config for the sim profile with its demo devices plus `devices`.
+pub fn sim_config(devices: Vec<DeviceSpec>) -> BoardConfig {
+    BoardConfig {
+        profile: "sim".into(),
+        devices,
+        ..BoardConfig::default()
+    }
+}
+
+/// The sim profile with its demo devices plus `devices`, resolved.
+pub fn sim_spec(devices: Vec<DeviceSpec>) -> BoardSpec {
+    profile::resolve(&sim_config(devices)).unwrap()
+}
+
+/// The demo's `relay1` (pin 17, active-low) declared `confirm = true`.
+pub fn guarded_relay1() -> DeviceSpec {
+    DeviceSpec {
+        name: "relay1".into(),
+        kind: Some(DeviceKindName::Output),
+        pin: Some(17),
+        active_low: Some(true),
+        confirm: Some(true),
+        ..DeviceSpec::default()
+    }
+}
+
+/// A device table over the sim profile plus `devices`, and a handle on the
+/// simulator to script it.
+pub fn sim_table(devices: Vec<DeviceSpec>) -> (DeviceTable, Arc<SimBoard>) {
+    let spec = sim_spec(devices);
+    let sim = Arc::new(SimBoard::for_spec(&spec));
+    let table = DeviceTable::new_sim(Arc::clone(&sim), spec).unwrap();
+    assert!(Arc::ptr_eq(table.sim().unwrap(), &sim));
+    (table, sim)
+}
+
+/// The default `[board]` config (`profile = "auto"`) over sysfs root `root`.
+/// Off a Pi (no device-tree model naming one) it picks the simulator; an
+/// empty root makes a test mean the same on a real Pi.
+pub fn auto_config(root: &Path) -> BoardConfig {
+    BoardConfig {
+        sysfs_root: Some(root.to_path_buf()),
+        ..BoardConfig::default()
     }
 }
