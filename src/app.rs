@@ -33,7 +33,7 @@ pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError
     let generated_token = ensure_token(&mut settings)?;
     let store = Store::open(&settings.state_dir.join("state.redb"))?;
     let identity = SigningKey::from_bytes(&store.gateway_identity_seed().await?);
-    let board = crate::board::LocalBoardNode::from_config(&settings.config.board)
+    let board = crate::node::BoardCommands::from_config(&settings.config.board)
         .map(Arc::new)
         .map_err(|e| GatewayError::Config(format!("board: {e}")))?;
     let board_node_id =

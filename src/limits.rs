@@ -205,3 +205,35 @@ pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// Summary lines of dropped messages kept per session (drop = summarize).
 pub const MAX_DROPPED_SUMMARY_LINES: usize = 5;
+
+/// Pin I/O jobs (GPIO reads and writes, PWM settings, pulse edges) queued for
+/// the board's `pinclaw-board-io` thread. Each takes microseconds, so the
+/// queue only fills when the hardware hangs or callers flood it. When full, a
+/// new request is refused at once with `BOARD_BUSY` (retry after
+/// [`BOARD_IO_RETRY_MS`]); a running pulse's off-edge waits for a slot
+/// instead, so a pulse always ends.
+pub const BOARD_IO_QUEUE: usize = 32;
+
+/// Retry hint sent with `BOARD_BUSY` when the pin I/O queue is full.
+pub const BOARD_IO_RETRY_MS: u64 = 50;
+
+/// Sensor reads queued for the board's `pinclaw-board-sensors` thread. A read
+/// may take about a second (DS18B20 conversion ~750 ms, DHT22 retries, I2C
+/// conversion waits), so eight queued reads stay well inside the default
+/// `node.invoke` deadline. When full, a new read is refused at once with
+/// `BOARD_BUSY` (retry after [`BOARD_SENSOR_RETRY_MS`]).
+pub const BOARD_SENSOR_QUEUE: usize = 8;
+
+/// Retry hint sent with `BOARD_BUSY` when the sensor queue is full.
+pub const BOARD_SENSOR_RETRY_MS: u64 = 1000;
+
+/// Debounced edge events (buttons, motion) queued between the board and
+/// whoever publishes them as node events. When the consumer falls behind,
+/// new events are dropped and counted (`edgeDrops` in `board.info`), never
+/// blocking the backend's edge thread.
+pub const BOARD_EDGE_QUEUE: usize = 64;
+
+/// Longest pulse an output may be switched on for (`gpio.pulse`). It fits
+/// inside the default [`NODE_INVOKE_TIMEOUT`], so the caller sees the pulse
+/// end. A longer pulse is refused with `OUT_OF_RANGE`.
+pub const MAX_PULSE_MS: u64 = 20_000;

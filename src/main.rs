@@ -402,7 +402,7 @@ fn run_node(gw: &GatewayArgs, args: NodeArgs) -> ExitCode {
         Err(code) => return code,
     };
     rt.block_on(async move {
-        let board = match pinclaw::board::LocalBoardNode::from_config(&config.board) {
+        let board = match pinclaw::node::BoardCommands::from_config(&config.board) {
             Ok(b) => std::sync::Arc::new(b),
             Err(e) => {
                 eprintln!("error: board: {e}");

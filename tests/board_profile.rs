@@ -4,9 +4,7 @@
 use std::path::Path;
 
 use pinclaw::board::profile::{self, BackendKind, DeviceKindName, Profile, builtin_names};
-use pinclaw::board::{
-    BoardConfig, BoardError, ConfigError, DeviceKind, DeviceSpec, LocalBoardNode,
-};
+use pinclaw::board::{BoardConfig, BoardError, ConfigError, DeviceKind, DeviceSpec, DeviceTable};
 
 fn sim_cfg(devices: Vec<DeviceSpec>) -> BoardConfig {
     BoardConfig {
@@ -439,7 +437,7 @@ address = 0x44
 
 #[test]
 fn from_config_surfaces_config_errors_as_board_errors() {
-    let e = LocalBoardNode::from_config(&sim_cfg(vec![output("lamp", 17)])).unwrap_err();
+    let e = DeviceTable::from_config(&sim_cfg(vec![output("lamp", 17)])).unwrap_err();
     assert!(matches!(
         e,
         BoardError::Config(ConfigError::PinUsedTwice { .. })

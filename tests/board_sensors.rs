@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use embedded_hal::i2c::{ErrorKind, ErrorType, I2c, NoAcknowledgeSource, Operation};
 use pinclaw::board::sensors::{bme280, dht22, ds18b20, sht31, soc};
-use pinclaw::board::{BoardConfig, BoardError, LocalBoardNode, SysRoot};
-use serde_json::json;
+use pinclaw::board::{
+    BoardConfig, BoardError, DeviceTable, Quantity, Reading, ReadingValue, SysRoot, ThrottleState,
+};
 
 fn fixture(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -374,13 +375,20 @@ fn dht22_reader_retries_then_caches_within_the_interval() {
 
 // ---- Readers through the board, fixtures in a temp sysfs root -------------
 
-fn node_with_root(root: &Path) -> LocalBoardNode {
+fn table_with_root(root: &Path) -> DeviceTable {
     let cfg = BoardConfig {
         profile: "sim".into(),
         sysfs_root: Some(root.to_path_buf()),
         ..BoardConfig::default()
     };
-    LocalBoardNode::from_config(&cfg).unwrap()
+    DeviceTable::from_config(&cfg).unwrap()
+}
+
+fn measured(r: &Reading) -> f64 {
+    match r.value {
+        Some(ReadingValue::Measured(v)) => v,
+        other => panic!("not a measurement: {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -407,45 +415,37 @@ async fn sensors_read_real_format_files_under_sysfs_root() {
         "sys/bus/iio/devices/iio:device0/in_humidityrelative_input",
         "dht22_in_humidityrelative_input",
     );
-    let node = node_with_root(root);
+    let table = table_with_root(root);
 
-    let r = node
-        .invoke("sensors.read", json!({"name": "cpu_temp"}))
-        .await
-        .unwrap();
+    let r = table.read_sensor("cpu_temp").await.unwrap();
+    assert_eq!((measured(&r), r.unit), (48.312, "°C"));
+    assert!(r.ts > 1_600_000_000_000);
+
+    let r = table.read_sensor("water").await.unwrap();
+    assert_eq!(measured(&r), 23.125);
+
+    let r = table.read_sensor("porch").await.unwrap();
+    assert_eq!(measured(&r), 21.6);
+    let readings = r.readings.unwrap();
     assert_eq!(
-        (r["value"].as_f64(), r["unit"].as_str()),
-        (Some(48.312), Some("°C"))
-    );
-    assert!(r["ts"].as_u64().unwrap() > 1_600_000_000_000);
-
-    let r = node
-        .invoke("sensors.read", json!({"name": "water"}))
-        .await
-        .unwrap();
-    assert_eq!(r["value"], json!(23.125));
-
-    let r = node
-        .invoke("sensors.read", json!({"name": "porch"}))
-        .await
-        .unwrap();
-    assert_eq!(r["value"], json!(21.6));
-    assert_eq!(
-        r["readings"]["humidity"],
-        json!({"value": 48.7, "unit": "%"})
+        readings["humidity"],
+        Quantity {
+            value: 48.7,
+            unit: "%"
+        }
     );
     assert_eq!(
-        r["readings"]["temperature"],
-        json!({"value": 21.6, "unit": "°C"})
+        readings["temperature"],
+        Quantity {
+            value: 21.6,
+            unit: "°C"
+        }
     );
 
     // No throttled file under this root: unknown, not 0.
-    let r = node
-        .invoke("sensors.read", json!({"name": "throttled"}))
-        .await
-        .unwrap();
-    assert!(r["value"].is_null(), "{r}");
-    assert_eq!(r["detail"]["state"], "unknown");
+    let r = table.read_sensor("throttled").await.unwrap();
+    assert_eq!(r.value, None, "{r:?}");
+    assert_eq!(r.detail.unwrap().state, ThrottleState::Unknown);
 
     // Present file: the bits and the decoded flags.
     place(
@@ -453,48 +453,34 @@ async fn sensors_read_real_format_files_under_sysfs_root() {
         "sys/devices/platform/soc/soc:firmware/get_throttled",
         "get_throttled",
     );
-    let r = node
-        .invoke("sensors.read", json!({"name": "throttled"}))
-        .await
-        .unwrap();
-    assert_eq!(r["value"], json!(0x50005));
-    assert_eq!(r["detail"]["state"], "throttled");
-    assert_eq!(r["detail"]["flags"]["under_voltage"], json!(true));
+    let r = table.read_sensor("throttled").await.unwrap();
+    assert_eq!(r.value, Some(ReadingValue::Flags(0x50005)));
+    let detail = r.detail.unwrap();
+    assert_eq!(detail.state, ThrottleState::Throttled);
+    assert!(detail.flags.unwrap().under_voltage);
 }
 
 #[tokio::test]
 async fn sensor_file_faults_are_specific_errors_named_after_the_device() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let node = node_with_root(root);
+    let table = table_with_root(root);
 
-    let e = node
-        .invoke("sensors.read", json!({"name": "water"}))
-        .await
-        .unwrap_err();
+    let e = table.read_sensor("water").await.unwrap_err();
     assert_eq!(e.code(), "SENSOR_MISSING");
     assert!(e.to_string().contains("`water`"), "{e}");
 
     let w1 = "sys/bus/w1/devices/28-0000075c293f/w1_slave";
     place(root, w1, "w1_slave_crc_no");
-    let e = node
-        .invoke("sensors.read", json!({"name": "water"}))
-        .await
-        .unwrap_err();
+    let e = table.read_sensor("water").await.unwrap_err();
     assert_eq!(e.code(), "CRC_MISMATCH");
     assert!(e.to_string().contains("`water`"), "{e}");
 
     place(root, w1, "w1_slave_85000");
-    let e = node
-        .invoke("sensors.read", json!({"name": "water"}))
-        .await
-        .unwrap_err();
+    let e = table.read_sensor("water").await.unwrap_err();
     assert_eq!(e.code(), "INVALID_READING");
 
-    let e = node
-        .invoke("sensors.read", json!({"name": "cpu_temp"}))
-        .await
-        .unwrap_err();
+    let e = table.read_sensor("cpu_temp").await.unwrap_err();
     assert_eq!(e.code(), "SENSOR_MISSING");
 }
 
@@ -533,21 +519,16 @@ async fn soc_sensors_are_found_where_other_boards_and_kernels_put_them() {
     std::fs::write(root.join("sys/class/hwmon/hwmon2/name"), "rpi_volt\n").unwrap();
     std::fs::write(root.join("sys/class/hwmon/hwmon2/in0_lcrit_alarm"), "1\n").unwrap();
     std::fs::create_dir_all(root.join("sys/devices/platform")).unwrap();
-    let node = node_with_root(root);
+    let table = table_with_root(root);
 
-    let r = node
-        .invoke("sensors.read", json!({"name": "cpu_temp"}))
-        .await
-        .unwrap();
-    assert_eq!(r["value"], json!(48.312));
+    let r = table.read_sensor("cpu_temp").await.unwrap();
+    assert_eq!(measured(&r), 48.312);
 
-    let r = node
-        .invoke("sensors.read", json!({"name": "throttled"}))
-        .await
-        .unwrap();
-    assert!(r["value"].is_null(), "the bits are unknown: {r}");
-    assert_eq!(r["detail"]["state"], "under_voltage");
-    assert_eq!(r["detail"]["under_voltage"], json!(true));
+    let r = table.read_sensor("throttled").await.unwrap();
+    assert_eq!(r.value, None, "the bits are unknown: {r:?}");
+    let detail = r.detail.unwrap();
+    assert_eq!(detail.state, ThrottleState::UnderVoltage);
+    assert_eq!(detail.under_voltage, Some(true));
 
     // The Pi 5 puts get_throttled one level down.
     place(
@@ -555,15 +536,8 @@ async fn soc_sensors_are_found_where_other_boards_and_kernels_put_them() {
         "sys/devices/platform/soc@107c000000/soc@107c000000:firmware/get_throttled",
         "get_throttled",
     );
-    let r = node
-        .invoke("sensors.read", json!({"name": "throttled"}))
-        .await
-        .unwrap();
-    assert_eq!(r["value"], json!(0x50005));
-    assert!(
-        r["detail"]["source"]
-            .as_str()
-            .unwrap()
-            .contains("soc@107c000000:firmware")
-    );
+    let r = table.read_sensor("throttled").await.unwrap();
+    assert_eq!(r.value, Some(ReadingValue::Flags(0x50005)));
+    let source = r.detail.and_then(|d| d.source).unwrap_or_default();
+    assert!(source.contains("soc@107c000000:firmware"), "{source}");
 }

@@ -1,40 +1,65 @@
-//! The simulated board end to end at the command-surface level: what the
-//! node layer will call.
+//! The simulated board end to end through the board's typed API (the
+//! `DeviceTable`): reads, planned and executed writes, rate limits, pulses,
+//! edges and shutdown. The JSON command surface over it is tested in
+//! `board_commands.rs`.
+
+mod board_support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pinclaw::board::profile::{self, DeviceKindName};
-use pinclaw::board::sim::{SimBoard, SimStep};
-use pinclaw::board::{BoardConfig, DeviceSpec, EDGE_QUEUE, Edge, EdgeEvent, Level, LocalBoardNode};
-use serde_json::{Value, json};
+use board_support::{
+    auto_config, frozen, guarded_relay1, poll_once, settle, sim_config, sim_table,
+};
+use pinclaw::board::profile::DeviceKindName;
+use pinclaw::board::sim::SimStep;
+use pinclaw::board::{
+    BoardError, DeviceSpec, DeviceTable, Edge, EdgeEvent, Level, PinState, PlannedWrite, Quantity,
+    ReadingValue, ThrottleState, WriteOutcome, WriteRequest,
+};
+use pinclaw::limits::BOARD_EDGE_QUEUE;
 use tokio::sync::mpsc;
 
-/// The sim profile with its demo devices, plus config devices, and a handle
-/// on the simulator to script it.
-fn sim_node(devices: Vec<DeviceSpec>) -> (LocalBoardNode, Arc<SimBoard>) {
-    let cfg = BoardConfig {
-        profile: "sim".into(),
-        devices,
-        ..BoardConfig::default()
-    };
-    let spec = profile::resolve(&cfg).unwrap();
-    let sim = Arc::new(SimBoard::for_spec(&spec));
-    let node = LocalBoardNode::new_sim(Arc::clone(&sim), spec).unwrap();
-    assert!(Arc::ptr_eq(node.sim().unwrap(), &sim));
-    (node, sim)
+fn set(name: &str, on: bool) -> WriteRequest {
+    WriteRequest::Set {
+        name: name.into(),
+        on,
+    }
 }
 
-async fn call(node: &LocalBoardNode, command: &str, params: Value) -> Value {
-    node.invoke(command, params)
+fn pulse(name: &str, ms: u64) -> WriteRequest {
+    WriteRequest::Pulse {
+        name: name.into(),
+        ms,
+    }
+}
+
+fn pwm(name: &str, duty: f64, hz: Option<f64>) -> WriteRequest {
+    WriteRequest::Pwm {
+        name: name.into(),
+        duty,
+        hz,
+    }
+}
+
+/// Plans and executes a write that needs no approval.
+async fn write(table: &DeviceTable, request: WriteRequest) -> Result<WriteOutcome, BoardError> {
+    let plan = table.plan(&request)?;
+    assert!(!plan.needs_confirmation(), "{request:?} needs approval");
+    table.execute(plan).await
+}
+
+async fn pin(table: &DeviceTable, name: &str) -> PinState {
+    table
+        .read_pin(name)
         .await
-        .unwrap_or_else(|e| panic!("{command}: {e}"))
+        .unwrap_or_else(|e| panic!("read_pin {name}: {e}"))
 }
 
-async fn call_err(node: &LocalBoardNode, command: &str, params: Value) -> &'static str {
-    match node.invoke(command, params).await {
-        Ok(v) => panic!("{command} succeeded: {v}"),
-        Err(e) => e.code(),
+fn measured(value: Option<ReadingValue>) -> f64 {
+    match value {
+        Some(ReadingValue::Measured(v)) => v,
+        other => panic!("not a measurement: {other:?}"),
     }
 }
 
@@ -52,23 +77,12 @@ const PIR1: u8 = 22;
 
 #[tokio::test]
 async fn default_config_runs_the_sim_with_the_demo_set() {
-    // Off a Pi (no device-tree model naming one), `auto` picks the simulator.
-    // The root is an empty temp dir so the test means the same on a real Pi.
     let empty = tempfile::tempdir().unwrap();
-    let cfg = BoardConfig {
-        sysfs_root: Some(empty.path().to_path_buf()),
-        ..BoardConfig::default()
-    };
-    let node = LocalBoardNode::from_config(&cfg).unwrap();
-    let info = call(&node, "board.info", Value::Null).await;
-    assert_eq!(info["backend"], "sim");
-    assert_eq!(info["profile"], "sim");
-    let names: Vec<&str> = info["devices"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|d| d["name"].as_str())
-        .collect();
+    let table = DeviceTable::from_config(&auto_config(empty.path())).unwrap();
+    let info = table.info();
+    assert_eq!(info.backend, "sim");
+    assert_eq!(info.profile, "sim");
+    let names: Vec<&str> = info.devices.iter().map(|d| d.name.as_str()).collect();
     for want in [
         "cpu_temp",
         "room",
@@ -80,249 +94,157 @@ async fn default_config_runs_the_sim_with_the_demo_set() {
     ] {
         assert!(names.contains(&want), "{want} missing from {names:?}");
     }
-    assert_eq!(node.commands(), pinclaw::board::COMMANDS);
-    let schemas = pinclaw::board::command_schemas();
-    let described: Vec<&str> = schemas
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|s| s["command"].as_str())
-        .collect();
-    assert_eq!(described, node.commands(), "every command has a schema");
 
-    let list = call(&node, "sensors.list", json!({})).await;
-    let sensors = list["sensors"].as_array().unwrap();
-    assert!(sensors.iter().all(|s| s["name"] != "relay1"));
-    let room = sensors.iter().find(|s| s["name"] == "room").unwrap();
-    assert_eq!(
-        room["quantities"],
-        json!(["temperature", "humidity", "pressure"])
-    );
+    let sensors = table.sensors();
+    assert!(sensors.iter().all(|s| s.name != "relay1"));
+    let room = sensors.iter().find(|s| s.name == "room").unwrap();
+    assert_eq!(room.quantities, ["temperature", "humidity", "pressure"]);
 }
 
 #[tokio::test]
 async fn relay_write_reads_back_and_drives_the_active_low_pin() {
-    let (node, sim) = sim_node(vec![]);
+    let (table, sim) = sim_table(vec![]);
     // Initial state: off, so an active-low relay's pin is high.
     assert_eq!(sim.level(RELAY1), Some(Level::High));
-    let r = call(&node, "gpio.read", json!({"name": "relay1"})).await;
     assert_eq!(
-        r,
-        json!({"name": "relay1", "value": false, "level": "high"})
+        pin(&table, "relay1").await,
+        PinState {
+            name: "relay1".into(),
+            value: false,
+            level: Level::High
+        }
     );
 
-    let w = call(
-        &node,
-        "gpio.write",
-        json!({"name": "relay1", "value": true}),
-    )
-    .await;
-    assert_eq!(w, json!({"name": "relay1", "value": true}));
+    let w = write(&table, set("relay1", true)).await.unwrap();
+    assert_eq!(
+        w,
+        WriteOutcome::Switched {
+            name: "relay1".into(),
+            value: true
+        }
+    );
     assert_eq!(sim.level(RELAY1), Some(Level::Low));
-    let r = call(&node, "gpio.read", json!({"name": "relay1"})).await;
-    assert_eq!(r["value"], json!(true));
-    assert_eq!(r["level"], json!("low"));
+    let r = pin(&table, "relay1").await;
+    assert_eq!((r.value, r.level), (true, Level::Low));
 
-    call(
-        &node,
-        "gpio.write",
-        json!({"name": "relay1", "value": "off"}),
-    )
-    .await;
-    assert_eq!(
-        call(&node, "gpio.read", json!({"name": "relay1"})).await["value"],
-        json!(false)
-    );
-    call(&node, "gpio.write", json!({"name": "relay1", "value": 1})).await;
-    assert_eq!(
-        call(&node, "gpio.read", json!({"name": "relay1"})).await["value"],
-        json!(true)
-    );
+    write(&table, set("relay1", false)).await.unwrap();
+    assert!(!pin(&table, "relay1").await.value);
 }
 
 #[tokio::test]
-async fn bad_calls_get_specific_errors_and_touch_nothing() {
-    let (node, sim) = sim_node(vec![]);
+async fn bad_requests_get_specific_errors_and_touch_nothing() {
+    let (table, sim) = sim_table(vec![]);
     let before = sim.writes(RELAY1);
+    let plan_err = |request: WriteRequest| match table.plan(&request) {
+        Ok(plan) => panic!("{request:?} planned: {plan:?}"),
+        Err(e) => e.code(),
+    };
+    assert_eq!(plan_err(set("relay9", true)), "UNKNOWN_DEVICE");
+    assert_eq!(plan_err(set("button1", true)), "NOT_AN_OUTPUT");
+    assert_eq!(plan_err(set("room", true)), "NOT_AN_OUTPUT");
+    assert_eq!(plan_err(pulse("relay1", 0)), "OUT_OF_RANGE");
+    assert_eq!(plan_err(pulse("relay1", 600_000)), "OUT_OF_RANGE");
+    assert_eq!(plan_err(pulse("pir1", 10)), "NOT_AN_OUTPUT");
+    assert_eq!(plan_err(pwm("fan", 1.5, None)), "OUT_OF_RANGE");
+    assert_eq!(plan_err(pwm("fan", -0.1, None)), "OUT_OF_RANGE");
+    assert_eq!(plan_err(pwm("fan", f64::NAN, None)), "OUT_OF_RANGE");
+    assert_eq!(plan_err(pwm("fan", 0.5, Some(0.0))), "OUT_OF_RANGE");
+    assert_eq!(plan_err(pwm("fan", 0.5, Some(2e6))), "OUT_OF_RANGE");
+    assert_eq!(plan_err(pwm("relay1", 0.5, None)), "NOT_PWM");
+    let e = table.plan(&pulse("relay1", 0)).unwrap_err();
+    assert!(e.to_string().contains("1..=20000"), "{e}");
+
     assert_eq!(
-        call_err(
-            &node,
-            "gpio.write",
-            json!({"name": "relay9", "value": true})
-        )
-        .await,
-        "UNKNOWN_DEVICE"
-    );
-    assert_eq!(
-        call_err(
-            &node,
-            "gpio.write",
-            json!({"name": "button1", "value": true})
-        )
-        .await,
-        "NOT_AN_OUTPUT"
-    );
-    assert_eq!(
-        call_err(&node, "gpio.write", json!({"name": "room", "value": true})).await,
-        "NOT_AN_OUTPUT"
-    );
-    assert_eq!(
-        call_err(&node, "gpio.write", json!({"name": "relay1"})).await,
-        "INVALID_PARAMS"
-    );
-    assert_eq!(
-        call_err(
-            &node,
-            "gpio.write",
-            json!({"name": "relay1", "value": "maybe"})
-        )
-        .await,
-        "INVALID_PARAMS"
-    );
-    assert_eq!(
-        call_err(&node, "gpio.write", json!({"name": "relay1", "value": 2})).await,
-        "OUT_OF_RANGE"
-    );
-    assert_eq!(
-        call_err(
-            &node,
-            "gpio.write",
-            json!({"name": "relay1", "value": true, "pin": 4})
-        )
-        .await,
-        "INVALID_PARAMS"
-    );
-    assert_eq!(
-        call_err(&node, "gpio.pulse", json!({"name": "relay1", "ms": 0})).await,
-        "OUT_OF_RANGE"
-    );
-    assert_eq!(
-        call_err(&node, "gpio.pulse", json!({"name": "relay1", "ms": 600000})).await,
-        "OUT_OF_RANGE"
-    );
-    assert_eq!(
-        call_err(&node, "gpio.read", json!({"name": "room"})).await,
+        table.read_pin("room").await.unwrap_err().code(),
         "NOT_A_PIN"
     );
     assert_eq!(
-        call_err(&node, "sensors.read", json!({"name": "relay1"})).await,
+        table.read_pin("nope").await.unwrap_err().code(),
+        "UNKNOWN_DEVICE"
+    );
+    assert_eq!(
+        table.read_sensor("relay1").await.unwrap_err().code(),
         "NOT_A_SENSOR"
     );
-    assert_eq!(
-        call_err(&node, "sensors.read", json!({})).await,
-        "INVALID_PARAMS"
-    );
-    assert_eq!(
-        call_err(&node, "pwm.set", json!({"name": "fan", "duty": 1.5})).await,
-        "OUT_OF_RANGE"
-    );
-    assert_eq!(
-        call_err(&node, "pwm.set", json!({"name": "fan", "duty": -0.1})).await,
-        "OUT_OF_RANGE"
-    );
-    assert_eq!(
-        call_err(
-            &node,
-            "pwm.set",
-            json!({"name": "fan", "duty": 0.5, "hz": 0})
-        )
-        .await,
-        "OUT_OF_RANGE"
-    );
-    assert_eq!(
-        call_err(&node, "pwm.set", json!({"name": "fan", "duty": "half"})).await,
-        "INVALID_PARAMS"
-    );
-    assert_eq!(
-        call_err(&node, "pwm.set", json!({"name": "relay1", "duty": 0.5})).await,
-        "NOT_PWM"
-    );
-    assert_eq!(
-        call_err(&node, "gpio.explode", json!({})).await,
-        "UNKNOWN_COMMAND"
-    );
-    assert_eq!(sim.writes(RELAY1), before, "no bad call reached the pin");
+    assert_eq!(sim.writes(RELAY1), before, "no bad request reached the pin");
 }
 
 #[tokio::test]
 async fn pwm_set_reaches_the_pin() {
-    let (node, sim) = sim_node(vec![]);
-    let r = call(&node, "pwm.set", json!({"name": "fan", "duty": 0.5})).await;
-    assert_eq!(r, json!({"name": "fan", "duty": 0.5, "hz": 25000.0}));
+    let (table, sim) = sim_table(vec![]);
+    let r = write(&table, pwm("fan", 0.5, None)).await.unwrap();
+    assert_eq!(
+        r,
+        WriteOutcome::PwmSet {
+            name: "fan".into(),
+            duty: 0.5,
+            hz: 25000.0
+        }
+    );
     assert_eq!(sim.pwm(18), Some((0.5, 25000.0)));
-    call(
-        &node,
-        "pwm.set",
-        json!({"name": "fan", "duty": 1.0, "hz": 100}),
-    )
-    .await;
+    write(&table, pwm("fan", 1.0, Some(100.0))).await.unwrap();
     assert_eq!(sim.pwm(18), Some((1.0, 100.0)));
 }
 
 #[tokio::test]
 async fn i2c_sensors_read_through_the_drivers_and_nack_when_absent() {
-    let (node, sim) = sim_node(vec![]);
-    let r = call(&node, "sensors.read", json!({"name": "room"})).await;
+    let (table, sim) = sim_table(vec![]);
+    let r = table.read_sensor("room").await.unwrap();
     // The simulated BME280 carries the datasheet example: 25.08 °C, 1006.53 hPa.
-    assert_eq!(r["name"], "room");
-    assert_eq!(r["value"], json!(25.08));
-    assert_eq!(r["unit"], "°C");
+    assert_eq!(r.name, "room");
+    assert_eq!(r.value, Some(ReadingValue::Measured(25.08)));
+    assert_eq!(r.unit, "°C");
+    let readings = r.readings.unwrap();
     assert_eq!(
-        r["readings"]["temperature"],
-        json!({"value": 25.08, "unit": "°C"})
+        readings["temperature"],
+        Quantity {
+            value: 25.08,
+            unit: "°C"
+        }
     );
-    let hpa = r["readings"]["pressure"]["value"].as_f64().unwrap();
+    let hpa = readings["pressure"].value;
     assert!((hpa - 1006.53).abs() < 0.01, "{hpa}");
-    let rh = r["readings"]["humidity"]["value"].as_f64().unwrap();
+    let rh = readings["humidity"].value;
     assert!((rh - 55.0).abs() < 0.1, "{rh}");
 
-    let r = call(&node, "sensors.read", json!({"name": "shed"})).await;
-    assert!((r["value"].as_f64().unwrap() - 21.5).abs() < 0.01, "{r}");
-    assert_eq!(r["readings"]["humidity"]["unit"], "%");
+    let r = table.read_sensor("shed").await.unwrap();
+    assert!((measured(r.value) - 21.5).abs() < 0.01, "{r:?}");
+    assert_eq!(r.readings.unwrap()["humidity"].unit, "%");
 
     sim.remove_i2c_device(1, 0x76);
-    let e = node
-        .invoke("sensors.read", json!({"name": "room"}))
-        .await
-        .unwrap_err();
+    let e = table.read_sensor("room").await.unwrap_err();
     assert_eq!(e.code(), "I2C_NACK");
     assert!(e.to_string().contains("0x76"), "{e}");
 }
 
 #[tokio::test]
 async fn demo_file_sensors_and_unknown_throttling() {
-    let (node, sim) = sim_node(vec![]);
-    assert_eq!(
-        call(&node, "sensors.read", json!({"name": "cpu_temp"})).await["value"],
-        json!(48.312)
-    );
-    assert_eq!(
-        call(&node, "sensors.read", json!({"name": "water"})).await["value"],
-        json!(23.125)
-    );
-    let t = call(&node, "sensors.read", json!({"name": "throttled"})).await;
-    assert_eq!(t["value"], json!(0x50000));
-    assert_eq!(t["detail"]["state"], "ok");
+    let (table, sim) = sim_table(vec![]);
+    let read = |name: &'static str| table.read_sensor(name);
+    assert_eq!(measured(read("cpu_temp").await.unwrap().value), 48.312);
+    assert_eq!(measured(read("water").await.unwrap().value), 23.125);
+    let t = read("throttled").await.unwrap();
+    assert_eq!(t.value, Some(ReadingValue::Flags(0x50000)));
+    let detail = t.detail.unwrap();
+    assert_eq!(detail.state, ThrottleState::Ok);
+    assert!(detail.flags.unwrap().under_voltage_occurred);
     sim.remove_file("sys/devices/platform/soc/soc:firmware/get_throttled");
-    let t = call(&node, "sensors.read", json!({"name": "throttled"})).await;
-    assert_eq!(t["value"], Value::Null);
-    assert_eq!(t["detail"]["state"], "unknown");
+    let t = read("throttled").await.unwrap();
+    assert_eq!(t.value, None);
+    assert_eq!(t.detail.unwrap().state, ThrottleState::Unknown);
     sim.set_file(
         "sys/bus/w1/devices/28-0000075c293f/w1_slave",
         "ff ff ff ff ff ff ff ff ff : crc=c9 NO\nff ff ff ff ff ff ff ff ff t=-62\n",
     );
-    let e = node
-        .invoke("sensors.read", json!({"name": "water"}))
-        .await
-        .unwrap_err();
+    let e = read("water").await.unwrap_err();
     assert_eq!(e.code(), "CRC_MISMATCH");
 }
 
 #[tokio::test]
 async fn scripted_edges_arrive_debounced() {
-    let (node, sim) = sim_node(vec![]);
-    let mut rx = node.take_events().unwrap();
-    assert!(node.take_events().is_none(), "only one consumer");
+    let (table, sim) = sim_table(vec![]);
+    let mut rx = table.take_events().unwrap();
+    assert!(table.take_events().is_none(), "only one consumer");
     let ms = Duration::from_millis;
 
     // button1: pull-up, active-low, 50 ms debounce. A press that bounces.
@@ -354,33 +276,31 @@ async fn scripted_edges_arrive_debounced() {
             ("pir1", Edge::Falling, false),
         ]
     );
-    assert_eq!(node.edges_debounced(), 4);
+    assert_eq!(table.edges_debounced(), 4);
+    assert_eq!(table.info().edges_debounced, 4);
     assert!(events.iter().all(|e| e.ts > 0));
 
-    // gpio.read shows the input's logical state.
+    // A pin read shows the input's logical state.
     sim.inject(BUTTON1, Level::Low, ms(5000)).unwrap();
-    let r = call(&node, "gpio.read", json!({"name": "button1"})).await;
-    assert_eq!(
-        r["value"],
-        json!(true),
+    assert!(
+        pin(&table, "button1").await.value,
         "pressed = low on an active-low button"
     );
 }
 
 #[tokio::test]
 async fn a_full_event_queue_drops_and_counts() {
-    let (node, sim) = sim_node(vec![]);
-    let mut rx = node.take_events().unwrap();
-    let n = EDGE_QUEUE as u64 + 10;
+    let (table, sim) = sim_table(vec![]);
+    let mut rx = table.take_events().unwrap();
+    let n = BOARD_EDGE_QUEUE as u64 + 10;
     for i in 0..n {
         let level = if i % 2 == 0 { Level::High } else { Level::Low };
         sim.inject(PIR1, level, Duration::from_secs(10 + i))
             .unwrap();
     }
-    assert_eq!(drain(&mut rx).len(), EDGE_QUEUE);
-    assert_eq!(node.edge_drops(), 10);
-    let info = call(&node, "board.info", json!({})).await;
-    assert_eq!(info["edgeDrops"], json!(10));
+    assert_eq!(drain(&mut rx).len(), BOARD_EDGE_QUEUE);
+    assert_eq!(table.edge_drops(), 10);
+    assert_eq!(table.info().edge_drops, 10);
 }
 
 #[tokio::test(start_paused = true)]
@@ -392,21 +312,13 @@ async fn outputs_are_rate_limited_per_device() {
         max_writes_per_minute: Some(3),
         ..DeviceSpec::default()
     };
-    let (node, sim) = sim_node(vec![limited]);
+    let (table, sim) = sim_table(vec![limited]);
     for i in 0..3 {
-        call(
-            &node,
-            "gpio.write",
-            json!({"name": "lamp", "value": i % 2 == 0}),
-        )
-        .await;
+        write(&table, set("lamp", i % 2 == 0)).await.unwrap();
     }
-    let e = node
-        .invoke("gpio.write", json!({"name": "lamp", "value": true}))
-        .await
-        .unwrap_err();
+    let e = write(&table, set("lamp", true)).await.unwrap_err();
     assert_eq!(e.code(), "RATE_LIMITED");
-    let pinclaw::board::BoardError::RateLimited { retry_after_ms, .. } = e else {
+    let BoardError::RateLimited { retry_after_ms, .. } = e else {
         unreachable!()
     };
     // 3 per minute = one token every 20 s.
@@ -416,25 +328,27 @@ async fn outputs_are_rate_limited_per_device() {
     );
     assert_eq!(sim.writes(5), 3, "the limited write never happened");
     // Other outputs have their own budget.
-    call(
-        &node,
-        "gpio.write",
-        json!({"name": "relay1", "value": true}),
-    )
-    .await;
+    write(&table, set("relay1", true)).await.unwrap();
 
     tokio::time::advance(Duration::from_secs(21)).await;
-    call(&node, "gpio.write", json!({"name": "lamp", "value": true})).await;
+    write(&table, set("lamp", true)).await.unwrap();
     assert_eq!(sim.writes(5), 4);
 }
 
 #[tokio::test(start_paused = true)]
 async fn pulse_turns_on_then_off() {
-    let (node, sim) = sim_node(vec![]);
+    let (table, sim) = sim_table(vec![]);
     let writes = sim.writes(RELAY1);
     let start = tokio::time::Instant::now();
-    let r = call(&node, "gpio.pulse", json!({"name": "relay1", "ms": 750})).await;
-    assert_eq!(r, json!({"name": "relay1", "ms": 750, "value": false}));
+    let r = write(&table, pulse("relay1", 750)).await.unwrap();
+    assert_eq!(
+        r,
+        WriteOutcome::Pulsed {
+            name: "relay1".into(),
+            ms: 750,
+            superseded: false
+        }
+    );
     assert!(start.elapsed() >= Duration::from_millis(750));
     assert_eq!(sim.writes(RELAY1), writes + 2, "on, then off");
     assert_eq!(
@@ -444,23 +358,18 @@ async fn pulse_turns_on_then_off() {
     );
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn an_abandoned_pulse_still_switches_off() {
-    let (node, sim) = sim_node(vec![]);
-    let node = Arc::new(node);
-    let n = Arc::clone(&node);
-    let call = tokio::spawn(async move {
-        n.invoke("gpio.pulse", json!({"name": "relay1", "ms": 5000}))
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(
-        sim.level(RELAY1),
-        Some(Level::Low),
-        "relay on during the pulse"
-    );
-    call.abort();
-    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (table, sim) = sim_table(vec![]);
+    let writes = sim.writes(RELAY1);
+    let plan = table.plan(&pulse("relay1", 50)).unwrap();
+    let mut call = Box::pin(table.execute(plan));
+    assert!(poll_once(&mut call).await.is_pending(), "the pulse started");
+    drop(call);
+    settle("the abandoned pulse switched on, then off", || {
+        sim.writes(RELAY1) == writes + 2
+    })
+    .await;
     assert_eq!(
         sim.level(RELAY1),
         Some(Level::High),
@@ -469,84 +378,44 @@ async fn an_abandoned_pulse_still_switches_off() {
 }
 
 #[tokio::test]
-async fn confirm_outputs_need_approval_and_never_write_without_it() {
-    let guarded = DeviceSpec {
-        name: "relay1".into(),
-        kind: Some(DeviceKindName::Output),
-        pin: Some(RELAY1),
-        active_low: Some(true),
-        confirm: Some(true),
-        ..DeviceSpec::default()
-    };
-    let (node, sim) = sim_node(vec![guarded]);
+async fn confirm_outputs_plan_as_needing_approval() {
+    let (table, sim) = sim_table(vec![guarded_relay1()]);
     let before = sim.writes(RELAY1);
+    let plan: PlannedWrite = table.plan(&set("relay1", true)).unwrap();
+    assert!(plan.needs_confirmation());
+    assert_eq!(plan.device(), "relay1");
+    assert_eq!(plan.summary(), "relay1 = on");
+    assert_eq!(
+        table.plan(&pulse("relay1", 750)).unwrap().summary(),
+        "relay1 for 750 ms"
+    );
+    assert_eq!(sim.writes(RELAY1), before, "planning writes nothing");
 
-    let params = json!({"name": "relay1", "value": true});
-    let req = node.confirmation("gpio.write", &params).unwrap().unwrap();
-    assert_eq!(req.device, "relay1");
-    assert_eq!(req.summary, "gpio.write relay1 = on");
-    assert_eq!(
-        call_err(&node, "gpio.write", params.clone()).await,
-        "CONFIRMATION_REQUIRED"
-    );
-    assert_eq!(
-        call_err(&node, "gpio.pulse", json!({"name": "relay1", "ms": 10})).await,
-        "CONFIRMATION_REQUIRED"
-    );
-    assert_eq!(sim.writes(RELAY1), before, "no write without approval");
+    let fan = table.plan(&pwm("fan", 0.5, None)).unwrap();
+    assert!(!fan.needs_confirmation());
+    assert_eq!(fan.summary(), "fan duty 0.5 at 25000 Hz");
 
-    // Reads and other outputs need no approval; bad params fail before asking.
-    assert!(
-        node.confirmation("gpio.read", &json!({"name": "relay1"}))
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        node.confirmation("pwm.set", &json!({"name": "fan", "duty": 0.2}))
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(
-        node.confirmation("gpio.write", &json!({"name": "relay1"}))
-            .unwrap_err()
-            .code(),
-        "INVALID_PARAMS"
-    );
-    assert_eq!(
-        node.confirmation("nope", &json!({})).unwrap_err().code(),
-        "UNKNOWN_COMMAND"
-    );
-
-    let r = node.invoke_approved("gpio.write", params).await.unwrap();
-    assert_eq!(r["value"], json!(true));
+    // The table executes what it is given: approval is the caller's job.
+    table.execute(plan).await.unwrap();
     assert_eq!(sim.level(RELAY1), Some(Level::Low));
 }
 
 #[tokio::test]
 async fn shutdown_switches_every_output_off() {
-    let (node, sim) = sim_node(vec![]);
-    call(
-        &node,
-        "gpio.write",
-        json!({"name": "relay1", "value": true}),
-    )
-    .await;
-    call(&node, "pwm.set", json!({"name": "fan", "duty": 0.8})).await;
+    let (table, sim) = sim_table(vec![]);
+    write(&table, set("relay1", true)).await.unwrap();
+    write(&table, pwm("fan", 0.8, None)).await.unwrap();
     assert_eq!(sim.level(RELAY1), Some(Level::Low));
-    node.shutdown().unwrap();
+    table.shutdown().unwrap();
     assert_eq!(sim.level(RELAY1), Some(Level::High), "active-low relay off");
     assert_eq!(sim.pwm(18), Some((0.0, 25000.0)));
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_scripted_demo_plays_motion_through_the_node_built_from_config() {
-    let cfg = BoardConfig {
-        profile: "sim".into(),
-        ..BoardConfig::default()
-    };
-    let node = LocalBoardNode::from_config(&cfg).unwrap();
-    let mut rx = node.take_events().unwrap();
-    let sim = Arc::clone(node.sim().expect("sim backend"));
+async fn a_scripted_demo_plays_motion_through_the_table_built_from_config() {
+    let table = DeviceTable::from_config(&sim_config(vec![])).unwrap();
+    let mut rx = table.take_events().unwrap();
+    let sim = Arc::clone(table.sim().expect("sim backend"));
     let s = Duration::from_secs;
     let steps = vec![
         SimStep {
@@ -573,44 +442,36 @@ async fn a_scripted_demo_plays_motion_through_the_node_built_from_config() {
         ]
     );
     assert!(events.iter().all(|e| e.device == "pir1"));
-    let r = call(&node, "gpio.read", json!({"name": "pir1"})).await;
-    assert_eq!(r["value"], json!(false));
+    assert!(!pin(&table, "pir1").await.value);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_write_during_a_pulse_wins_at_once() {
-    let (node, sim) = sim_node(vec![]);
-    let node = Arc::new(node);
-    let n = Arc::clone(&node);
-    let pulse = tokio::spawn(async move {
-        n.invoke("gpio.pulse", json!({"name": "relay1", "ms": 10_000}))
-            .await
-    });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(sim.level(RELAY1), Some(Level::Low), "pulse switched it on");
-
-    // The operator switches it off mid-pulse: effective immediately.
-    let started = tokio::time::Instant::now();
-    call(
-        &node,
-        "gpio.write",
-        json!({"name": "relay1", "value": false}),
-    )
+    let (table, sim) = sim_table(vec![]);
+    let table = Arc::new(table);
+    let t = Arc::clone(&table);
+    let pulse = tokio::spawn(async move { write(&t, pulse("relay1", 10_000)).await });
+    settle("pulse switched it on", || {
+        sim.level(RELAY1) == Some(Level::Low)
+    })
     .await;
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "did not wait for the pulse"
-    );
+
+    // The operator switches it off mid-pulse: effective immediately (the
+    // clock stands still while the write runs, so the pulse cannot end).
+    frozen(write(&table, set("relay1", false))).await.unwrap();
+    assert!(!pulse.is_finished(), "did not wait for the pulse");
     assert_eq!(sim.level(RELAY1), Some(Level::High));
     // ...and on again; the pulse's end must not switch it off.
-    call(
-        &node,
-        "gpio.write",
-        json!({"name": "relay1", "value": true}),
-    )
-    .await;
+    frozen(write(&table, set("relay1", true))).await.unwrap();
     let r = pulse.await.unwrap().unwrap();
-    assert_eq!(r["superseded"], json!(true));
+    assert_eq!(
+        r,
+        WriteOutcome::Pulsed {
+            name: "relay1".into(),
+            ms: 10_000,
+            superseded: true
+        }
+    );
     assert_eq!(
         sim.level(RELAY1),
         Some(Level::Low),
@@ -619,15 +480,13 @@ async fn a_write_during_a_pulse_wins_at_once() {
 }
 
 #[test]
-fn the_node_and_its_futures_can_cross_threads() {
+fn the_table_and_its_futures_can_cross_threads() {
     fn send_sync<T: Send + Sync>(_: &T) {}
     fn send<T: Send>(_: T) {}
-    let cfg = BoardConfig {
-        profile: "sim".into(),
-        ..BoardConfig::default()
-    };
-    let node = LocalBoardNode::from_config(&cfg).unwrap();
-    send_sync(&node);
-    send(node.invoke("board.info", json!({})));
-    send(node.invoke_approved("gpio.write", json!({})));
+    let table = DeviceTable::from_config(&sim_config(vec![])).unwrap();
+    send_sync(&table);
+    send(table.read_pin("relay1"));
+    send(table.read_sensor("room"));
+    let plan = table.plan(&set("relay1", true)).unwrap();
+    send(table.execute(plan));
 }

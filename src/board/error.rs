@@ -10,12 +10,13 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum BoardError {
     /// No device with this name is declared by the profile or the config.
-    #[error("unknown device `{name}` (see sensors.list / board.info for declared devices)")]
+    #[error("unknown device `{name}` (not declared by the board profile or config)")]
     UnknownDevice {
         /// The name that was asked for.
         name: String,
     },
-    /// The command is not one of [`crate::board::COMMANDS`].
+    /// The command is not one the board's command surface answers
+    /// (`crate::node::board_commands::COMMANDS`).
     #[error("unknown board command `{command}`")]
     UnknownCommand {
         /// The command that was asked for.
@@ -29,7 +30,7 @@ pub enum BoardError {
         /// What the device actually is.
         kind: &'static str,
     },
-    /// A `gpio.read` was aimed at a device that has no GPIO pin.
+    /// A pin read was aimed at a device that has no GPIO pin.
     #[error("device `{name}` is a {kind}, not a GPIO pin")]
     NotAPin {
         /// Device name.
@@ -37,7 +38,7 @@ pub enum BoardError {
         /// What the device actually is.
         kind: &'static str,
     },
-    /// A `sensors.read` was aimed at a device that is not a sensor.
+    /// A sensor read was aimed at a device that is not a sensor.
     #[error("device `{name}` is a {kind}, not a sensor")]
     NotASensor {
         /// Device name.
@@ -45,7 +46,7 @@ pub enum BoardError {
         /// What the device actually is.
         kind: &'static str,
     },
-    /// A `pwm.set` was aimed at a device that is not a PWM output.
+    /// A PWM setting was aimed at a device that is not a PWM output.
     #[error("device `{name}` is a {kind}, not a PWM output")]
     NotPwm {
         /// Device name.
@@ -53,7 +54,7 @@ pub enum BoardError {
         /// What the device actually is.
         kind: &'static str,
     },
-    /// The command's parameters are missing, of the wrong type or unexpected.
+    /// A request's parameters are missing, of the wrong type or unexpected.
     #[error("invalid params: {reason}")]
     InvalidParams {
         /// What is wrong, naming the field.
@@ -120,6 +121,20 @@ pub enum BoardError {
         /// The command that needs approval.
         command: String,
     },
+    /// The board's queue for this kind of work is full (see
+    /// [`crate::limits::BOARD_IO_QUEUE`] and
+    /// [`crate::limits::BOARD_SENSOR_QUEUE`]); nothing was done. Retryable.
+    #[error(
+        "board busy: {capacity} {queue} jobs are already waiting; nothing was done, retry in {retry_after_ms} ms"
+    )]
+    Busy {
+        /// Which queue is full (`pin I/O` or `sensor read`).
+        queue: &'static str,
+        /// How many jobs that queue holds.
+        capacity: usize,
+        /// Suggested wait before retrying.
+        retry_after_ms: u64,
+    },
     /// The board profile or `[board]` config is invalid.
     #[error("board config: {0}")]
     Config(#[from] ConfigError),
@@ -146,8 +161,29 @@ impl BoardError {
             BoardError::I2cNack { .. } => "I2C_NACK",
             BoardError::RateLimited { .. } => "RATE_LIMITED",
             BoardError::ConfirmationRequired { .. } => "CONFIRMATION_REQUIRED",
+            BoardError::Busy { .. } => "BOARD_BUSY",
             BoardError::Config(_) => "BOARD_CONFIG",
             BoardError::Hardware(_) => "HARDWARE",
+        }
+    }
+
+    /// How long the caller should wait before retrying, for the retryable
+    /// errors ([`BoardError::RateLimited`], [`BoardError::Busy`]).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            BoardError::RateLimited { retry_after_ms, .. }
+            | BoardError::Busy { retry_after_ms, .. } => Some(*retry_after_ms),
+            _ => None,
+        }
+    }
+
+    /// The [`BoardError::OutOfRange`] of a pulse length outside
+    /// 1..=[`crate::limits::MAX_PULSE_MS`]; `value` is the length as given.
+    pub fn pulse_out_of_range(value: impl Into<String>) -> Self {
+        BoardError::OutOfRange {
+            field: "ms",
+            value: value.into(),
+            range: "1..=20000 (integer)",
         }
     }
 
@@ -178,6 +214,9 @@ impl BoardError {
         }
     }
 }
+
+// The range text of `pulse_out_of_range` names this limit.
+const _: () = assert!(crate::limits::MAX_PULSE_MS == 20_000);
 
 /// A specific problem with a board profile or the `[board]` config section.
 #[derive(Debug, Error, PartialEq)]

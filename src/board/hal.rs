@@ -1,7 +1,7 @@
 //! The hardware seam: the [`Board`] trait and the small value types it speaks.
 //!
 //! Backends work in BCM pin numbers and levels; names, polarity, rate limits
-//! and approvals live above this trait (in [`crate::board::node`]).
+//! and approvals live above this trait (in [`crate::board::devices`]).
 
 use std::fmt;
 use std::io;
@@ -401,7 +401,8 @@ pub fn i2c_error<E: embedded_hal::i2c::Error>(bus: u8, address: u16, e: E) -> Bo
 ///
 /// Implementations: [`crate::board::sim::SimBoard`] everywhere and
 /// `RppalBoard` on Linux ARM. Methods are synchronous and may block briefly
-/// (I2C, file reads); callers in async code run them on the blocking pool.
+/// (I2C, file reads); async callers run them on the board's own threads
+/// ([`crate::board::worker`]).
 pub trait Board: Send + Sync + 'static {
     /// Backend name: `sim` or `rppal`.
     fn backend(&self) -> &'static str;

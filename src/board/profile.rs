@@ -192,7 +192,7 @@ pub struct DeviceSpec {
     pub name: String,
     /// What the device is.
     pub kind: Option<DeviceKindName>,
-    /// Free text shown in `sensors.list` / `board.info`.
+    /// Free text shown with the device in the board's info and sensor list.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
     /// BCM pin (output, input, pwm).
@@ -373,7 +373,7 @@ impl DeviceKind {
         }
     }
 
-    /// Whether this is a sensor (readable with `sensors.read`).
+    /// Whether this is a sensor (readable as one).
     pub fn is_sensor(&self) -> bool {
         !matches!(
             self,

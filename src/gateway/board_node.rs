@@ -1,5 +1,5 @@
 //! The gateway's own board as a node (`gatewayLocal: true`): commands run
-//! in-process on the [`LocalBoardNode`]; writes to `confirm = true` outputs
+//! in-process through [`BoardCommands`]; writes to `confirm = true` outputs
 //! wait for an operator's approval first; edge events are published as
 //! `node.event`.
 
@@ -11,20 +11,21 @@ use serde_json::{Value, json};
 use super::Shared;
 use super::approvals::Decision;
 use super::local_node::{BoxFuture, LocalNode};
-use crate::board::{BoardError, LocalBoardNode};
+use crate::board::BoardError;
 use crate::ids;
+use crate::node::BoardCommands;
 use crate::protocol::error::{ErrorShape, codes};
 
 /// The board wrapped as a node.
 pub struct BoardNode {
-    board: Arc<LocalBoardNode>,
+    board: Arc<BoardCommands>,
     node_id: String,
     name: String,
 }
 
 impl BoardNode {
     /// Wrap `board` under the gateway's device id.
-    pub fn new(board: Arc<LocalBoardNode>, node_id: String, name: String) -> Self {
+    pub fn new(board: Arc<BoardCommands>, node_id: String, name: String) -> Self {
         Self {
             board,
             node_id,
@@ -36,12 +37,12 @@ impl BoardNode {
 /// A board error as the protocol error the caller sees.
 pub fn board_error(node_id: &str, e: &BoardError) -> ErrorShape {
     let details = json!({"code": e.code(), "nodeId": node_id, "nodeError": {"code": e.code(), "message": e.to_string()}});
+    if let Some(retry_after_ms) = e.retry_after_ms() {
+        return ErrorShape::new(codes::UNAVAILABLE, e.to_string())
+            .with_details(details)
+            .retry_after(retry_after_ms);
+    }
     match e {
-        BoardError::RateLimited { retry_after_ms, .. } => {
-            ErrorShape::new(codes::UNAVAILABLE, e.to_string())
-                .with_details(details)
-                .retry_after(*retry_after_ms)
-        }
         BoardError::Hardware(_) | BoardError::I2cNack { .. } | BoardError::SensorMissing { .. } => {
             ErrorShape::new(codes::UNAVAILABLE, e.to_string()).with_details(details)
         }
@@ -150,7 +151,7 @@ impl LocalNode for BoardNode {
 }
 
 /// Publish the board's edge events (motion, buttons) as `node.event`.
-pub async fn publish_edges(board: Arc<LocalBoardNode>, node_id: String, shared: Arc<Shared>) {
+pub async fn publish_edges(board: Arc<BoardCommands>, node_id: String, shared: Arc<Shared>) {
     let Some(mut events) = board.take_events() else {
         return;
     };

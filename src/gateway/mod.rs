@@ -186,7 +186,7 @@ pub struct Shared {
     /// Approvals waiting for an operator.
     pub approvals: approvals::Approvals,
     /// The board (also reachable as `local_node`), for edge events and shutdown.
-    pub(crate) board: Option<Arc<crate::board::LocalBoardNode>>,
+    pub(crate) board: Option<Arc<crate::node::BoardCommands>>,
     /// Results of side-effecting requests, by idempotency key.
     pub idempotency: idempotency::Idempotency,
     /// Process start, for `uptimeMs`.
@@ -230,7 +230,7 @@ impl GatewayHandle {
     }
     /// The gateway's own board (for embedding and for tests driving the
     /// simulator).
-    pub fn board(&self) -> Option<Arc<crate::board::LocalBoardNode>> {
+    pub fn board(&self) -> Option<Arc<crate::node::BoardCommands>> {
         self.0.board.clone()
     }
     /// The gateway's shared state (for tests and embedding).

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use super::board_commands::BoardCommands;
 use super::host::{CommandHandler, HandlerError, HandlerFuture};
-use crate::board::LocalBoardNode;
 
 /// Serves the board's commands to a remote gateway.
-pub struct BoardHandler(pub Arc<LocalBoardNode>);
+pub struct BoardHandler(pub Arc<BoardCommands>);
 
 impl CommandHandler for BoardHandler {
     fn commands(&self) -> Vec<String> {

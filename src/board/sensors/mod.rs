@@ -11,4 +11,7 @@ pub mod reading;
 pub mod sht31;
 pub mod soc;
 
-pub use reading::{Quantity, Reading, SensorState, read_named, read_sensor};
+pub use reading::{
+    Quantity, Reading, ReadingValue, SensorState, ThrottleDetail, ThrottleState, read_named,
+    read_sensor,
+};

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
+use super::soc::Throttled;
 use super::{bme280, dht22, ds18b20, sht31, soc};
 use crate::board::error::BoardError;
 use crate::board::hal::{Board, now_ms};
@@ -20,16 +20,25 @@ pub struct Quantity {
     pub unit: &'static str,
 }
 
-/// The answer of `sensors.read`: `{name, value, unit, ts}` plus, for
-/// multi-quantity sensors, `readings` (quantity → `{value, unit}`; the first
-/// quantity is repeated in `value`/`unit`), and `detail` for structured
-/// extras (throttling flags, an unknown state).
+/// The primary value of a [`Reading`] (a plain number when serialized).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ReadingValue {
+    /// A measurement in the reading's unit.
+    Measured(f64),
+    /// Raw flag bits (the firmware's throttling flags).
+    Flags(u32),
+}
+
+/// One read of a sensor: `{name, value, unit, ts}` plus, for multi-quantity
+/// sensors, `readings` (quantity → `{value, unit}`; the first quantity is
+/// repeated in `value`/`unit`), and `detail` for the throttling state.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reading {
     /// Device name.
     pub name: String,
-    /// The primary value; `null` when the state is unknown.
-    pub value: Value,
+    /// The primary value; `None` (`null`) when the state is unknown.
+    pub value: Option<ReadingValue>,
     /// Unit of `value`.
     pub unit: &'static str,
     /// Time of the measurement, ms since the Unix epoch.
@@ -37,9 +46,42 @@ pub struct Reading {
     /// All quantities, for multi-quantity sensors.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub readings: Option<BTreeMap<&'static str, Quantity>>,
-    /// Structured extras.
+    /// The throttling state, for the `throttled` sensor.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<Value>,
+    pub detail: Option<ThrottleDetail>,
+}
+
+/// What the firmware says about throttling, in one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThrottleState {
+    /// No throttling, capping or under-voltage right now.
+    Ok,
+    /// Something limits the SoC right now (see the flags).
+    Throttled,
+    /// Only the under-voltage alarm is known, and it is set.
+    UnderVoltage,
+    /// The flags are not available on this board or kernel.
+    Unknown,
+}
+
+/// The structured part of a `throttled` reading.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ThrottleDetail {
+    /// The state in one word.
+    pub state: ThrottleState,
+    /// The decoded flags, when `get_throttled` was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flags: Option<Throttled>,
+    /// The hwmon under-voltage alarm, when only that is known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub under_voltage: Option<bool>,
+    /// Where the state was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Why the flags are unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// The quantities a sensor kind reports, first = primary.
@@ -99,8 +141,8 @@ fn multi(name: &str, ts: u64, qs: &[(&'static str, f64, &'static str)]) -> Readi
         .collect();
     let (first_v, first_u) = qs
         .first()
-        .map(|(_, v, u)| (json!(round3(*v)), *u))
-        .unwrap_or((Value::Null, ""));
+        .map(|(_, v, u)| (Some(ReadingValue::Measured(round3(*v))), *u))
+        .unwrap_or((None, ""));
     Reading {
         name: name.to_string(),
         value: first_v,
@@ -111,8 +153,8 @@ fn multi(name: &str, ts: u64, qs: &[(&'static str, f64, &'static str)]) -> Readi
     }
 }
 
-/// Reads one sensor device. Blocking (file and bus I/O): call it on the
-/// blocking pool from async code.
+/// Reads one sensor device. Blocking (file and bus I/O): async code runs it
+/// on the board's sensor thread ([`crate::board::worker`]).
 pub fn read_sensor(
     board: &dyn Board,
     device: &Device,
@@ -142,15 +184,21 @@ pub fn read_sensor(
                     let t = soc::parse_throttled(&text)?;
                     Reading {
                         name: name.to_string(),
-                        value: json!(t.bits),
+                        value: Some(ReadingValue::Flags(t.bits)),
                         unit: "flags",
                         ts: now_ms(),
                         readings: None,
-                        detail: Some(json!({
-                            "state": if t.any_now() { "throttled" } else { "ok" },
-                            "flags": t,
-                            "source": source,
-                        })),
+                        detail: Some(ThrottleDetail {
+                            state: if t.any_now() {
+                                ThrottleState::Throttled
+                            } else {
+                                ThrottleState::Ok
+                            },
+                            flags: Some(t),
+                            under_voltage: None,
+                            source: Some(source),
+                            reason: None,
+                        }),
                     }
                 }
                 // Missing file = unknown (firmware driver absent), never
@@ -158,20 +206,32 @@ pub fn read_sensor(
                 None => {
                     let alarm = if *search { rpi_volt_alarm(board) } else { None };
                     let detail = match alarm {
-                        Some(under_voltage) => json!({
-                            "state": if under_voltage { "under_voltage" } else { "unknown" },
-                            "under_voltage": under_voltage,
-                            "source": "hwmon rpi_volt in0_lcrit_alarm",
-                            "reason": "get_throttled not available; only the current under-voltage alarm is known",
-                        }),
-                        None => json!({
-                            "state": "unknown",
-                            "reason": format!("{path} does not exist (not a Raspberry Pi, or the firmware driver does not expose it)"),
-                        }),
+                        Some(under_voltage) => ThrottleDetail {
+                            state: if under_voltage {
+                                ThrottleState::UnderVoltage
+                            } else {
+                                ThrottleState::Unknown
+                            },
+                            flags: None,
+                            under_voltage: Some(under_voltage),
+                            source: Some("hwmon rpi_volt in0_lcrit_alarm".into()),
+                            reason: Some(
+                                "get_throttled not available; only the current under-voltage alarm is known".into(),
+                            ),
+                        },
+                        None => ThrottleDetail {
+                            state: ThrottleState::Unknown,
+                            flags: None,
+                            under_voltage: None,
+                            source: None,
+                            reason: Some(format!(
+                                "{path} does not exist (not a Raspberry Pi, or the firmware driver does not expose it)"
+                            )),
+                        },
                     };
                     Reading {
                         name: name.to_string(),
-                        value: Value::Null,
+                        value: None,
                         unit: "flags",
                         ts: now_ms(),
                         readings: None,
