@@ -24,8 +24,10 @@ use std::net::{SocketAddr, TcpListener as StdListener, TcpStream as StdStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ed25519_dalek::SigningKey;
 use futures_util::{SinkExt, StreamExt};
+use pinclaw::client::{ClientOptions, connect_params};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
@@ -105,6 +107,26 @@ struct RunArgs {
     /// Label for the table.
     #[arg(long, default_value = "gateway")]
     label: String,
+    /// Device identity of the idle connections: none, paired (each proves a
+    /// key paired before the level is measured) or new (each is a device
+    /// paired while measuring).
+    #[arg(long, value_enum, default_value_t = Identity::None)]
+    identity: Identity,
+}
+
+/// How the idle connections identify themselves.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Identity {
+    /// Token only (like OpenClaw's CLI on loopback).
+    None,
+    /// An Ed25519 identity paired before the measurement.
+    Paired,
+    /// A new Ed25519 identity, paired during the measurement.
+    New,
+}
+
+fn new_key() -> SigningKey {
+    SigningKey::from_bytes(&pinclaw::ids::random_bytes::<32>())
 }
 
 fn main() -> std::process::ExitCode {
@@ -347,23 +369,33 @@ struct Conn {
 impl Conn {
     /// Opens a socket, waits for `connect.challenge`, sends `connect`, waits for hello-ok.
     async fn open(url: &str, token: &str) -> Result<Conn> {
+        Conn::open_as(url, token, None).await
+    }
+
+    /// Like [`Conn::open`], proving the Ed25519 identity `device` when given
+    /// (a new key is paired silently on loopback; a known one reconnects).
+    async fn open_as(url: &str, token: &str, device: Option<&SigningKey>) -> Result<Conn> {
         let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await?;
         let mut conn = Conn { ws, next_id: 0 };
-        loop {
+        let challenge = loop {
             let v = conn.next_json().await?;
             if v["type"] == "event" && v["event"] == "connect.challenge" {
-                break;
+                break v;
             }
-        }
-        let params = json!({
-            "minProtocol": 4,
-            "maxProtocol": 4,
-            "client": {"id": "cli", "mode": "cli", "version": "pinclaw-bench-1", "platform": "linux"},
-            "role": "operator",
-            "scopes": ["operator.read", "operator.write", "operator.admin"],
-            "caps": [],
-            "auth": {"token": token},
-        });
+        };
+        let options = ClientOptions {
+            token: Some(token.to_owned()),
+            scopes: vec![
+                "operator.read".into(),
+                "operator.write".into(),
+                "operator.admin".into(),
+            ],
+            device: device.cloned(),
+            ..ClientOptions::default()
+        };
+        let nonce = challenge["payload"]["nonce"].as_str().unwrap_or("");
+        let ts = challenge["payload"]["ts"].as_i64().unwrap_or(0);
+        let params = connect_params(&options, nonce, ts);
         let hello = conn.request("connect", params).await?;
         if hello.0["ok"] != true {
             return Err(format!("connect refused: {}", hello.0["error"]).into());
@@ -722,11 +754,39 @@ async fn run(a: RunArgs) -> Result<()> {
     levels.sort_unstable();
     let mut holders: Vec<mpsc::Sender<Probe>> = Vec::new();
     let base = pid.and_then(mem);
+    let mut keys: Vec<SigningKey> = Vec::new();
+    let mut base = base;
     for level in levels {
+        if a.identity == Identity::Paired {
+            // Pair the identities first (connect once, close), so the level
+            // measures known devices reconnecting.
+            while keys.len() < level {
+                let key = new_key();
+                let c = Conn::open_as(&a.url, &a.token, Some(&key)).await?;
+                let mut ws = c.ws;
+                let _ = ws.close(None).await;
+                while let Some(Ok(_)) = ws.next().await {}
+                keys.push(key);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            if holders.is_empty() {
+                base = pid.and_then(mem);
+            }
+        }
         let t = Instant::now();
         while holders.len() < level {
             let k = a.batch.max(1).min(level - holders.len());
-            let opens = (0..k).map(|_| Conn::open(&a.url, &a.token));
+            let first = holders.len();
+            let chosen: Vec<Option<SigningKey>> = (first..first + k)
+                .map(|i| match a.identity {
+                    Identity::None => None,
+                    Identity::Paired => keys.get(i).cloned(),
+                    Identity::New => Some(new_key()),
+                })
+                .collect();
+            let opens = chosen
+                .iter()
+                .map(|key| Conn::open_as(&a.url, &a.token, key.as_ref()));
             for r in futures_util::future::join_all(opens).await {
                 let c = r.map_err(|e| format!("opening connection #{}: {e}", holders.len() + 1))?;
                 let (tx, rx) = mpsc::channel(1);
@@ -755,7 +815,12 @@ async fn run(a: RunArgs) -> Result<()> {
                 m.threads
             );
         }
-        table.push((format!("RSS with {level} idle connections"), cell));
+        let kind = match a.identity {
+            Identity::None => "",
+            Identity::Paired => " (paired device identities)",
+            Identity::New => " (each a newly paired device)",
+        };
+        table.push((format!("RSS with {level} idle connections{kind}"), cell));
     }
     drop(holders);
     tokio::time::sleep(Duration::from_millis(500)).await;

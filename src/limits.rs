@@ -42,9 +42,10 @@ pub const SOCKET_SEND_BUFFER_BYTES: u32 = 128 * 1024;
 /// Pending connections the kernel queues before `accept`.
 pub const LISTEN_BACKLOG: u32 = 1024;
 
-/// Size of tungstenite's read buffer per connection. The default (128 KiB)
-/// would cost ~130 KB per idle socket; 4 KiB costs ~6 KB.
-pub const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Initial size of tungstenite's read buffer per connection (it grows for a
+/// larger frame). The default (128 KiB) would cost ~130 KB per idle socket;
+/// requests are a few hundred bytes, so 1 KiB is enough.
+pub const WS_READ_BUFFER_BYTES: usize = 1024;
 
 /// Bytes tungstenite batches before writing to the socket.
 pub const WS_WRITE_BUFFER_BYTES: usize = 0;

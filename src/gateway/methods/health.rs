@@ -1,43 +1,159 @@
 //! `health`, `status`, `system-presence` and `gateway.identity.get`.
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::super::Shared;
 use super::{Call, Reply};
 use crate::ids;
+use crate::protocol::error::ErrorShape;
+use crate::protocol::frames::Payload;
 use crate::protocol::scopes;
 
-/// The health snapshot (`health` method, `health` event, hello-ok snapshot).
-pub fn health_snapshot(shared: &Shared) -> Value {
+/// `{}` in a typed snapshot.
+#[derive(Serialize)]
+struct EmptyObject {}
+
+/// `[]` in a typed snapshot.
+const NONE: [(); 0] = [];
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Plugins {
+    loaded: [(); 0],
+    errors: [(); 0],
+    unavailable: [(); 0],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ConfigReload {
+    hot_reload_status: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Heartbeat {
+    enabled: bool,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct SessionCount {
+    count: usize,
+    recent: [(); 0],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AgentHealth {
+    agent_id: &'static str,
+    is_default: bool,
+    heartbeat: Heartbeat,
+    sessions: SessionCount,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Connections {
+    operators: usize,
+    nodes: usize,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ModelRuntime {
+    degraded: bool,
+    pending_agents: [(); 0],
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct EventLoop {
+    degraded: bool,
+    reasons: [(); 0],
+}
+
+/// The health snapshot, as OpenClaw shapes it: typed, so the `health`
+/// method serializes it directly instead of building a value tree.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthSnapshot {
+    ok: bool,
+    ts: i64,
+    duration_ms: u64,
+    uptime_ms: u64,
+    version: &'static str,
+    plugins: Plugins,
+    config_reload: ConfigReload,
+    channels: EmptyObject,
+    channel_order: [(); 0],
+    channel_labels: EmptyObject,
+    heartbeat_seconds: u64,
+    default_agent_id: &'static str,
+    agents: [AgentHealth; 1],
+    sessions: SessionCount,
+    connections: Connections,
+    providers: Option<crate::provider::ProviderHealth>,
+    model_runtime: ModelRuntime,
+    event_loop: EventLoop,
+}
+
+fn snapshot(shared: &Shared) -> HealthSnapshot {
     let (operators, nodes) = shared.bus.counts();
     let providers = shared.providers.as_ref().map(|p| p.health());
     let degraded = providers.as_ref().is_some_and(|h| h.available == 0);
-    json!({
-        "ok": true,
-        "ts": ids::now_ms(),
-        "durationMs": 0,
-        "uptimeMs": shared.started.elapsed().as_millis() as u64,
-        "version": env!("CARGO_PKG_VERSION"),
-        "plugins": {"loaded": [], "errors": [], "unavailable": []},
-        "configReload": {"hotReloadStatus": "disabled"},
-        "channels": {},
-        "channelOrder": [],
-        "channelLabels": {},
-        "heartbeatSeconds": 0,
-        "defaultAgentId": "main",
-        "agents": [{"agentId": "main", "isDefault": true, "heartbeat": {"enabled": false},
-                    "sessions": {"count": 0, "recent": []}}],
-        "sessions": {"count": 0, "recent": []},
-        "connections": {"operators": operators, "nodes": nodes},
-        "providers": providers.map(|h| serde_json::to_value(h).unwrap_or(Value::Null)),
-        "modelRuntime": {"degraded": degraded, "pendingAgents": []},
-        "eventLoop": {"degraded": false, "reasons": []},
-    })
+    let sessions = || SessionCount {
+        count: 0,
+        recent: NONE,
+    };
+    HealthSnapshot {
+        ok: true,
+        ts: ids::now_ms(),
+        duration_ms: 0,
+        uptime_ms: shared.started.elapsed().as_millis() as u64,
+        version: env!("CARGO_PKG_VERSION"),
+        plugins: Plugins {
+            loaded: NONE,
+            errors: NONE,
+            unavailable: NONE,
+        },
+        config_reload: ConfigReload {
+            hot_reload_status: "disabled",
+        },
+        channels: EmptyObject {},
+        channel_order: NONE,
+        channel_labels: EmptyObject {},
+        heartbeat_seconds: 0,
+        default_agent_id: "main",
+        agents: [AgentHealth {
+            agent_id: "main",
+            is_default: true,
+            heartbeat: Heartbeat { enabled: false },
+            sessions: sessions(),
+        }],
+        sessions: sessions(),
+        connections: Connections { operators, nodes },
+        providers,
+        model_runtime: ModelRuntime {
+            degraded,
+            pending_agents: NONE,
+        },
+        event_loop: EventLoop {
+            degraded: false,
+            reasons: NONE,
+        },
+    }
 }
 
-/// `health`.
-pub async fn health(call: &Call, _params: Value) -> Reply {
-    Ok(health_snapshot(&call.shared))
+/// The health snapshot as a value (`health` event, hello-ok snapshot).
+pub fn health_snapshot(shared: &Shared) -> Value {
+    serde_json::to_value(snapshot(shared)).unwrap_or(Value::Null)
+}
+
+/// `health`: the snapshot, serialized straight to JSON text.
+pub async fn health(call: &Call, _params: Value) -> Result<Payload, ErrorShape> {
+    Ok(Payload::json(&snapshot(&call.shared)))
 }
 
 /// Resident set size of this process from /proc, in bytes.

@@ -25,7 +25,7 @@ use super::Shared;
 use super::bus::Conn;
 use crate::protocol::connect::Role;
 use crate::protocol::error::{ErrorShape, codes};
-use crate::protocol::frames::{self, RequestFrame};
+use crate::protocol::frames::{self, Payload, RequestFrame};
 use crate::protocol::scopes;
 
 pub use health::health_snapshot;
@@ -66,11 +66,15 @@ pub struct Call {
 /// A handler's answer: the response payload or error.
 pub type Reply = Result<Value, ErrorShape>;
 
+/// What a handler returns after the table's wrapper: a payload (a value or
+/// JSON text serialized already) or an error.
+pub type Answer = Result<Payload, ErrorShape>;
+
 /// A boxed handler future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A method handler.
-pub type Handler = for<'a> fn(&'a Call, Value) -> BoxFuture<'a, Reply>;
+pub type Handler = for<'a> fn(&'a Call, Value) -> BoxFuture<'a, Answer>;
 
 /// One served method.
 pub struct Method {
@@ -84,7 +88,8 @@ pub struct Method {
     pub handler: Handler,
 }
 
-/// A table entry from an `async fn(&Call, Value) -> Reply`.
+/// A table entry from an `async fn(&Call, Value) -> Result<T, ErrorShape>`
+/// where `T` is a [`Value`] or a [`Payload`].
 macro_rules! method {
     ($name:literal, $access:expr, $run:ident, $handler:path) => {
         Method {
@@ -92,8 +97,8 @@ macro_rules! method {
             access: $access,
             run: Run::$run,
             handler: {
-                fn handler(call: &Call, params: Value) -> BoxFuture<'_, Reply> {
-                    Box::pin($handler(call, params))
+                fn handler(call: &Call, params: Value) -> BoxFuture<'_, Answer> {
+                    Box::pin(async move { $handler(call, params).await.map(Payload::from) })
                 }
                 handler
             },
@@ -379,7 +384,7 @@ pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -
         },
     };
     match result {
-        Ok(payload) => frames::response_ok(&req.id, &payload),
+        Ok(payload) => frames::response_payload(&req.id, &payload),
         Err(error) => frames::response_err(&req.id, &error),
     }
 }
