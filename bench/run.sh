@@ -137,6 +137,65 @@ stop_ms=$(stop_pid "$GW_PID")
 wait "$GW_PID" && gw_rc=0 || gw_rc=$?
 echo "pinclaw: SIGTERM -> exit $gw_rc in $stop_ms ms"
 
+# start_gateway NAME [ENV...]: start pinclaw with extra environment on a fresh state
+# dir; sets GW_PID and URL.
+start_gateway() {
+  local name=$1
+  shift
+  : >"$tmp/$name.out"
+  env "$@" "$BIN" "${GW_ARGS[@]}" --port 0 --state-dir "$tmp/state-$name" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  GW_PID=$!
+  PIDS+=("$GW_PID")
+  URL=""
+  for ((i = 0; i < 600; i++)); do
+    URL=$(sed -n 's/^pinclaw gateway ready at \(ws:\/\/[^ ]*\).*/\1/p' "$tmp/$name.out" | head -n 1)
+    [ -n "$URL" ] && break
+    alive "$GW_PID" || { echo "pinclaw exited early:"; cat "$tmp/$name.err"; exit 1; }
+    sleep 0.05
+  done
+  [ -n "$URL" ] || { echo "pinclaw printed no ready line in 30 s"; exit 1; }
+  URL=${URL%/}
+  sleep 0.5
+}
+
+# ---------------------------------------------------------------- device identities
+# Idle connections that prove an Ed25519 identity: devices paired before the level, and
+# devices paired while it is measured (each a store write).
+ID_LEVEL=${LEVELS##*,}
+for idm in paired new; do
+  echo "==> $ID_LEVEL idle connections with device identities ($idm)"
+  start_gateway "id-$idm"
+  "$BENCH" run --url "$URL" --token "$TOKEN" --pid "$GW_PID" --n 100 --no-baseline --levels "$ID_LEVEL" \
+    --settle "$SETTLE" --identity "$idm" --label "pinclaw ($idm identities)" | tee "$tmp/id-$idm.txt"
+  stop_pid "$GW_PID" >/dev/null
+done
+
+# ---------------------------------------------------------------- a slow SD card
+# Every fsync delayed by an LD_PRELOAD shim (tests/support/fsync_delay.c): health on an
+# idle connection while another client sends chat.send at 10/s, and acks per second from
+# 32 clients back to back. Three passes per delay; medians reported.
+DISK=""
+if command -v cc >/dev/null && cc -shared -fPIC -O2 -o "$tmp/fsync_delay.so" tests/support/fsync_delay.c -ldl; then
+  DISK=1
+  for delay in 0 50; do
+    for pass in 1 2 3; do
+      echo "==> flush delay ${delay} ms, pass $pass"
+      start_gateway "disk-$delay-$pass" LD_PRELOAD="$tmp/fsync_delay.so" PINCLAW_FSYNC_DELAY_MS="$delay"
+      "$BENCH" disk --url "$URL" --token "$TOKEN" --secs "${BENCH_DISK_SECS:-10}" --clients 32 \
+        --label "flush$delay" | tee "$tmp/disk-$delay-$pass.txt"
+      stop_pid "$GW_PID" >/dev/null
+    done
+  done
+else
+  echo "==> no C compiler: the slow-disk figures are skipped"
+fi
+# med3 FIGURE PREFIX: "median (min–max)" of a figure over the three passes.
+med3() {
+  local v
+  v=$(for f in "$tmp/$2"-{1,2,3}.txt; do fig "$f" "$1"; done | sort -g | tr '\n' ' ')
+  awk '{printf "%s (%s–%s)", $2, $1, $3}' <<<"$v"
+}
+
 # ---------------------------------------------------------------- OpenClaw (optional)
 OC=""
 if ((WITH_OPENCLAW)); then
@@ -201,3 +260,13 @@ row "baseline echo server p50 / p99" "$(fig "$P" baseline_p50_ms) / $(fig "$P" b
 row "health p50 / baseline p50 (median of 3 passes)" "${RATIO_MEDIAN}x (${ratios% })" "$(ocv "$(fig "${OC:-/dev/null}" p50_ratio_vs_baseline)x (1 pass)")"
 row "RSS change over $CHURN connect/close cycles" "$(fig "$P" churn_rss_per_cycle_kb) KB/cycle" \
   "$(ocv "$(fig "${OC:-/dev/null}" churn_rss_per_cycle_kb) KB/cycle")"
+for idm in paired new; do
+  row "RSS with $ID_LEVEL idle connections, $idm identities" \
+    "$(mb "$(fig "$tmp/id-$idm.txt" "conns_${ID_LEVEL}_rss_kb")") ($(fig "$tmp/id-$idm.txt" "conns_${ID_LEVEL}_per_conn_kb") KB/conn)"
+done
+if [ -n "$DISK" ]; then
+  for delay in 0 50; do
+    row "health p99 while chat.send 10/s, ${delay} ms fsync" "$(med3 "flush${delay}_health_p99_ms" "disk-$delay") ms (p50 $(med3 "flush${delay}_health_p50_ms" "disk-$delay"))"
+    row "chat.send acks/s, 32 clients, ${delay} ms fsync" "$(med3 "flush${delay}_acks_per_s" "disk-$delay")"
+  done
+fi

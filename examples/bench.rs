@@ -50,6 +50,36 @@ enum Cmd {
     Ready(ReadyArgs),
     /// Measure a running gateway: idle RSS, health latency vs a baseline, RSS under idle connections.
     Run(RunArgs),
+    /// Under write load: `health` latency on an idle connection while another
+    /// sends `chat.send` at a steady rate, then acknowledged `chat.send`s per
+    /// second from several clients at once (run the gateway with the fsync
+    /// delay shim to see an SD card's flush).
+    Disk(DiskArgs),
+}
+
+#[derive(Args)]
+struct DiskArgs {
+    /// Gateway WebSocket URL.
+    #[arg(long)]
+    url: String,
+    /// Shared token.
+    #[arg(long, env = "PINCLAW_GATEWAY_TOKEN")]
+    token: String,
+    /// `chat.send` per second from the writing client.
+    #[arg(long, default_value_t = 10)]
+    rate: u32,
+    /// Seconds of the latency phase.
+    #[arg(long, default_value_t = 10)]
+    secs: u64,
+    /// Clients sending `chat.send` back to back in the throughput phase.
+    #[arg(long, default_value_t = 8)]
+    clients: usize,
+    /// Seconds of the throughput phase.
+    #[arg(long, default_value_t = 5)]
+    burst_secs: u64,
+    /// Label for the figures.
+    #[arg(long, default_value = "disk")]
+    label: String,
 }
 
 #[derive(Args)]
@@ -138,6 +168,11 @@ fn main() -> std::process::ExitCode {
             .build()
             .map_err(BoxError::from)
             .and_then(|rt| rt.block_on(run(a))),
+        Cmd::Disk(a) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(BoxError::from)
+            .and_then(|rt| rt.block_on(disk(a))),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -835,5 +870,95 @@ async fn run(a: RunArgs) -> Result<()> {
     for (k, v) in table {
         println!("| {k} | {v} |");
     }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ disk
+
+/// `chat.send` once, with a fresh idempotency key; returns the time to its ack.
+async fn chat_send(conn: &mut Conn, session: &str, n: u64) -> Result<Duration> {
+    let t = Instant::now();
+    let (v, _) = conn
+        .request(
+            "chat.send",
+            json!({"sessionKey": session, "message": format!("bench message {n}"),
+                   "idempotencyKey": format!("{}-{n}", pinclaw::ids::uuid_v4())}),
+        )
+        .await?;
+    if v["ok"] != true {
+        return Err(format!("chat.send failed: {}", v["error"]).into());
+    }
+    Ok(t.elapsed())
+}
+
+async fn disk(a: DiskArgs) -> Result<()> {
+    // Phase 1: health on an idle connection while another writes steadily.
+    let mut writer = Conn::open(&a.url, &a.token).await?;
+    let mut prober = Conn::open(&a.url, &a.token).await?;
+    let deadline = Instant::now() + Duration::from_secs(a.secs);
+    let period = Duration::from_secs_f64(1.0 / f64::from(a.rate.max(1)));
+    let write = async {
+        let mut acks = Vec::new();
+        let mut tick = tokio::time::interval(period);
+        let mut n = 0;
+        while Instant::now() < deadline {
+            tick.tick().await;
+            n += 1;
+            acks.push(chat_send(&mut writer, "bench-disk", n).await?);
+        }
+        Ok::<_, BoxError>(acks)
+    };
+    let probe = async {
+        let mut samples = Vec::new();
+        let t0 = Instant::now();
+        while Instant::now() < deadline {
+            let s = Instant::now();
+            prober.call("health").await?;
+            samples.push(s.elapsed());
+        }
+        Ok::<_, BoxError>((samples, t0.elapsed()))
+    };
+    let (acks, probed) = tokio::join!(write, probe);
+    let mut acks = acks?;
+    let (mut samples, wall) = probed?;
+    let h = stats(&mut samples, wall);
+    let ack = stats(&mut acks, Duration::from_secs(a.secs));
+    for (k, v) in [("p50", h.p50), ("p99", h.p99), ("max", h.max)] {
+        figure(&format!("{}_health_{k}_ms", a.label), format!("{v:.3}"));
+    }
+    for (k, v) in [("p50", ack.p50), ("p99", ack.p99)] {
+        figure(
+            &format!("{}_chat_send_ack_{k}_ms", a.label),
+            format!("{v:.3}"),
+        );
+    }
+    // Phase 2: acknowledged chat.send per second, clients back to back.
+    let mut clients = Vec::new();
+    for _ in 0..a.clients.max(1) {
+        clients.push(Conn::open(&a.url, &a.token).await?);
+    }
+    let deadline = Instant::now() + Duration::from_secs(a.burst_secs);
+    let t0 = Instant::now();
+    let runs = clients
+        .into_iter()
+        .enumerate()
+        .map(|(c, mut conn)| async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                n += 1;
+                chat_send(&mut conn, &format!("bench-burst-{c}"), n).await?;
+            }
+            Ok::<u64, BoxError>(n)
+        });
+    let mut total = 0;
+    for r in futures_util::future::join_all(runs).await {
+        total += r?;
+    }
+    let per_sec = total as f64 / t0.elapsed().as_secs_f64();
+    figure(&format!("{}_acks_per_s", a.label), format!("{per_sec:.0}"));
+    println!(
+        "| {} | health on an idle connection while chat.send runs at {}/s: p50 {:.3} · p99 {:.3} · max {:.2} ms; chat.send ack p50 {:.1} ms; {} clients back to back: {per_sec:.0} acks/s |",
+        a.label, a.rate, h.p50, h.p99, h.max, ack.p50, a.clients
+    );
     Ok(())
 }

@@ -59,6 +59,8 @@ pub struct ToolRegistry {
 impl ToolRegistry {
     /// The built-in tools.
     pub fn builtin(nodes: Option<Arc<dyn NodeAccess>>) -> Self {
+        // Read the time zone now, at start, not during a run.
+        let _ = local_zone();
         let mut tools: Vec<Arc<dyn Tool>> = vec![Arc::new(TimeTool)];
         if let Some(nodes) = nodes {
             tools.push(Arc::new(NodesTool { nodes }));
@@ -122,17 +124,22 @@ pub fn iso8601(ms: i64) -> String {
     )
 }
 
-fn local_zone() -> String {
-    std::env::var("TZ")
-        .ok()
-        .filter(|z| !z.is_empty())
-        .or_else(|| {
-            std::fs::read_to_string("/etc/timezone")
-                .ok()
-                .map(|z| z.trim().to_owned())
-        })
-        .filter(|z| !z.is_empty())
-        .unwrap_or_else(|| "UTC".into())
+/// The board's time zone: `$TZ`, else `/etc/timezone`, else UTC. Read once
+/// (the first `time` call), so later calls never touch the disk.
+fn local_zone() -> &'static str {
+    static ZONE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| {
+        std::env::var("TZ")
+            .ok()
+            .filter(|z| !z.is_empty())
+            .or_else(|| {
+                std::fs::read_to_string("/etc/timezone")
+                    .ok()
+                    .map(|z| z.trim().to_owned())
+            })
+            .filter(|z| !z.is_empty())
+            .unwrap_or_else(|| "UTC".into())
+    })
 }
 
 impl Tool for TimeTool {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::Shared;
-use super::methods::store_error;
+use super::errors::{invoke_error, store_error};
 use super::nodes::resolve_node;
 use crate::node::policy::{self, Refusal};
 use crate::node::{InvokeError, InvokeReply};
@@ -36,17 +36,6 @@ pub struct InvokeRequest {
     pub timeout: Duration,
     /// Passed to the node so it can recognise a retry.
     pub idempotency_key: String,
-}
-
-/// A registry failure as the error the caller sees.
-fn invoke_error(e: &InvokeError) -> ErrorShape {
-    let error = ErrorShape::new(codes::UNAVAILABLE, e.message()).with_details(
-        json!({"code": e.code(), "nodeError": {"code": e.code(), "message": e.message()}}),
-    );
-    match e {
-        InvokeError::Busy => error.retry_after(500),
-        _ => error,
-    }
 }
 
 fn refused(refusal: &Refusal, command: &str) -> ErrorShape {

@@ -16,6 +16,7 @@ pub mod auth;
 pub mod board_node;
 pub mod bus;
 mod conn;
+pub mod errors;
 pub mod events;
 pub mod handshake;
 pub mod http;

@@ -117,7 +117,7 @@ pub async fn on_connect(
             Ok((Some(record.clone()), (record, requested)))
         })
         .await
-        .map_err(super::methods::store_error)?;
+        .map_err(super::errors::store_error)?;
     shared
         .nodes
         .attach(info, conn.clone())
@@ -249,7 +249,7 @@ pub async fn resolve_node(shared: &Shared, reference: &str) -> Result<String, Er
         .store
         .node_records()
         .await
-        .map_err(super::methods::store_error)?;
+        .map_err(super::errors::store_error)?;
     let mut known: Vec<(String, Option<String>)> = records
         .iter()
         .map(|r| (r.node_id.clone(), r.name().map(str::to_owned)))
@@ -292,7 +292,7 @@ pub async fn list(shared: &Shared) -> Result<Value, ErrorShape> {
         .store
         .node_records()
         .await
-        .map_err(super::methods::store_error)?;
+        .map_err(super::errors::store_error)?;
     let mut nodes: Vec<Value> = Vec::new();
     if let Some(local) = &shared.local_node {
         nodes.push(local.entry());
@@ -318,7 +318,7 @@ pub async fn describe(shared: &Shared, reference: &str) -> Result<Value, ErrorSh
                 .store
                 .node_record(&node_id)
                 .await
-                .map_err(super::methods::store_error)?;
+                .map_err(super::errors::store_error)?;
             node_entry(shared, record.as_ref(), &node_id)
         }
     };

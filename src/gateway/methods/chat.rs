@@ -10,28 +10,15 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::super::Shared;
+use super::super::errors::submit_error;
 use super::{Call, Reply, parse, store_error};
 use crate::ids;
 use crate::limits;
 use crate::protocol::error::{ErrorShape, codes};
 use crate::protocol::frames;
 use crate::protocol::scopes;
-use crate::session::{
-    Accepted, QueueMode, RunRecord, RunStatus, Submission, SubmitError, Submitted, keys,
-};
+use crate::session::{Accepted, QueueMode, RunRecord, RunStatus, Submission, Submitted, keys};
 use crate::store::TranscriptEntry;
-
-/// A refused submission as the error a client sees.
-pub(super) fn submit_error(e: SubmitError) -> ErrorShape {
-    match e {
-        SubmitError::QueueFull(_) | SubmitError::Busy => {
-            ErrorShape::new(codes::UNAVAILABLE, e.to_string()).retry_after(1000)
-        }
-        SubmitError::KeyReused(_) => ErrorShape::invalid(e.to_string())
-            .with_details(json!({"code": "IDEMPOTENCY_KEY_REUSED"})),
-        SubmitError::Store(e) => store_error(e),
-    }
-}
 
 fn check_message(method: &str, message: &str) -> Result<(), ErrorShape> {
     if message.trim().is_empty() {

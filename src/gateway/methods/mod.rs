@@ -23,8 +23,9 @@ use serde_json::{Value, json};
 
 use super::Shared;
 use super::bus::Conn;
+pub(crate) use super::errors::store_error;
 use crate::protocol::connect::Role;
-use crate::protocol::error::{ErrorShape, codes};
+use crate::protocol::error::ErrorShape;
 use crate::protocol::frames::{self, Payload, RequestFrame};
 use crate::protocol::scopes;
 
@@ -397,18 +398,6 @@ pub(super) fn parse<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, ErrorShape> {
     let params = if params.is_null() { json!({}) } else { params };
     serde_json::from_value(params).map_err(|e| ErrorShape::invalid_params(method, e))
-}
-
-/// A store failure as the error a client sees: retryable `UNAVAILABLE` for
-/// transient ones (busy, a failed commit), otherwise the message.
-pub(crate) fn store_error(e: crate::store::StoreError) -> ErrorShape {
-    tracing::error!("state database: {e}");
-    let shape = ErrorShape::new(codes::UNAVAILABLE, format!("state database error: {e}"));
-    if e.is_transient() {
-        shape.retry_after(1000)
-    } else {
-        shape
-    }
 }
 
 #[cfg(test)]
