@@ -390,8 +390,9 @@ pub(crate) fn classify_stream_error(body: &ErrorBody) -> FailureKind {
     }
 }
 
-/// Classify a non-2xx response.
-pub(crate) fn classify_http(
+/// Classify a non-2xx response from its status, `content-type`, (capped)
+/// body and the retry hints already parsed from its headers.
+pub fn classify_http(
     status: u16,
     content_type: &str,
     body: &str,
@@ -441,8 +442,9 @@ pub(crate) fn classify_http(
 }
 
 /// Parse `retry-after-ms` (milliseconds, float) or `retry-after` (seconds,
-/// float, or an HTTP date), preferring the former.
-pub(crate) fn parse_retry_after(ms: Option<&str>, secs: Option<&str>) -> Option<Duration> {
+/// float, or an HTTP date), preferring the former. `None` when neither header
+/// holds a usable value.
+pub fn parse_retry_after(ms: Option<&str>, secs: Option<&str>) -> Option<Duration> {
     if let Some(v) = ms.and_then(|s| s.trim().parse::<f64>().ok())
         && v.is_finite()
         && v >= 0.0
