@@ -3,7 +3,8 @@
 //! The text parsers get the input as (lossy) text; DHT22's two files are the
 //! text before and after the first NUL. The bus decoders get the first bytes:
 //! SHT31 its 6-byte answer (also with correct CRCs, so that the conversion
-//! is reached), BME280 its two calibration blocks and its 8 data bytes.
+//! is reached), BME280 its two calibration blocks and its 8 data bytes
+//! (bytes 0..41), then three i32 ADC values (bytes 41..53).
 //! No parser may panic, and no accepted reading may be NaN, infinite or
 //! outside its sensor's range.
 
@@ -80,12 +81,31 @@ fuzz_target!(|data: &[u8]| {
             continue;
         };
         assert!((0..1 << 20).contains(&raw.adc_p) && (0..1 << 20).contains(&raw.adc_t));
-        if let Ok(m) = bme280::compensate(&raw, &cal) {
-            assert!(m.temperature_c().is_finite());
-            assert!(m.pressure_hpa().is_finite() && m.pressure_hpa() >= 0.0);
-            if let Some(h) = m.humidity_pct() {
-                assert!(h.is_finite() && (0.0..=100.0).contains(&h), "{h} %");
-            }
+        check_bme280(&raw, &cal);
+    }
+    // The compensation is public over any i32 ADC values, too.
+    let word = |i: usize| i32::from_le_bytes(bytes(data, 41 + 4 * i));
+    let raw = RawSample {
+        adc_p: word(0),
+        adc_t: word(1),
+        adc_h: Some(word(2)),
+    };
+    check_bme280(&raw, &cal);
+});
+
+fn check_bme280(raw: &RawSample, cal: &Calibration) {
+    // Each stage on its own (compensate stops at a pressure error before
+    // humidity), then the whole.
+    let (t_fine, _) = bme280::compensate_temperature(raw.adc_t, cal);
+    let _ = bme280::compensate_pressure(raw.adc_p, t_fine, cal);
+    if let Some(adc_h) = raw.adc_h {
+        assert!(bme280::compensate_humidity(adc_h, t_fine, cal) <= 100 << 10);
+    }
+    if let Ok(m) = bme280::compensate(raw, cal) {
+        assert!(m.temperature_c().is_finite());
+        assert!(m.pressure_hpa().is_finite() && m.pressure_hpa() >= 0.0);
+        if let Some(h) = m.humidity_pct() {
+            assert!(h.is_finite() && (0.0..=100.0).contains(&h), "{h} %");
         }
     }
-});
+}
