@@ -346,7 +346,8 @@ fn key_path_at(text: &str, offset: usize) -> String {
         .rev()
         .map(str::trim)
         .find(|l| l.starts_with('['))
-        .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+        .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_owned())
+        .filter(|t| !t.is_empty());
     let trimmed = line.trim();
     let key = if trimmed.starts_with('[') {
         Some(
@@ -359,7 +360,9 @@ fn key_path_at(text: &str, offset: usize) -> String {
         trimmed
             .split_once('=')
             .map(|(k, _)| k.trim().trim_matches('"').to_owned())
-    };
+    }
+    // `= 1` or `[]` names no key: fall back to the table or the document.
+    .filter(|k| !k.is_empty());
     match (table, key) {
         (_, Some(k)) if trimmed.starts_with('[') => k,
         (Some(t), Some(k)) => format!("{t}.{k}"),
@@ -431,6 +434,34 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(text.starts_with("t.toml:2:8: gateway.auth.mode:"), "{text}");
+    }
+
+    #[test]
+    fn a_line_without_a_key_names_its_table_or_the_document() {
+        // Found by fuzz/config_toml: these gave an empty key path
+        // ("t.toml:1:1: : …").
+        let text = |t: &str| parse(t).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            text(" = 1\n").starts_with("t.toml:1:"),
+            "{}",
+            text(" = 1\n")
+        );
+        assert!(
+            text(" = 1\n").contains(": (document): "),
+            "{}",
+            text(" = 1\n")
+        );
+        assert!(
+            text("[gateway]\n= 1\n").contains(": gateway: "),
+            "{}",
+            text("[gateway]\n= 1\n")
+        );
+        assert!(text("[]\n").contains(": (document): "), "{}", text("[]\n"));
+        let t = text("[\r\nport ]\n");
+        assert!(
+            t.starts_with("t.toml:") && t.contains(": (document): "),
+            "{t}"
+        );
     }
 
     #[test]

@@ -123,6 +123,13 @@ pub fn payload_v2(params: &ConnectParams, device_id: &str, signed_at: i64, nonce
     )
 }
 
+/// Whether `signed_at` is at most `skew_ms` away from `now_ms`, for any i64s
+/// (the client picks `signedAt`): the distance is taken without overflow, and
+/// a negative skew admits nothing.
+fn within_skew(now_ms: i64, signed_at: i64, skew_ms: i64) -> bool {
+    u64::try_from(skew_ms).is_ok_and(|skew| now_ms.abs_diff(signed_at) <= skew)
+}
+
 /// Verify a device proof against the challenge nonce and the current time.
 /// Returns the device id and raw public key on success.
 pub fn verify(
@@ -138,7 +145,7 @@ pub fn verify(
     if !proof.id.trim().eq_ignore_ascii_case(&device_id) {
         return Err(DeviceAuthError::DeviceIdMismatch);
     }
-    if (now_ms - proof.signed_at).abs() > skew_ms {
+    if !within_skew(now_ms, proof.signed_at, skew_ms) {
         return Err(DeviceAuthError::SignatureExpired);
     }
     let nonce = proof.nonce.as_deref().map(str::trim).unwrap_or("");
@@ -225,6 +232,36 @@ mod tests {
     fn reference_signatures_verify_v3_and_v2() {
         assert!(check(&vector_params(SIG3)).is_ok());
         assert!(check(&vector_params(SIG2)).is_ok());
+    }
+
+    #[test]
+    fn extreme_signed_at_is_expired_not_an_overflow() {
+        // A correctly signed proof whose signedAt the client chose.
+        let key = SigningKey::from_bytes(&[7u8; 32]);
+        let now = SIGNED_AT;
+        let signed = |signed_at: i64| {
+            let mut p = vector_params(SIG3);
+            let mut proof = p.device.take().unwrap_or_else(|| panic!("proof"));
+            let id = proof.id.clone();
+            proof.signed_at = signed_at;
+            let v3 = payload_v3(&p, &id, signed_at, NONCE);
+            proof.signature = encode_base64url(&key.sign(v3.as_bytes()).to_bytes());
+            verify(&p, &proof, NONCE, now, 120_000)
+        };
+        assert!(signed(now - 120_000).is_ok());
+        // `now - signedAt` overflowed here; with wrapping arithmetic (release
+        // builds) the second one wrapped to exactly i64::MIN, whose abs() is
+        // negative, so a signature from the far past passed the freshness check.
+        for signed_at in [i64::MIN, i64::MAX, now.wrapping_sub(i64::MIN), i64::MIN + 1] {
+            assert_eq!(
+                signed(signed_at).err(),
+                Some(DeviceAuthError::SignatureExpired),
+                "signedAt {signed_at}"
+            );
+        }
+        assert!(within_skew(i64::MAX, i64::MAX, 0));
+        assert!(!within_skew(i64::MAX, i64::MIN, i64::MAX));
+        assert!(!within_skew(0, 0, -1), "a negative skew admits nothing");
     }
 
     #[test]

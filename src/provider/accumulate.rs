@@ -31,21 +31,33 @@ pub(crate) fn sse_push<T: SseTurn>(
     if t.done() {
         return Ok(());
     }
-    let mut events = {
+    // A framing error still leaves the events completed before it in the
+    // buffer: handle them first, so the turn does not depend on how the body
+    // was split into pushes.
+    let (framed, mut events) = {
         let (sse, buf) = t.sse();
-        sse.push(bytes, buf)?;
-        std::mem::take(buf)
+        let framed = sse.push(bytes, buf);
+        (framed, std::mem::take(buf))
     };
+    let mut handled = Ok(());
     for ev in &events {
         if t.done() {
             break;
         }
-        t.on_sse_event(&ev.data, out)?;
+        handled = t.on_sse_event(&ev.data, out);
+        if handled.is_err() {
+            break;
+        }
     }
     // Keep the buffer's capacity for the next push.
     events.clear();
     *t.sse().1 = events;
-    Ok(())
+    handled?;
+    if t.done() {
+        // Bytes after the terminal marker are ignored, a framing error too.
+        return Ok(());
+    }
+    Ok(framed?)
 }
 
 /// [`TurnDecoder::finish`] for an [`SseTurn`]: a body that ends before the

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::limits::MAX_ERROR_MESSAGE_CHARS;
+use super::limits::{MAX_ERROR_MESSAGE_CHARS, MAX_RETRY_AFTER};
 use super::sse::DecodeError;
 
 /// What went wrong in one attempt, as far as failover cares.
@@ -390,8 +390,9 @@ pub(crate) fn classify_stream_error(body: &ErrorBody) -> FailureKind {
     }
 }
 
-/// Classify a non-2xx response.
-pub(crate) fn classify_http(
+/// Classify a non-2xx response from its status, `content-type`, (capped)
+/// body and the retry hints already parsed from its headers.
+pub fn classify_http(
     status: u16,
     content_type: &str,
     body: &str,
@@ -441,28 +442,41 @@ pub(crate) fn classify_http(
 }
 
 /// Parse `retry-after-ms` (milliseconds, float) or `retry-after` (seconds,
-/// float, or an HTTP date), preferring the former.
-pub(crate) fn parse_retry_after(ms: Option<&str>, secs: Option<&str>) -> Option<Duration> {
+/// float, or an HTTP date), preferring the former. `None` when neither header
+/// holds a usable value; a wait longer than [`MAX_RETRY_AFTER`] is cut to it.
+pub fn parse_retry_after(ms: Option<&str>, secs: Option<&str>) -> Option<Duration> {
     if let Some(v) = ms.and_then(|s| s.trim().parse::<f64>().ok())
         && v.is_finite()
         && v >= 0.0
     {
-        return Some(Duration::from_secs_f64(v / 1000.0));
+        return Some(capped_secs(v / 1000.0));
     }
     let s = secs?.trim();
     if let Ok(v) = s.parse::<f64>() {
-        return (v.is_finite() && v >= 0.0).then(|| Duration::from_secs_f64(v));
+        return (v.is_finite() && v >= 0.0).then(|| capped_secs(v));
     }
     let at = parse_http_date(s)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_secs();
-    Some(Duration::from_secs(at.saturating_sub(now)))
+    Some(Duration::from_secs(at.saturating_sub(now)).min(MAX_RETRY_AFTER))
+}
+
+/// A finite, non-negative number of seconds as a Duration of at most
+/// [`MAX_RETRY_AFTER`] (`Duration::from_secs_f64` panics past `u64::MAX` s).
+fn capped_secs(secs: f64) -> Duration {
+    if secs >= MAX_RETRY_AFTER.as_secs_f64() {
+        MAX_RETRY_AFTER
+    } else {
+        Duration::from_secs_f64(secs)
+    }
 }
 
 /// IMF-fixdate (`Wed, 21 Oct 2015 07:28:00 GMT`) to seconds since the epoch.
+/// Fields out of their calendar range (a 5-digit year, day 32, hour 24) make
+/// it `None`, so the arithmetic below cannot overflow.
 fn parse_http_date(s: &str) -> Option<u64> {
     let mut it = s.split_whitespace();
     let _weekday = it.next()?;
-    let day: u64 = it.next()?.parse().ok()?;
+    let day: i64 = it.next()?.parse().ok().filter(|d| (1..=31).contains(d))?;
     let month = match it.next()? {
         "Jan" => 1,
         "Feb" => 2,
@@ -478,15 +492,18 @@ fn parse_http_date(s: &str) -> Option<u64> {
         "Dec" => 12,
         _ => return None,
     };
-    let year: i64 = it.next()?.parse().ok()?;
+    let year: i64 = it.next()?.parse().ok().filter(|y| (0..=9999).contains(y))?;
     let mut hms = it.next()?.split(':').map(|p| p.parse::<u64>().ok());
     let (h, mi, se) = (hms.next()??, hms.next()??, hms.next()??);
+    if h > 23 || mi > 59 || se > 60 {
+        return None;
+    }
     // days from civil (Howard Hinnant)
     let y = if month <= 2 { year - 1 } else { year };
     let era = y.div_euclid(400);
     let yoe = y - era * 400;
     let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
+    let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     u64::try_from(days)
@@ -520,6 +537,42 @@ mod tests {
         assert_eq!(
             parse_http_date("Wed, 21 Oct 2015 07:28:00 GMT"),
             Some(1_445_412_480)
+        );
+    }
+
+    #[test]
+    fn retry_after_out_of_range_is_capped_or_ignored() {
+        // Found by fuzz/provider_errors: these overflowed (HTTP date
+        // arithmetic) or panicked (Duration::from_secs_f64 past u64::MAX s),
+        // and a huge wait overflowed `Instant + cooldown` in failover.
+        let cap = Some(MAX_RETRY_AFTER);
+        assert_eq!(parse_retry_after(Some("1e300"), None), cap);
+        assert_eq!(parse_retry_after(None, Some("1e300")), cap);
+        assert_eq!(parse_retry_after(None, Some("1e19")), cap);
+        assert_eq!(
+            parse_retry_after(None, Some("Fri, 31 Dec 9999 23:59:59 GMT")),
+            cap
+        );
+        assert_eq!(
+            parse_retry_after(Some("2000"), None),
+            Some(Duration::from_secs(2))
+        );
+        for date in [
+            "Wed, 9618675685684069 Jan 0 00:00:00 GMT",
+            "Wed, 21 Oct 9223372036854775807 07:28:00 GMT",
+            "Wed, 21 Oct -9223372036854775808 07:28:00 GMT",
+            "Wed, 21 Oct 2015 18446744073709551615:00:00 GMT",
+            "Wed, 21 Oct 2015 07:18446744073709551615:00 GMT",
+            "Wed, 32 Oct 2015 07:28:00 GMT",
+            "Wed, 0 Oct 2015 07:28:00 GMT",
+            "Wed, 21 Oct 2015 24:00:00 GMT",
+        ] {
+            assert_eq!(parse_http_date(date), None, "{date}");
+            assert_eq!(parse_retry_after(None, Some(date)), None, "{date}");
+        }
+        assert_eq!(
+            parse_http_date("Fri, 31 Dec 9999 23:59:60 GMT"),
+            Some(253_402_300_800)
         );
     }
 

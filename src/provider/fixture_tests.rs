@@ -345,3 +345,65 @@ fn ollama_fixtures() {
     let (_, r) = decode_all_ways(&ollama, &body[..body.len() - 20]);
     assert!(matches!(r, Err(StreamFailure::Truncated { .. })), "{r:?}");
 }
+
+/// A framing error (an over-long line) in the same push as complete events:
+/// those events are still handled first, as they are when the body arrives in
+/// smaller pieces, and a framing error after the terminal marker is ignored.
+#[test]
+fn framing_error_after_events_gives_the_same_turn_whatever_the_split() {
+    let long = "x".repeat(super::limits::MAX_STREAM_LINE_BYTES + 1);
+    // (decoder, SSE framing?, an event with text, the terminal marker)
+    type Case = (
+        fn() -> Box<dyn TurnDecoder>,
+        bool,
+        &'static str,
+        &'static str,
+    );
+    let cases: [Case; 3] = [
+        (
+            openai,
+            true,
+            "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"hi\"}}]}\n\n",
+            "data: [DONE]\n\n",
+        ),
+        (
+            anthropic,
+            true,
+            "data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\n",
+            "data: {\"type\":\"message_stop\"}\n\n",
+        ),
+        (
+            ollama,
+            false,
+            "{\"message\":{\"content\":\"hi\"}}\n",
+            "{\"done\":true}\n",
+        ),
+    ];
+    for (mk, sse, event, terminal) in cases {
+        let head = if sse {
+            format!("data: {long}")
+        } else {
+            long.clone()
+        };
+        // Text, then a line over the cap: the text is forwarded, then the error.
+        let body = format!("{event}{head}\n");
+        let whole = run(&mk, &[body.as_bytes()]);
+        let split = run(&mk, &[event.as_bytes(), head.as_bytes(), b"\n"]);
+        assert_eq!(whole, split);
+        assert_eq!(whole.0, vec![text("hi")]);
+        assert!(
+            matches!(whole.1, Err(StreamFailure::LineTooLong(_))),
+            "{:?}",
+            whole.1
+        );
+        // The terminal marker, then a line over the cap: the turn is complete.
+        let body = format!("{event}{terminal}{head}\n");
+        let whole = run(&mk, &[body.as_bytes()]);
+        let split = run(
+            &mk,
+            &[format!("{event}{terminal}").as_bytes(), head.as_bytes()],
+        );
+        assert_eq!(whole, split);
+        assert!(whole.1.is_ok(), "{:?}", whole.1);
+    }
+}

@@ -82,6 +82,10 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(8);
 /// the candidate down until then and fails over at once instead of sleeping.
 pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(30);
 
+/// Longest `retry-after` / `retry-after-ms` honoured (a day); a longer one is
+/// cut to it, so no header can push a cooldown past what an `Instant` holds.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// Cooldown steps of a failing (provider, model): 1 min, 5 min, 25 min, then
 /// 1 h for every further failure.
 pub const COOLDOWN_STEPS: [Duration; 4] = [

@@ -164,17 +164,27 @@ impl TurnDecoder for OllamaDecoder {
         if self.done {
             return Ok(());
         }
-        self.lines.push(bytes, &mut self.buf)?;
-        let lines = std::mem::take(&mut self.buf);
+        // Lines completed before a framing error are handled first (see
+        // `sse_push`), and bytes after `"done":true` are ignored.
+        let framed = self.lines.push(bytes, &mut self.buf);
+        let mut lines = std::mem::take(&mut self.buf);
+        let mut handled = Ok(());
         for l in &lines {
             if self.done {
                 break;
             }
-            self.on_line(l, out)?;
+            handled = self.on_line(l, out);
+            if handled.is_err() {
+                break;
+            }
         }
+        lines.clear();
         self.buf = lines;
-        self.buf.clear();
-        Ok(())
+        handled?;
+        if self.done {
+            return Ok(());
+        }
+        Ok(framed?)
     }
 
     fn finish(&mut self, out: &mut Vec<StreamEvent>) -> Result<(), StreamFailure> {

@@ -214,7 +214,8 @@ pub fn compensate_temperature(adc_t: i32, c: &Calibration) -> (i32, i32) {
 }
 
 /// Datasheet `bmp280_compensate_P_int64`: pressure in Pa as Q24.8, or `None`
-/// when the calibration would divide by zero.
+/// when the calibration would divide by zero or the result does not fit (the
+/// last stage is checked: a divisor near zero makes it overflow even i128).
 pub fn compensate_pressure(adc_p: i32, t_fine: i32, c: &Calibration) -> Option<u32> {
     let mut var1: i128 = t_fine as i128 - 128_000;
     let mut var2: i128 = var1 * var1 * c.p6 as i128;
@@ -227,23 +228,27 @@ pub fn compensate_pressure(adc_p: i32, t_fine: i32, c: &Calibration) -> Option<u
     }
     let mut p: i128 = 1_048_576 - adc_p as i128;
     p = (((p << 31) - var2) * 3125) / var1;
-    let var1 = (c.p9 as i128 * (p >> 13) * (p >> 13)) >> 25;
+    let q = p >> 13;
+    let var1 = (c.p9 as i128).checked_mul(q)?.checked_mul(q)? >> 25;
     let var2 = (c.p8 as i128 * p) >> 19;
-    p = ((p + var1 + var2) >> 8) + ((c.p7 as i128) << 4);
+    p = (p.checked_add(var1)?.checked_add(var2)? >> 8) + ((c.p7 as i128) << 4);
     u32::try_from(p).ok()
 }
 
 /// Datasheet `bme280_compensate_H_int32`: %RH as Q22.10 (clamped to 0..=100 %).
+///
+/// In i128: with garbage calibration the product reaches 2^77 and its square
+/// step 2^125, past i64 (real chips stay far below both).
 pub fn compensate_humidity(adc_h: i32, t_fine: i32, c: &Calibration) -> u32 {
-    let adc_h = adc_h as i64;
-    let mut v: i64 = t_fine as i64 - 76_800;
-    v = (((adc_h << 14) - ((c.h4 as i64) << 20) - (c.h5 as i64 * v) + 16_384) >> 15)
-        * (((((((v * c.h6 as i64) >> 10) * (((v * c.h3 as i64) >> 11) + 32_768)) >> 10)
+    let adc_h = adc_h as i128;
+    let mut v: i128 = t_fine as i128 - 76_800;
+    v = (((adc_h << 14) - ((c.h4 as i128) << 20) - (c.h5 as i128 * v) + 16_384) >> 15)
+        * (((((((v * c.h6 as i128) >> 10) * (((v * c.h3 as i128) >> 11) + 32_768)) >> 10)
             + 2_097_152)
-            * c.h2 as i64
+            * c.h2 as i128
             + 8192)
             >> 14);
-    v -= ((((v >> 15) * (v >> 15)) >> 7) * c.h1 as i64) >> 4;
+    v -= ((((v >> 15) * (v >> 15)) >> 7) * c.h1 as i128) >> 4;
     v = v.clamp(0, 419_430_400);
     (v >> 12) as u32
 }
@@ -261,7 +266,9 @@ pub fn compensate(raw: &RawSample, c: &Calibration) -> Result<Measurement, Board
     let p =
         compensate_pressure(raw.adc_p, t_fine, c).ok_or_else(|| BoardError::InvalidReading {
             name: "bme280".into(),
-            detail: "calibration data invalid (pressure divisor is zero)".into(),
+            detail:
+                "calibration data invalid (pressure divisor is zero or the result is out of range)"
+                    .into(),
         })?;
     let h = match raw.adc_h {
         Some(0x8000) | None => None,
@@ -381,6 +388,97 @@ mod tests {
             h5: 50,
             h6: 30,
         }
+    }
+
+    /// Calibration registers (0x88..=0xA1, 0xE1..=0xE7) and data registers
+    /// (0xF7..=0xFE) in one dump, as fuzz/sensor_files reads them.
+    fn from_dump(dump: &[u8; 41]) -> (Calibration, RawSample) {
+        let mut b1 = [0u8; 26];
+        b1.copy_from_slice(&dump[..26]);
+        let mut b2 = [0u8; 7];
+        b2.copy_from_slice(&dump[26..33]);
+        let raw = RawSample::from_registers(&dump[33..]).unwrap_or_else(|e| panic!("{e}"));
+        (Calibration::from_registers(&b1, &b2), raw)
+    }
+
+    #[test]
+    fn garbage_calibration_cannot_overflow_humidity() {
+        // Register values reachable over the bus: t_fine = 4_194_144 and the
+        // extreme H2, H4, H5, H6 made the i64 humidity product ~2^47 and its
+        // square step overflow (a panic with overflow checks).
+        let c = Calibration {
+            t1: 65_535,
+            t2: i16::MIN,
+            t3: i16::MAX,
+            h1: 255,
+            h2: i16::MIN,
+            h3: 255,
+            h4: -2048,
+            h5: -2048,
+            h6: 127,
+            ..datasheet_cal()
+        };
+        let (t_fine, _) = compensate_temperature(0, &c);
+        assert_eq!(t_fine, 4_194_144);
+        assert!(compensate_humidity(65_535, t_fine, &c) <= 100 << 10);
+        // Any i32 inputs, too.
+        for (adc_h, t_fine) in [
+            (i32::MAX, i32::MAX),
+            (i32::MIN, i32::MIN),
+            (i32::MAX, i32::MIN),
+        ] {
+            assert!(compensate_humidity(adc_h, t_fine, &c) <= 100 << 10);
+        }
+        // The same through the registers (the fuzz seed bme280_humidity_overflow).
+        let (b1, b2) = c.to_registers();
+        let mut dump = [0u8; 41];
+        dump[..26].copy_from_slice(&b1);
+        dump[26..33].copy_from_slice(&b2);
+        dump[39..41].copy_from_slice(&[0xFF, 0xFF]);
+        let (c2, raw) = from_dump(&dump);
+        assert_eq!(c2, c);
+        assert_eq!(raw.adc_t, 0);
+        assert!(compensate_humidity(raw.adc_h.unwrap_or(0), t_fine, &c2) <= 100 << 10);
+    }
+
+    #[test]
+    fn pressure_divisor_near_zero_is_an_error_not_an_overflow() {
+        // Found by a search over register values: t_fine = 2_609_148 and P1..P3
+        // that cancel 2^47 leave a divisor of 1, and P9 · (p >> 13)^2
+        // overflowed i128 (a panic with overflow checks).
+        let c = Calibration {
+            t1: 0,
+            t2: 8002,
+            t3: i16::MAX,
+            p1: 65_535,
+            p2: 29_458,
+            p3: -18_302,
+            p4: i16::MIN,
+            p5: 0,
+            p6: i16::MAX,
+            p7: 0,
+            p8: 0,
+            p9: i16::MAX,
+            ..datasheet_cal()
+        };
+        let (t_fine, _) = compensate_temperature(0xFFFFF, &c);
+        assert_eq!(t_fine, 2_609_148);
+        assert_eq!(compensate_pressure(0, t_fine, &c), None);
+        let raw = RawSample {
+            adc_p: 0,
+            adc_t: 0xFFFFF,
+            adc_h: None,
+        };
+        assert!(matches!(
+            compensate(&raw, &c),
+            Err(BoardError::InvalidReading { .. })
+        ));
+        // The datasheet example still compensates to its known value.
+        let (t_fine, _) = compensate_temperature(519_888, &datasheet_cal());
+        assert_eq!(
+            compensate_pressure(415_148, t_fine, &datasheet_cal()),
+            Some(25_767_233)
+        );
     }
 
     #[test]
