@@ -87,6 +87,9 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError>
     let mut headers = [httparse::EMPTY_HEADER; limits::MAX_HTTP_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
+        Ok(httparse::Status::Complete(len)) if len > limits::MAX_HTTP_HEAD_BYTES => {
+            Err(HeadError::TooLarge)
+        }
         Ok(httparse::Status::Complete(len)) => {
             let head = RequestHead {
                 method: req.method.unwrap_or("").to_owned(),
