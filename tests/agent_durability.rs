@@ -13,33 +13,17 @@ use std::time::Duration;
 
 use agent_support::*;
 use fake_provider::FakeProvider;
-use pinclaw::client::{Client, ClientOptions};
+use pinclaw::client::Client;
 use serde_json::json;
 
 const TOKEN: &str = "kill-test-token-0123456789";
 
 fn fake_config(dir: &std::path::Path, fake: &FakeProvider) -> std::path::PathBuf {
-    process::write_config(
-        dir,
-        TOKEN,
-        &format!(
-            "[[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n[[providers.models]]\nid = \"m\"\n[agent]\nmodel = \"fake/m\"\ndebounce_ms = 50\n",
-            fake.base_url()
-        ),
-    )
+    process::write_fake_provider_config(dir, TOKEN, &fake.base_url(), "debounce_ms = 50")
 }
 
 async fn operator(url: &str) -> Client {
-    Client::connect(
-        url,
-        &ClientOptions {
-            token: Some(TOKEN.into()),
-            scopes: vec!["operator.write".into(), "operator.read".into()],
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    support::operator_at(url, TOKEN, &["operator.write", "operator.read"]).await
 }
 
 #[tokio::test]

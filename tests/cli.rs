@@ -1,10 +1,11 @@
 //! The `pinclaw` binary as a user runs it: first start, graceful stop,
 //! refusal to bind insecurely, `config check`, and `devices` commands.
 
+#[path = "support/process.rs"]
+mod process;
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -12,52 +13,14 @@ use support::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_pinclaw");
 
-/// A gateway process, killed on drop if still running.
-struct Proc {
-    child: Child,
-    url: String,
-    stdout_lines: Vec<String>,
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_gateway(state_dir: &std::path::Path, extra: &[&str]) -> Proc {
-    let mut child = Command::new(BIN)
-        .args(["gateway", "--port", "0", "--state-dir"])
-        .arg(state_dir)
-        .args(extra)
-        .env_remove("PINCLAW_GATEWAY_TOKEN")
-        .env_remove("PINCLAW_CONFIG")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn: {e}"));
-    let stdout = child.stdout.take().unwrap_or_else(|| panic!("stdout"));
-    let mut lines = Vec::new();
-    let mut url = String::new();
-    for line in BufReader::new(stdout).lines() {
-        let line = line.unwrap_or_default();
-        if let Some(rest) = line.strip_prefix("pinclaw gateway ready at ") {
-            url = rest.trim().to_owned();
-            lines.push(line);
-            break;
-        }
-        lines.push(line);
-    }
-    assert!(
-        url.starts_with("ws://127.0.0.1:"),
-        "no ready line in {lines:?}"
-    );
-    Proc {
-        child,
-        url,
-        stdout_lines: lines,
-    }
+fn spawn_gateway(state_dir: &std::path::Path, extra: &[&str]) -> process::GatewayProcess {
+    let mut args: Vec<&std::ffi::OsStr> = ["gateway", "--port", "0", "--state-dir"]
+        .iter()
+        .map(std::ffi::OsStr::new)
+        .collect();
+    args.push(state_dir.as_os_str());
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    process::start_args(&args, &[])
 }
 
 fn sigterm(pid: u32) {
@@ -97,7 +60,7 @@ async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
     );
 
     let started = Instant::now();
-    sigterm(gw.child.id());
+    gw.signal_term();
     let event = client
         .wait_event("shutdown", Duration::from_secs(5))
         .await
@@ -112,7 +75,7 @@ async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
         "{closed:?}"
     );
     let status = loop {
-        if let Ok(Some(status)) = gw.child.try_wait() {
+        if let Some(status) = gw.try_exit() {
             break status;
         }
         assert!(

@@ -88,22 +88,27 @@ async fn send(client: &mut Client, ledger: &Mutex<Ledger>, key: &str, mode: &str
     }
 }
 
+/// The keys client `c` sent that were never acknowledged.
+fn unacked(ledger: &Mutex<Ledger>, c: usize) -> Vec<String> {
+    let prefix = format!("c{c}-");
+    ledger
+        .lock()
+        .map(|l| {
+            l.sent
+                .keys()
+                .filter(|k| k.starts_with(&prefix) && !l.acked.contains(*k))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// One client until its socket dies: retries first, then new messages.
 async fn client_loop(url: String, c: usize, mode: &'static str, ledger: Arc<Mutex<Ledger>>) {
     let Some(mut client) = connect(&url).await else {
         return;
     };
-    let unacked: Vec<String> = ledger
-        .lock()
-        .map(|l| {
-            l.sent
-                .keys()
-                .filter(|k| k.starts_with(&format!("c{c}-")) && !l.acked.contains(*k))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    for key in unacked {
+    for key in unacked(&ledger, c) {
         if !send(&mut client, &ledger, &key, mode).await {
             return;
         }
@@ -170,13 +175,11 @@ async fn campaign(mode: &'static str, kills: usize, seed: u64) -> (usize, usize,
         "one two three four five",
         Duration::from_millis(15),
     ));
-    let config = process::write_config(
+    let config = process::write_fake_provider_config(
         dir.path(),
         TOKEN,
-        &format!(
-            "[[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n[[providers.models]]\nid = \"m\"\n[agent]\nmodel = \"fake/m\"\ndebounce_ms = 10\nqueue_cap = 8\n",
-            fake.base_url()
-        ),
+        &fake.base_url(),
+        "debounce_ms = 10\nqueue_cap = 8",
     );
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut rng = Lcg(seed);
@@ -196,17 +199,7 @@ async fn campaign(mode: &'static str, kills: usize, seed: u64) -> (usize, usize,
     let mut checker = connect(&gw.url).await.unwrap_or_else(|| panic!("connect"));
     for c in 0..CLIENTS {
         let mut client = connect(&gw.url).await.unwrap_or_else(|| panic!("connect"));
-        let unacked: Vec<String> = ledger
-            .lock()
-            .map(|l| {
-                l.sent
-                    .keys()
-                    .filter(|k| k.starts_with(&format!("c{c}-")) && !l.acked.contains(*k))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        for key in unacked {
+        for key in unacked(&ledger, c) {
             assert!(send(&mut client, &ledger, &key, mode).await, "retry failed");
         }
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use pinclaw::board::profile::DeviceKindName;
 use pinclaw::board::{DeviceSpec, Level};
-use pinclaw::client::{Client, ClientError, ClientOptions};
+use pinclaw::client::{Client, ClientError};
 use serde_json::json;
 use support::*;
 
@@ -25,16 +25,7 @@ fn with_heater(dir: &std::path::Path) -> pinclaw::gateway::GatewaySettings {
 }
 
 async fn writer(url: &str) -> Client {
-    Client::connect(
-        url,
-        &ClientOptions {
-            token: Some(TOKEN.into()),
-            scopes: vec!["operator.write".into()],
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    operator_at(url, TOKEN, &["operator.write"]).await
 }
 
 #[tokio::test]

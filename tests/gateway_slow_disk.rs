@@ -18,33 +18,22 @@ use std::time::{Duration, Instant};
 
 use agent_support::text_reply;
 use fake_provider::FakeProvider;
-use pinclaw::client::{Client, ClientOptions};
+use pinclaw::client::Client;
 use serde_json::json;
 
 const TOKEN: &str = "slow-disk-token-0123456789";
 
 fn config(dir: &std::path::Path, fake: &FakeProvider) -> std::path::PathBuf {
-    process::write_config(
+    process::write_fake_provider_config(
         dir,
         TOKEN,
-        &format!(
-            "[[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n[[providers.models]]\nid = \"m\"\n[agent]\nmodel = \"fake/m\"\ndebounce_ms = 20\nmax_concurrent = 8\n",
-            fake.base_url()
-        ),
+        &fake.base_url(),
+        "debounce_ms = 20\nmax_concurrent = 8",
     )
 }
 
 async fn operator(url: &str) -> Client {
-    Client::connect(
-        url,
-        &ClientOptions {
-            token: Some(TOKEN.into()),
-            scopes: vec!["operator.write".into(), "operator.read".into()],
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    support::operator_at(url, TOKEN, &["operator.write", "operator.read"]).await
 }
 
 /// The shim, or `None` after printing why this test cannot run here.

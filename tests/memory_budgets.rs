@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use agent_support::text_reply;
 use fake_provider::FakeProvider;
-use pinclaw::client::{Client, ClientOptions};
+use pinclaw::client::Client;
 use serde_json::json;
 
 /// Growth allowed over idle RSS after a flood of 900 KB results (the cache
@@ -33,16 +33,21 @@ const INVOKE_CEILING_KB: u64 = 32 * 1024;
 const TURNS_CEILING_KB: u64 = 16 * 1024;
 
 async fn admin(url: &str) -> Client {
-    Client::connect(
-        url,
-        &ClientOptions {
-            token: Some(support::TOKEN.into()),
-            scopes: vec!["operator.admin".into()],
-            ..ClientOptions::default()
-        },
-    )
-    .await
-    .unwrap_or_else(|e| panic!("{e}"))
+    support::operator_at(url, support::TOKEN, &["operator.admin"]).await
+}
+
+/// The `status` of the gateway, after asserting a cache stayed in budget.
+async fn assert_within_budget(op: &mut Client, cache: &str, budget: usize) -> serde_json::Value {
+    let status = op
+        .call("status", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let bytes = status["caches"][cache]["bytes"].as_u64();
+    assert!(
+        bytes.is_some_and(|b| b as usize <= budget),
+        "{cache} holds {bytes:?} bytes, over its {budget}"
+    );
+    status
 }
 
 #[tokio::test]
@@ -80,18 +85,15 @@ async fn large_node_results_do_not_pile_up_in_the_idempotency_cache() {
     }
     answering.await.unwrap_or_else(|e| panic!("{e}"));
     let after = gw.rss_kb();
-    let status = op
-        .call("status", json!({}))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let status = assert_within_budget(
+        &mut op,
+        "idempotency",
+        pinclaw::limits::IDEMPOTENCY_MAX_BYTES,
+    )
+    .await;
     println!(
         "300 invokes × 900 KB: RSS {idle} → {after} KiB; idempotency cache {}",
         status["caches"]["idempotency"]
-    );
-    assert!(
-        status["caches"]["idempotency"]["bytes"]
-            .as_u64()
-            .is_some_and(|b| b as usize <= pinclaw::limits::IDEMPOTENCY_MAX_BYTES)
     );
     assert!(
         after < idle + INVOKE_CEILING_KB,
@@ -115,13 +117,11 @@ async fn long_replies_do_not_pile_up_in_run_records() {
     // 60 KB in 600 chunks of 100 bytes.
     let words = vec!["x".repeat(99); 600].join(" ");
     fake.set_default(text_reply(&words, Duration::ZERO));
-    let config = process::write_config(
+    let config = process::write_fake_provider_config(
         dir.path(),
         support::TOKEN,
-        &format!(
-            "[[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n[[providers.models]]\nid = \"m\"\ncontext_window = 1000000\n[agent]\nmodel = \"fake/m\"\ndebounce_ms = 1\n",
-            fake.base_url()
-        ),
+        &fake.base_url(),
+        "debounce_ms = 1",
     );
     let gw = process::start(&config, &[]);
     let mut op = admin(&gw.url).await;
@@ -144,18 +144,15 @@ async fn long_replies_do_not_pile_up_in_run_records() {
         let _ = op.take_events();
     }
     let after = gw.rss_kb();
-    let status = op
-        .call("status", json!({}))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let status = assert_within_budget(
+        &mut op,
+        "runRecords",
+        pinclaw::limits::RUN_RECORDS_MAX_BYTES,
+    )
+    .await;
     println!(
         "300 turns × 60 KB replies: RSS {idle} → {after} KiB; run records {}",
         status["caches"]["runRecords"]
-    );
-    assert!(
-        status["caches"]["runRecords"]["bytes"]
-            .as_u64()
-            .is_some_and(|b| b as usize <= pinclaw::limits::RUN_RECORDS_MAX_BYTES)
     );
     assert!(
         after < idle + TURNS_CEILING_KB,

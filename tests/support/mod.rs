@@ -241,3 +241,18 @@ pub async fn paired_node(url: &str, admin: &mut Client, name: &str, commands: &[
         .unwrap_or_else(|e| panic!("{e}"));
     node
 }
+
+/// Connect an operator with `token` and `scopes` to the gateway at `url`
+/// (for tasks that do not hold a [`TestGateway`], or a gateway process).
+pub async fn operator_at(url: &str, token: &str, scopes: &[&str]) -> Client {
+    Client::connect(
+        url,
+        &ClientOptions {
+            token: Some(token.into()),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("connect to {url}: {e}"))
+}

@@ -34,9 +34,17 @@ impl Drop for GatewayProcess {
 /// Start `pinclaw gateway --config CONFIG` with `env` added, and wait for
 /// its ready line.
 pub fn start(config: &Path, env: &[(&str, &str)]) -> GatewayProcess {
+    start_args(
+        &["gateway".as_ref(), "--config".as_ref(), config.as_os_str()],
+        env,
+    )
+}
+
+/// Start `pinclaw ARGS…` (a gateway) with `env` added, and wait for its
+/// ready line.
+pub fn start_args(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> GatewayProcess {
     let mut cmd = Command::new(BIN);
-    cmd.args(["gateway", "--config"])
-        .arg(config)
+    cmd.args(args)
         .env_remove("PINCLAW_GATEWAY_TOKEN")
         .env_remove("PINCLAW_STATE_DIR")
         .env_remove("PINCLAW_CONFIG")
@@ -77,13 +85,23 @@ impl GatewayProcess {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM it and wait for it to exit; returns its exit code.
-    pub fn terminate(mut self) -> Option<i32> {
+    /// Send SIGTERM (a graceful stop) without waiting.
+    pub fn signal_term(&self) {
         let _ = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status();
+    }
+
+    /// Its exit status, if it has exited.
+    pub fn try_exit(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// SIGTERM it and wait (up to 10 s) for it to exit; its exit code.
+    pub fn terminate(mut self) -> Option<i32> {
+        self.signal_term();
         for _ in 0..1000 {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Some(status) = self.try_exit() {
                 return status.code();
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -148,4 +166,16 @@ pub fn build_fsync_shim(dir: &Path) -> Result<PathBuf, String> {
         ));
     }
     Ok(out)
+}
+
+/// [`write_config`] with the fake provider at `base_url` as model `fake/m`
+/// and `agent` appended to the `[agent]` table.
+pub fn write_fake_provider_config(dir: &Path, token: &str, base_url: &str, agent: &str) -> PathBuf {
+    write_config(
+        dir,
+        token,
+        &format!(
+            "[[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{base_url}/v1\"\n[[providers.models]]\nid = \"m\"\ncontext_window = 1000000\n[agent]\nmodel = \"fake/m\"\n{agent}\n"
+        ),
+    )
 }
