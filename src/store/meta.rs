@@ -17,6 +17,19 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
 impl Store {
     /// The gateway's persisted Ed25519 seed, created (durably) on first call.
     pub async fn gateway_identity_seed(&self) -> Result<[u8; 32], StoreError> {
+        // Every start after the first only reads it (no write, no fsync).
+        let stored = self
+            .read(|txn| {
+                let table = txn.open_table(META).map_err(db_err)?;
+                Ok(table
+                    .get(IDENTITY_SEED_KEY)
+                    .map_err(db_err)?
+                    .and_then(|seed| <[u8; 32]>::try_from(seed.value()).ok()))
+            })
+            .await?;
+        if let Some(seed) = stored {
+            return Ok(seed);
+        }
         self.write(true, |txn| {
             let mut table = txn.open_table(META).map_err(db_err)?;
             if let Some(seed) = table.get(IDENTITY_SEED_KEY).map_err(db_err)?

@@ -31,8 +31,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use redb::{
-    Database, ReadTransaction, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
-    WriteTransaction,
+    Database, ReadTransaction, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table,
+    TableDefinition, WriteTransaction,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -42,6 +42,9 @@ use crate::limits;
 
 pub use self::actor::Counters;
 use self::actor::{Command, Pending};
+
+/// How many tables the store has (the `create_tables` of its modules).
+const TABLES: usize = 9;
 
 /// A table of JSON records by string key.
 pub(super) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -155,14 +158,22 @@ impl Store {
             .set_cache_size(limits::STORE_CACHE_BYTES)
             .create(path)
             .map_err(db_err)?;
-        let txn = db.begin_write().map_err(db_err)?;
-        meta::create_tables(&txn)?;
-        devices::create_tables(&txn)?;
-        nodes::create_tables(&txn)?;
-        sessions::create_tables(&txn)?;
-        inbox::create_tables(&txn)?;
-        runs::create_tables(&txn)?;
-        txn.commit().map_err(db_err)?;
+        // Create missing tables; a database that has them all is only read
+        // (no commit, no fsync on every start).
+        let existing = db
+            .begin_read()
+            .and_then(|txn| Ok(txn.list_tables()?.count()))
+            .map_err(db_err)?;
+        if existing < TABLES {
+            let txn = db.begin_write().map_err(db_err)?;
+            meta::create_tables(&txn)?;
+            devices::create_tables(&txn)?;
+            nodes::create_tables(&txn)?;
+            sessions::create_tables(&txn)?;
+            inbox::create_tables(&txn)?;
+            runs::create_tables(&txn)?;
+            txn.commit().map_err(db_err)?;
+        }
         let counters = Arc::new(Counters::default());
         let queue = actor::spawn(db, counters.clone()).map_err(|e| StoreError::Db(e.into()))?;
         Ok(Self { queue, counters })

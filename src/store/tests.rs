@@ -52,16 +52,20 @@ async fn writes_that_arrive_together_share_one_commit() -> Result<(), StoreError
     let (store, _dir, _) = temp_store();
     // Hold the store thread inside a read until every write is queued.
     let (release, hold) = std::sync::mpsc::channel::<()>();
+    let (entered, inside) = std::sync::mpsc::channel::<()>();
     let holder = store.clone();
     let held = tokio::spawn(async move {
         holder
             .read(move |_| {
+                let _ = entered.send(());
                 let _ = hold.recv();
                 Ok(())
             })
             .await
     });
-    tokio::task::yield_now().await;
+    while inside.try_recv().is_err() {
+        tokio::task::yield_now().await;
+    }
     let before = store.counters().commits.load(Ordering::Relaxed);
     let writes: Vec<_> = (0..100)
         .map(|i| {
@@ -288,4 +292,33 @@ async fn after_close_operations_say_closed() {
     let (store, _dir, _) = temp_store();
     store.close().await;
     assert!(matches!(store.session("k").await, Err(StoreError::Closed)));
+}
+
+#[tokio::test]
+async fn tables_counts_every_table_the_store_creates() -> Result<(), StoreError> {
+    use redb::ReadableDatabase;
+    let dir = tempfile::tempdir().map_err(|e| StoreError::Batch(e.to_string()))?;
+    let path = dir.path().join("state.redb");
+    Store::open(&path)?.close().await;
+    let db = redb::Database::open(&path).map_err(db_err)?;
+    let count = db
+        .begin_read()
+        .and_then(|txn| Ok(txn.list_tables()?.count()))
+        .map_err(db_err)?;
+    assert_eq!(
+        count, TABLES,
+        "update TABLES in store/mod.rs when adding a table"
+    );
+    drop(db);
+    // A reopen with every table there writes nothing.
+    let store = Store::open(&path)?;
+    let _ = store.gateway_identity_seed().await?;
+    let _ = store.gateway_identity_seed().await?;
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(
+        store.counters().durable_commits.load(Relaxed),
+        1,
+        "only the first seed"
+    );
+    Ok(())
 }
