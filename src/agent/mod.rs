@@ -155,16 +155,6 @@ impl AgentRunner {
         )
     }
 
-    async fn model_for(&self, session_key: &str) -> Option<String> {
-        self.store
-            .session(session_key)
-            .await
-            .ok()
-            .flatten()
-            .and_then(|m| m.model)
-            .or_else(|| self.config.model.clone())
-    }
-
     /// Token budget for the transcript part of the context.
     fn budget(&self, model: &str, system: &str, tools_json: &str) -> u64 {
         let cfg = self.providers.as_ref().and_then(|p| p.model_config(model));
@@ -182,40 +172,31 @@ impl AgentRunner {
             .max(256)
     }
 
-    /// The rows the model sees: from the newest compaction marker on,
-    /// messages only, without those dropped before they ran.
-    async fn load_rows(&self, key: &str) -> Result<Vec<TranscriptEntry>, String> {
-        let meta = self
+    /// The session's model and the rows the model sees: from the newest
+    /// compaction marker on, messages only, without those dropped before
+    /// they ran. One read of the store.
+    async fn context(&self, key: &str) -> Result<(Option<String>, Vec<TranscriptEntry>), String> {
+        let window = self
             .store
-            .session(key)
-            .await
-            .map_err(|e| e.to_string())?
-            .unwrap_or_default();
-        let mut rows = Vec::new();
-        let mut from = 0;
-        if meta.compacted_at_seq > 0
-            && let Some(marker) = self
-                .store
-                .transcript_row(key, meta.compacted_at_seq)
-                .await
-                .map_err(|e| e.to_string())?
-        {
-            from = marker.kept_from_seq.unwrap_or(meta.compacted_at_seq + 1);
-            if marker.kind == "compaction" {
-                rows.push(marker);
-            }
-        }
-        let since = self
-            .store
-            .transcript_since(key, from, limits::MAX_CONTEXT_ROWS)
+            .session_window(key, limits::MAX_CONTEXT_ROWS)
             .await
             .map_err(|e| e.to_string())?;
+        let model = window
+            .meta
+            .and_then(|m| m.model)
+            .or_else(|| self.config.model.clone());
+        let mut rows: Vec<TranscriptEntry> = window
+            .marker
+            .into_iter()
+            .filter(|m| m.kind == "compaction")
+            .collect();
         rows.extend(
-            since
+            window
+                .rows
                 .into_iter()
                 .filter(|r| r.kind == "message" && r.dropped.is_none()),
         );
-        Ok(rows)
+        Ok((model, rows))
     }
 
     /// Compact older rows so the rest fits `keep_budget`. Returns the rows
@@ -326,24 +307,25 @@ impl AgentRunner {
     ) -> Result<String, Stop> {
         let key = job.session_key.as_str();
         let run_id = job.run_id.as_str();
-        let (Some(providers), Some(model)) = (self.providers.clone(), self.model_for(key).await)
-        else {
+        let (model, mut rows) = self.context(key).await.map_err(Stop::Failed)?;
+        let (Some(providers), Some(model)) = (self.providers.clone(), model) else {
             return Err(Stop::Failed(
                 "no model configured: add a [[providers]] entry and set [agent] model = \"provider/model\"".into(),
             ));
         };
         if let Some(note) = &job.dropped_note {
             let entry = TranscriptEntry::message("user", note.clone(), Some(run_id));
-            self.store
+            let (_, stored) = self
+                .store
                 .append(key, vec![entry], true)
                 .await
                 .map_err(|e| Stop::Failed(e.to_string()))?;
+            rows.extend(stored);
         }
         let system = self.system();
         let specs = self.tools.specs();
         let tools_json = serde_json::to_string(&specs).unwrap_or_default();
         let budget = self.budget(&model, &system, &tools_json);
-        let mut rows = self.load_rows(key).await.map_err(Stop::Failed)?;
         let tool_ctx = ToolContext {
             scopes: job.scopes.clone(),
         };
@@ -415,10 +397,7 @@ impl AgentRunner {
                 .await
                 .map_err(|e| Stop::Failed(format!("model turn task failed: {e}")))?;
             if let Some(u) = usage {
-                let _ = self
-                    .store
-                    .add_usage(key, u.input_tokens, u.output_tokens)
-                    .await;
+                self.store.add_usage(key, u.input_tokens, u.output_tokens);
                 emit.agent(
                     "usage",
                     json!({"inputTokens": u.input_tokens, "outputTokens": u.output_tokens}),

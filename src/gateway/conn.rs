@@ -203,22 +203,31 @@ async fn handshake(
         params.caps,
         presence,
     ));
+    // Registered before hello-ok goes out, so that whatever the client does
+    // after hello-ok (list devices, invoke this node) already sees it.
+    // Events queued meanwhile are written after hello-ok by `serve`.
+    let node_id = node_info.as_ref().map(|i| i.node_id.clone());
+    if let Some(info) = node_info
+        && let Err(error) = nodes::on_connect(shared, &conn, info).await
+    {
+        tracing::warn!(conn = %conn.conn_id, "node registration failed: {}", error.message);
+        let _ = ws.send(Message::text(refuse(&req.id, error.clone()))).await;
+        close(ws, 1013, &error.message).await;
+        return None;
+    }
+    shared.bus.register(conn.clone());
     if ws
         .send(Message::text(frames::response_ok(&req.id, &hello)))
         .await
         .is_err()
     {
-        return None;
-    }
-    if let Some(info) = node_info
-        && let Err(error) = nodes::on_connect(shared, &conn, info).await
-    {
-        tracing::warn!(conn = %conn.conn_id, "node registration failed: {}", error.message);
-        close(ws, 1013, &error.message).await;
+        shared.bus.unregister(&conn.conn_id);
+        if let Some(node_id) = node_id {
+            nodes::on_disconnect(shared, &node_id, &conn.conn_id);
+        }
         return None;
     }
     tracing::debug!(conn = %conn.conn_id, role = conn.role.as_str(), client = %params.client.id, "connected");
-    shared.bus.register(conn.clone());
     Some(conn)
 }
 

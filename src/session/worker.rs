@@ -210,13 +210,8 @@ impl Sessions {
         }
         self.changed.notify_waiters();
         for id in std::iter::once(&turn.run_id).chain(turn.merged.iter()) {
-            if let Err(e) = self
-                .store
-                .finish_run(id, result.status.as_str(), result.error.clone())
-                .await
-            {
-                tracing::debug!(run = %id, "could not record the run's end: {e}");
-            }
+            self.store
+                .finish_run(id, result.status.as_str(), result.error.clone());
         }
     }
 

@@ -1,6 +1,6 @@
-//! The thread that owns the database.
+//! The threads that own the database: one writer, one reader.
 //!
-//! Every read and write of the state database runs here, never on the
+//! Every read and write of the state database runs on them, never on the
 //! event loop: an SD card's flush can take tens of milliseconds, and one
 //! flush on the event loop would stall every socket, ping and GPIO edge.
 //! Callers send a job over a bounded queue and await a oneshot reply.
@@ -17,8 +17,10 @@
 //! nothing behind. Replies go out only after the commit: an input is
 //! durable before anything acknowledges it.
 //!
-//! Reads run after the batch's commit in one read transaction, so a read
-//! sees every write queued before it.
+//! Reads run on their own thread (redb reads are snapshots and never wait
+//! for a writer), in one read transaction per batch of queued reads, so a
+//! read never waits for someone else's fsync. A read sees every write whose
+//! reply came before the read was sent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -60,38 +62,95 @@ pub(super) type WriteJob = Box<dyn FnOnce(Option<&WriteTransaction>) -> Pending 
 /// A read: runs in a read transaction (or learns why there is none).
 pub(super) type ReadJob = Box<dyn FnOnce(Result<&ReadTransaction, &str>) + Send>;
 
-/// What the store thread is asked to do.
+/// What the writer thread is asked to do.
 pub(super) enum Command {
     /// A write, committed with an fsync when `durable`.
     Write { durable: bool, job: WriteJob },
-    /// A read.
-    Read(ReadJob),
     /// Make every earlier write durable (an fsync if any commit was not).
     Flush(oneshot::Sender<Result<(), StoreError>>),
-    /// Finish the queued work, sync, close the database file and end the
-    /// thread; the reply comes once the file is closed (it can be reopened).
+    /// Finish the queued work, sync, stop the reader, close the database
+    /// file and end; the reply comes once the file is closed (it can be
+    /// reopened at once).
     Close(oneshot::Sender<()>),
 }
 
-/// Start the thread that owns `db`; returns the sending side of its queue.
-/// The thread ends once every sender is dropped and the queue is drained,
-/// after a last durable commit of anything still unsynced.
-pub(super) fn spawn(
-    db: Database,
-    counters: Arc<Counters>,
-) -> std::io::Result<mpsc::Sender<Command>> {
-    let (tx, rx) = mpsc::channel(limits::STORE_QUEUE_DEPTH);
-    std::thread::Builder::new()
-        .name("pinclaw-store".into())
-        .spawn(move || run(db, rx, &counters))?;
-    Ok(tx)
+/// What the reader thread is asked to do.
+pub(super) enum ReadCommand {
+    /// A read.
+    Read(ReadJob),
+    /// Drop the database handle and end.
+    Stop(std::sync::mpsc::Sender<()>),
 }
 
-fn run(db: Database, mut rx: mpsc::Receiver<Command>, counters: &Counters) {
+/// The sending sides of the two threads' queues.
+pub(super) struct Queues {
+    pub writes: mpsc::Sender<Command>,
+    pub reads: mpsc::Sender<ReadCommand>,
+}
+
+/// Start the writer and reader threads over `db`. The writer ends on
+/// `Close` or once every sender is dropped and its queue is drained, after
+/// a last durable commit of anything still unsynced.
+pub(super) fn spawn(db: Database, counters: Arc<Counters>) -> std::io::Result<Queues> {
+    let db = Arc::new(db);
+    let (writes, write_rx) = mpsc::channel(limits::STORE_QUEUE_DEPTH);
+    let (reads, read_rx) = mpsc::channel(limits::STORE_QUEUE_DEPTH);
+    let reader_db = db.clone();
+    let reader_counters = counters.clone();
+    std::thread::Builder::new()
+        .name("pinclaw-store-read".into())
+        .spawn(move || read_loop(reader_db, read_rx, &reader_counters))?;
+    let stop_reader = reads.clone();
+    std::thread::Builder::new()
+        .name("pinclaw-store".into())
+        .spawn(move || write_loop(db, write_rx, stop_reader, &counters))?;
+    Ok(Queues { writes, reads })
+}
+
+fn read_loop(db: Arc<Database>, mut rx: mpsc::Receiver<ReadCommand>, counters: &Counters) {
+    let mut reads: Vec<ReadJob> = Vec::new();
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        let mut stop = None;
+        while let Some(command) = next.take() {
+            match command {
+                ReadCommand::Read(job) => reads.push(job),
+                ReadCommand::Stop(reply) => stop = Some(reply),
+            }
+            if reads.len() < limits::STORE_MAX_BATCH && stop.is_none() {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !reads.is_empty() {
+            counters
+                .reads
+                .fetch_add(reads.len() as u64, Ordering::Relaxed);
+            match db.begin_read() {
+                Ok(txn) => reads.drain(..).for_each(|job| job(Ok(&txn))),
+                Err(e) => {
+                    let e = e.to_string();
+                    reads.drain(..).for_each(|job| job(Err(&e)));
+                }
+            }
+        }
+        if let Some(reply) = stop {
+            drop(rx);
+            drop(db);
+            let _ = reply.send(());
+            return;
+        }
+    }
+}
+
+fn write_loop(
+    db: Arc<Database>,
+    mut rx: mpsc::Receiver<Command>,
+    reader: mpsc::Sender<ReadCommand>,
+    counters: &Counters,
+) {
     // A commit without an fsync happened since the last durable one.
     let mut unsynced = false;
     let mut writes: Vec<(bool, WriteJob)> = Vec::new();
-    let mut reads: Vec<ReadJob> = Vec::new();
     let mut flushes: Vec<oneshot::Sender<Result<(), StoreError>>> = Vec::new();
     let mut closes: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = rx.blocking_recv() {
@@ -101,7 +160,6 @@ fn run(db: Database, mut rx: mpsc::Receiver<Command>, counters: &Counters) {
             taken += 1;
             match command {
                 Command::Write { durable, job } => writes.push((durable, job)),
-                Command::Read(job) => reads.push(job),
                 Command::Flush(reply) => flushes.push(reply),
                 Command::Close(reply) => closes.push(reply),
             }
@@ -133,18 +191,6 @@ fn run(db: Database, mut rx: mpsc::Receiver<Command>, counters: &Counters) {
                 Some(e) => Err(StoreError::Batch(e.clone())),
             });
         }
-        if !reads.is_empty() {
-            counters
-                .reads
-                .fetch_add(reads.len() as u64, Ordering::Relaxed);
-            match db.begin_read() {
-                Ok(txn) => reads.drain(..).for_each(|job| job(Ok(&txn))),
-                Err(e) => {
-                    let e = e.to_string();
-                    reads.drain(..).for_each(|job| job(Err(&e)));
-                }
-            }
-        }
         if !closes.is_empty() {
             break;
         }
@@ -152,9 +198,13 @@ fn run(db: Database, mut rx: mpsc::Receiver<Command>, counters: &Counters) {
     if unsynced && let Err(e) = commit(&db, std::iter::empty(), true) {
         tracing::warn!("final state database sync failed: {e}");
     }
-    // Refuse what is still queued (its senders hear `Closed`), then close
-    // the file before saying so.
+    // Refuse what is still queued (its senders hear `Closed`), stop the
+    // reader (it drops its handle), then close the file before saying so.
     drop(rx);
+    let (stopped, wait) = std::sync::mpsc::channel();
+    if reader.blocking_send(ReadCommand::Stop(stopped)).is_ok() {
+        let _ = wait.recv();
+    }
     drop(db);
     for reply in closes {
         let _ = reply.send(());

@@ -2,9 +2,9 @@
 //! and pairing requests, node records, sessions with their transcripts and
 //! inboxes, and the index of accepted runs.
 //!
-//! The database is owned by one thread ([`actor`]); a [`Store`] is a cheap
-//! handle that sends it jobs and awaits the reply, so the event loop never
-//! waits on the disk. Each public operation is one logical operation and
+//! The database is owned by two threads ([`actor`]: a writer with group
+//! commit and a reader); a [`Store`] is a cheap handle that sends them jobs
+//! and awaits the reply, so the event loop never waits on the disk. Each public operation is one logical operation and
 //! runs in one transaction (read-modify-writes included), so a crash at any
 //! instant leaves either all of it or none of it. Writes that must survive
 //! a crash (inputs before their ack, pairing, tokens) commit with an fsync;
@@ -24,7 +24,7 @@ pub use devices::{DeviceToken, PairedDevice, PendingPairing};
 pub use inbox::{Eviction, InboxItem};
 pub use nodes::{NodeRecord, SurfaceRequest};
 pub use runs::{RunIndexEntry, Stored};
-pub use sessions::{SessionMeta, TranscriptEntry};
+pub use sessions::{SessionMeta, SessionWindow, TranscriptEntry};
 
 use std::future::Future;
 use std::path::Path;
@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::limits;
 
 pub use self::actor::Counters;
-use self::actor::{Command, Pending};
+use self::actor::{Command, Pending, ReadCommand};
 
 /// How many tables the store has (the `create_tables` of its modules).
 const TABLES: usize = 9;
@@ -111,6 +111,7 @@ pub fn write_private_file(path: &Path, text: &str) -> std::io::Result<()> {
 #[derive(Clone)]
 pub struct Store {
     queue: mpsc::Sender<Command>,
+    reads: mpsc::Sender<ReadCommand>,
     counters: Arc<Counters>,
 }
 
@@ -175,8 +176,12 @@ impl Store {
             txn.commit().map_err(db_err)?;
         }
         let counters = Arc::new(Counters::default());
-        let queue = actor::spawn(db, counters.clone()).map_err(|e| StoreError::Db(e.into()))?;
-        Ok(Self { queue, counters })
+        let queues = actor::spawn(db, counters.clone()).map_err(|e| StoreError::Db(e.into()))?;
+        Ok(Self {
+            queue: queues.writes,
+            reads: queues.reads,
+            counters,
+        })
     }
 
     /// Run one logical operation in a write transaction and wait for its
@@ -212,7 +217,21 @@ impl Store {
         Ok(reply(rx))
     }
 
-    /// Run a read; it sees every write queued before it.
+    /// Queue bookkeeping (no fsync) without waiting for it: the caller does
+    /// not need the outcome (token usage, a run's final status). A full
+    /// queue drops it with a log line.
+    pub fn write_detached(
+        &self,
+        what: &'static str,
+        op: impl FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send + 'static,
+    ) {
+        if let Err(e) = self.write_queued(false, op) {
+            tracing::debug!("{what} not recorded: {e}");
+        }
+    }
+
+    /// Run a read on the reader thread (it never waits for a writer's
+    /// fsync); it sees every write whose reply came before it was sent.
     pub async fn read<T: Send + 'static>(
         &self,
         op: impl FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
@@ -225,8 +244,8 @@ impl Store {
             };
             let _ = tx.send(result);
         });
-        self.queue
-            .send(Command::Read(job))
+        self.reads
+            .send(ReadCommand::Read(job))
             .await
             .map_err(|_| StoreError::Closed)?;
         reply(rx).await

@@ -131,17 +131,12 @@ impl Store {
             .await
     }
 
-    /// Record how a run ended (no fsync: the transcript holds what matters).
-    pub async fn finish_run(
-        &self,
-        run_id: &str,
-        status: &str,
-        error: Option<String>,
-    ) -> Result<(), StoreError> {
+    /// Record how a run ended (bookkeeping: no fsync, not waited for; the
+    /// transcript holds what matters).
+    pub fn finish_run(&self, run_id: &str, status: &str, error: Option<String>) {
         let (id, status) = (run_id.to_owned(), status.to_owned());
-        self.write(false, move |txn| {
+        self.write_detached("a run's end", move |txn| {
             set_status(txn, &id, &status, error.as_deref())
-        })
-        .await
+        });
     }
 }

@@ -190,7 +190,43 @@ fn rows_newest_first(
     Ok(rows)
 }
 
+/// What the agent reads to build a context, in one read.
+#[derive(Debug, Clone, Default)]
+pub struct SessionWindow {
+    /// The session's metadata (`None` for a session not written yet).
+    pub meta: Option<SessionMeta>,
+    /// The newest compaction marker, if any.
+    pub marker: Option<TranscriptEntry>,
+    /// The rows the marker keeps (all rows without one), oldest first, at
+    /// most the newest `max`.
+    pub rows: Vec<TranscriptEntry>,
+}
+
 impl Store {
+    /// A session's metadata, newest compaction marker and the rows after
+    /// it (at most the newest `max`), in one read transaction.
+    pub async fn session_window(&self, key: &str, max: usize) -> Result<SessionWindow, StoreError> {
+        let key = key.to_owned();
+        self.read(move |txn| {
+            let meta: Option<SessionMeta> =
+                get_json(&txn.open_table(SESSIONS).map_err(db_err)?, &key)?;
+            let compacted_at = meta.as_ref().map_or(0, |m| m.compacted_at_seq);
+            let mut from = 0;
+            let mut marker = None;
+            if compacted_at > 0 {
+                let table = txn.open_table(TRANSCRIPT).map_err(db_err)?;
+                if let Some(value) = table.get((key.as_str(), compacted_at)).map_err(db_err)? {
+                    let row: TranscriptEntry = decode(&key, value.value())?;
+                    from = row.kept_from_seq.unwrap_or(compacted_at + 1);
+                    marker = Some(row);
+                }
+            }
+            let rows = rows_newest_first(txn, &key, from, 0, max)?;
+            Ok(SessionWindow { meta, marker, rows })
+        })
+        .await
+    }
+
     /// A session's metadata.
     pub async fn session(&self, key: &str) -> Result<Option<SessionMeta>, StoreError> {
         let key = key.to_owned();
@@ -249,10 +285,10 @@ impl Store {
     }
 
     /// Add provider-reported token usage to a session, in one transaction
-    /// (no fsync: usage is bookkeeping).
-    pub async fn add_usage(&self, key: &str, input: u64, output: u64) -> Result<(), StoreError> {
+    /// (bookkeeping: no fsync, and the caller does not wait for it).
+    pub fn add_usage(&self, key: &str, input: u64, output: u64) {
         let key = key.to_owned();
-        self.write(false, move |txn| {
+        self.write_detached("token usage", move |txn| {
             let mut table = txn.open_table(SESSIONS).map_err(db_err)?;
             if let Some(mut meta) = get_json::<SessionMeta>(&table, &key)? {
                 meta.input_tokens += input;
@@ -260,8 +296,7 @@ impl Store {
                 put_json(&mut table, &key, &meta)?;
             }
             Ok(())
-        })
-        .await
+        });
     }
 
     /// Rows with `seq >= from`, oldest first, at most `max` (the newest ones

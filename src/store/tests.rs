@@ -50,13 +50,13 @@ fn texts(rows: &[TranscriptEntry]) -> Vec<String> {
 #[tokio::test]
 async fn writes_that_arrive_together_share_one_commit() -> Result<(), StoreError> {
     let (store, _dir, _) = temp_store();
-    // Hold the store thread inside a read until every write is queued.
+    // Hold the writer thread inside a write until every other write is queued.
     let (release, hold) = std::sync::mpsc::channel::<()>();
     let (entered, inside) = std::sync::mpsc::channel::<()>();
     let holder = store.clone();
     let held = tokio::spawn(async move {
         holder
-            .read(move |_| {
+            .write(false, move |_| {
                 let _ = entered.send(());
                 let _ = hold.recv();
                 Ok(())
@@ -66,6 +66,7 @@ async fn writes_that_arrive_together_share_one_commit() -> Result<(), StoreError
     while inside.try_recv().is_err() {
         tokio::task::yield_now().await;
     }
+    // Counts the held write's commit already (counted when it starts).
     let before = store.counters().commits.load(Ordering::Relaxed);
     let writes: Vec<_> = (0..100)
         .map(|i| {
