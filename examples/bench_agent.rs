@@ -231,7 +231,21 @@ async fn main() -> Result<()> {
     let mut rounds = Vec::new();
     for round in 0..2 {
         for i in 0..1000 {
-            op.call("chat.send", json!({"sessionKey": format!("m{}", i % 100), "message": "hi", "idempotencyKey": format!("m{round}-{i}")})).await?;
+            let params = json!({"sessionKey": format!("m{}", i % 100), "message": "hi", "idempotencyKey": format!("m{round}-{i}")});
+            // More busy sessions than the gateway holds at once are refused
+            // with a retry hint (limits::MAX_RESIDENT_SESSIONS): wait and retry.
+            loop {
+                match op.call("chat.send", params.clone()).await {
+                    Err(pinclaw::client::ClientError::Rpc { code, error, .. }) if code == "UNAVAILABLE" => {
+                        let wait = error["retryAfterMs"].as_u64().unwrap_or(100).min(1000);
+                        tokio::time::sleep(Duration::from_millis(wait)).await;
+                    }
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
         }
         for i in 0..1000 {
             op.call(
