@@ -236,7 +236,9 @@ async fn main() -> Result<()> {
             // with a retry hint (limits::MAX_RESIDENT_SESSIONS): wait and retry.
             loop {
                 match op.call("chat.send", params.clone()).await {
-                    Err(pinclaw::client::ClientError::Rpc { code, error, .. }) if code == "UNAVAILABLE" => {
+                    Err(pinclaw::client::ClientError::Rpc { code, error, .. })
+                        if code == "UNAVAILABLE" =>
+                    {
                         let wait = error["retryAfterMs"].as_u64().unwrap_or(100).min(1000);
                         tokio::time::sleep(Duration::from_millis(wait)).await;
                     }
