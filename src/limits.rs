@@ -238,3 +238,109 @@ pub const BOARD_EDGE_QUEUE: usize = 64;
 /// inside the default [`NODE_INVOKE_TIMEOUT`], so the caller sees the pulse
 /// end. A longer pulse is refused with `OUT_OF_RANGE`.
 pub const MAX_PULSE_MS: u64 = 20_000;
+
+// ---- Channels (Telegram and the ones after it) ----
+
+/// How long a DM pairing code stays valid (OpenClaw: 1 h).
+pub const CHANNEL_PAIRING_TTL: Duration = Duration::from_secs(3600);
+
+/// Pending DM pairing requests per channel account (OpenClaw: 3). A further
+/// unknown sender gets no code and nothing else until one is approved,
+/// dismissed or expires.
+pub const CHANNEL_PAIRING_MAX_PENDING: usize = 3;
+
+/// Senders approved by pairing, over all channel accounts. Beyond it an
+/// approval is refused with a clear error (remove some first).
+pub const CHANNEL_MAX_ALLOWED_SENDERS: usize = 1024;
+
+/// Messages accepted for delivery but not yet delivered, over all channels.
+/// Beyond it `send` is refused with `UNAVAILABLE` (the channel is not
+/// delivering); run replies beyond it are logged and dropped.
+pub const CHANNEL_OUTBOX_MAX: usize = 1000;
+
+/// Inbound event ids remembered per channel account so that an update
+/// delivered twice (a crash before the offset was saved) is answered once.
+/// The oldest are forgotten first; run ids (the run index) cover messages
+/// that went to a session.
+pub const CHANNEL_SEEN_EVENTS: usize = 1024;
+
+/// Runs of channel messages tracked for typing and progress at once. Beyond
+/// it a new run still runs and is answered, without typing or progress.
+pub const CHANNEL_MAX_TRACKED_RUNS: usize = 64;
+
+/// How often the typing indicator is re-sent while a run works (Telegram
+/// shows it for 5 s).
+pub const CHANNEL_TYPING_INTERVAL: Duration = Duration::from_secs(4);
+
+/// Least time between two edits of a progress message.
+pub const CHANNEL_PROGRESS_EDIT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// First wait after a failed delivery; it doubles per failure up to
+/// [`CHANNEL_DELIVERY_BACKOFF_MAX`] (a successful receive or delivery resets it).
+pub const CHANNEL_DELIVERY_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Longest wait between delivery retries.
+pub const CHANNEL_DELIVERY_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Delivery attempts of one message before it is given up (logged, counted
+/// in `channels.status`): a week of retries at the longest backoff would be
+/// ~10,000, so this is about 3 h of the service being down.
+pub const CHANNEL_DELIVERY_MAX_ATTEMPTS: u32 = 200;
+
+/// Outbound messages (replies, typing, progress edits) queued for one
+/// account's sender thread. Typing and progress are dropped when it is full;
+/// a delivery waits for a slot.
+pub const CHANNEL_SEND_QUEUE: usize = 32;
+
+/// Stack of a channel's own threads (poller, sender): they run blocking
+/// HTTP calls and JSON, nothing deep.
+pub const CHANNEL_THREAD_STACK_BYTES: usize = 256 * 1024;
+
+/// Connect timeout of a Bot API call.
+pub const TELEGRAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Extra time a `getUpdates` call may take beyond its long-poll timeout
+/// before the client gives up on it (a dead NAT mapping never answers).
+pub const TELEGRAM_POLL_ABORT_GRACE: Duration = Duration::from_secs(5);
+
+/// Timeout of every other Bot API call (send, edit, chat action, setup).
+pub const TELEGRAM_CALL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Largest Bot API answer read (OpenClaw: 4 MiB for `getUpdates`); a bigger
+/// one fails as a network error and is retried.
+pub const TELEGRAM_MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// Read buffer of a Bot API connection (ureq's default is 128 KiB; answers
+/// are read in pieces of this size).
+pub const TELEGRAM_HTTP_INPUT_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Write buffer of a Bot API connection.
+pub const TELEGRAM_HTTP_OUTPUT_BUFFER_BYTES: usize = 8 * 1024;
+
+/// Updates asked for per `getUpdates` (Telegram's maximum is 100).
+pub const TELEGRAM_UPDATES_PER_POLL: usize = 100;
+
+/// Longest `retry_after` honoured from a 429; a bigger one is clamped.
+pub const TELEGRAM_MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+
+/// First backoff after a 5xx or a network error; doubles up to
+/// [`TELEGRAM_BACKOFF_MAX`], with jitter.
+pub const TELEGRAM_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Longest backoff after 5xx and network errors.
+pub const TELEGRAM_BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// First backoff after a 409 conflict (another poller or a webhook); doubles
+/// up to [`TELEGRAM_CONFLICT_BACKOFF_MAX`].
+pub const TELEGRAM_CONFLICT_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Longest backoff after repeated 409 conflicts.
+pub const TELEGRAM_CONFLICT_BACKOFF_MAX: Duration = Duration::from_secs(600);
+
+/// Time beyond two poll periods without a completed `getUpdates` before the
+/// watchdog calls the poller stalled and restarts it.
+pub const TELEGRAM_STALL_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest text of one Telegram message we send (Telegram allows 4096; a
+/// longer reply is split at paragraph and line boundaries).
+pub const TELEGRAM_CHUNK_CHARS: usize = 4000;

@@ -113,7 +113,7 @@ impl Store {
         let key = key.to_owned();
         self.write_queued(true, move |txn| {
             if let Some(known) = runs::find(txn, &run.run_id)? {
-                return Ok(Stored::Known(known));
+                return Ok(Stored::Known(Box::new(known)));
             }
             runs::put(txn, &run)?;
             Ok(Stored::New(append_rows(txn, &key, vec![entry])?.1))
@@ -138,7 +138,7 @@ impl Store {
         let key = key.to_owned();
         self.write_queued(true, move |txn| {
             if let Some(known) = runs::find(txn, &run.run_id)? {
-                return Ok(Stored::Known(known));
+                return Ok(Stored::Known(Box::new(known)));
             }
             let dropped = evict(txn, &key, &evictions)?;
             runs::put(txn, &run)?;

@@ -13,6 +13,7 @@
 //! Concurrent writes are committed together (group commit).
 
 mod actor;
+mod channels;
 mod devices;
 mod inbox;
 mod meta;
@@ -20,10 +21,11 @@ mod nodes;
 mod runs;
 mod sessions;
 
+pub use channels::{AllowedSender, ChannelCursor, OutboxItem, PairingRequest};
 pub use devices::{DeviceToken, PairedDevice, PendingPairing};
 pub use inbox::{Eviction, InboxItem};
 pub use nodes::{NodeRecord, SurfaceRequest};
-pub use runs::{RunIndexEntry, Stored};
+pub use runs::{ReplyRoute, RunEnd, RunIndexEntry, Stored};
 pub use sessions::{SessionMeta, SessionWindow, TranscriptEntry};
 
 use std::future::Future;
@@ -44,7 +46,7 @@ pub use self::actor::Counters;
 use self::actor::{Command, Pending, ReadCommand};
 
 /// How many tables the store has (the `create_tables` of its modules).
-const TABLES: usize = 9;
+const TABLES: usize = 16;
 
 /// A table of JSON records by string key.
 pub(super) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -113,6 +115,7 @@ pub struct Store {
     queue: mpsc::Sender<Command>,
     reads: mpsc::Sender<ReadCommand>,
     counters: Arc<Counters>,
+    outbox_ready: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Store {
@@ -173,6 +176,7 @@ impl Store {
             sessions::create_tables(&txn)?;
             inbox::create_tables(&txn)?;
             runs::create_tables(&txn)?;
+            channels::create_tables(&txn)?;
             txn.commit().map_err(db_err)?;
         }
         let counters = Arc::new(Counters::default());
@@ -181,6 +185,7 @@ impl Store {
             queue: queues.writes,
             reads: queues.reads,
             counters,
+            outbox_ready: Arc::new(tokio::sync::Notify::new()),
         })
     }
 
@@ -215,6 +220,12 @@ impl Store {
                 mpsc::error::TrySendError::Closed(_) => StoreError::Closed,
             })?;
         Ok(reply(rx))
+    }
+
+    /// Woken (`notify_waiters`) when messages were added to the outbound
+    /// ledger: the channels' delivery tasks wait on it.
+    pub fn outbox_signal(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox_ready.clone()
     }
 
     /// Queue bookkeeping (no fsync) without waiting for it: the caller does

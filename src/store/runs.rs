@@ -8,12 +8,15 @@
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{JsonTable, Store, StoreError, db_err, get_json, put_json};
+use super::{JsonTable, OutboxItem, Store, StoreError, db_err, get_json, put_json};
 use crate::limits;
 
 const RUNS: JsonTable = TableDefinition::new("runs");
 /// `(acceptedAt, runId)`: the pruning order.
 const RUNS_BY_TIME: TableDefinition<(i64, &str), ()> = TableDefinition::new("runs_by_time");
+/// Runs of channel messages accepted and not yet finished: after a crash,
+/// each is answered (or run again) so that no chat waits forever.
+const UNANSWERED: TableDefinition<&str, ()> = TableDefinition::new("runs_unanswered");
 
 /// Longest error text kept in an index entry.
 const MAX_INDEXED_ERROR_CHARS: usize = 512;
@@ -21,6 +24,7 @@ const MAX_INDEXED_ERROR_CHARS: usize = 512;
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(RUNS).map_err(db_err)?;
     txn.open_table(RUNS_BY_TIME).map_err(db_err)?;
+    txn.open_table(UNANSWERED).map_err(db_err)?;
     Ok(())
 }
 
@@ -30,7 +34,7 @@ pub enum Stored<T> {
     /// Stored now.
     New(T),
     /// The run id was already indexed: nothing was written.
-    Known(RunIndexEntry),
+    Known(Box<RunIndexEntry>),
 }
 
 /// The index entry of `run_id` inside `txn`, if any.
@@ -39,6 +43,21 @@ pub(super) fn find(
     run_id: &str,
 ) -> Result<Option<RunIndexEntry>, StoreError> {
     get_json(&txn.open_table(RUNS).map_err(db_err)?, run_id)
+}
+
+/// Where the reply to a run goes, when its message came from a channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplyRoute {
+    /// Channel id (`telegram`).
+    pub channel: String,
+    /// Account id (`default`).
+    pub account: String,
+    /// Chat id.
+    pub to: String,
+    /// Forum topic / thread, if any.
+    #[serde(default)]
+    pub thread: Option<String>,
 }
 
 /// What is remembered of an accepted run.
@@ -62,6 +81,13 @@ pub struct RunIndexEntry {
     /// Error text of a failed run (capped).
     #[serde(default)]
     pub error: Option<String>,
+    /// Where its reply goes (a message from a channel).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<ReplyRoute>,
+    /// Scopes of a channel message's sender, to run it again after a crash
+    /// (empty for other runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
 }
 
 impl RunIndexEntry {
@@ -75,6 +101,8 @@ impl RunIndexEntry {
             status: None,
             ended_at: None,
             error: None,
+            route: None,
+            scopes: Vec::new(),
         }
     }
 }
@@ -87,6 +115,12 @@ pub(super) fn put(txn: &WriteTransaction, entry: &RunIndexEntry) -> Result<(), S
         return Ok(());
     }
     put_json(&mut runs, &entry.run_id, entry)?;
+    let mut unanswered = txn.open_table(UNANSWERED).map_err(db_err)?;
+    if entry.route.is_some() {
+        unanswered
+            .insert(entry.run_id.as_str(), ())
+            .map_err(db_err)?;
+    }
     let mut by_time = txn.open_table(RUNS_BY_TIME).map_err(db_err)?;
     by_time
         .insert((entry.accepted_at, entry.run_id.as_str()), ())
@@ -99,6 +133,7 @@ pub(super) fn put(txn: &WriteTransaction, entry: &RunIndexEntry) -> Result<(), S
         match oldest {
             Some(id) => {
                 runs.remove(id.as_str()).map_err(db_err)?;
+                unanswered.remove(id.as_str()).map_err(db_err)?;
             }
             None => break,
         }
@@ -106,21 +141,46 @@ pub(super) fn put(txn: &WriteTransaction, entry: &RunIndexEntry) -> Result<(), S
     Ok(())
 }
 
-/// Record how a run ended, inside `txn` (unknown ids are ignored).
+/// Record how a run ended, inside `txn`; returns its entry as updated
+/// (`None` for an unknown id).
 pub(super) fn set_status(
     txn: &WriteTransaction,
     run_id: &str,
     status: &str,
     error: Option<&str>,
-) -> Result<(), StoreError> {
+) -> Result<Option<RunIndexEntry>, StoreError> {
     let mut runs = txn.open_table(RUNS).map_err(db_err)?;
     let Some(mut entry): Option<RunIndexEntry> = get_json(&runs, run_id)? else {
-        return Ok(());
+        return Ok(None);
     };
     entry.status = Some(status.to_owned());
     entry.ended_at = Some(crate::ids::now_ms());
     entry.error = error.map(|e| e.chars().take(MAX_INDEXED_ERROR_CHARS).collect());
-    put_json(&mut runs, run_id, &entry)
+    put_json(&mut runs, run_id, &entry)?;
+    if entry.route.is_some() {
+        txn.open_table(UNANSWERED)
+            .map_err(db_err)?
+            .remove(run_id)
+            .map_err(db_err)?;
+    }
+    Ok(Some(entry))
+}
+
+/// How a group of runs (one turn and the runs merged into it) ended.
+#[derive(Debug, Clone)]
+pub struct RunEnd {
+    /// The runs.
+    pub run_ids: Vec<String>,
+    /// Final status (`ok`, `error`, …).
+    pub status: String,
+    /// Error text of a failed run.
+    pub error: Option<String>,
+    /// What the chats the runs came from are told (the reply, or the error
+    /// in one line); `None`: nothing.
+    pub answer: Option<String>,
+    /// Aborted by the shutdown: runs of channel messages stay unfinished,
+    /// so that the next start answers their chats.
+    pub cut_off: bool,
 }
 
 impl Store {
@@ -131,12 +191,71 @@ impl Store {
             .await
     }
 
-    /// Record how a run ended (bookkeeping: no fsync, not waited for; the
-    /// transcript holds what matters).
-    pub fn finish_run(&self, run_id: &str, status: &str, error: Option<String>) {
-        let (id, status) = (run_id.to_owned(), status.to_owned());
-        self.write_detached("a run's end", move |txn| {
-            set_status(txn, &id, &status, error.as_deref())
-        });
+    /// Record how runs ended and, in the same transaction, put their answer
+    /// in the outbound ledger for every chat they came from (once per chat).
+    /// Not waited for and without an fsync: the answer is already durable in
+    /// the transcript, and [`Store::unanswered_runs`] finds a run whose end
+    /// a crash lost. Wakes [`Store::outbox_signal`] once committed.
+    pub fn finish_runs(&self, end: RunEnd) {
+        let op = move |txn: &WriteTransaction| {
+            let mut routes: Vec<ReplyRoute> = Vec::new();
+            for id in &end.run_ids {
+                if end.cut_off && find(txn, id)?.is_some_and(|e| e.route.is_some()) {
+                    continue;
+                }
+                if let Some(entry) = set_status(txn, id, &end.status, end.error.as_deref())?
+                    && let Some(route) = entry.route
+                    && !routes.contains(&route)
+                {
+                    routes.push(route);
+                }
+            }
+            let Some(text) = end.answer.filter(|_| !routes.is_empty()) else {
+                return Ok(0);
+            };
+            let run_id = end.run_ids.first().cloned();
+            let items = routes
+                .into_iter()
+                .map(|r| OutboxItem::new(r, text.clone(), "reply", run_id.clone()))
+                .collect();
+            match super::channels::outbox_insert(txn, items) {
+                Ok(stored) => Ok(stored.len()),
+                Err(StoreError::Full(why)) => {
+                    tracing::warn!("a run's answer is not delivered: {why}");
+                    Ok(0)
+                }
+                Err(e) => Err(e),
+            }
+        };
+        match self.write_queued(false, op) {
+            Ok(committed) => {
+                let signal = self.outbox_signal();
+                tokio::spawn(async move {
+                    if committed.await.is_ok_and(|n| n > 0) {
+                        signal.notify_waiters();
+                    }
+                });
+            }
+            Err(e) => tracing::warn!("a run's end not recorded: {e}"),
+        }
+    }
+
+    /// Runs of channel messages accepted but never finished (a crash cut
+    /// them off), oldest first.
+    pub async fn unanswered_runs(&self) -> Result<Vec<RunIndexEntry>, StoreError> {
+        self.read(|txn| {
+            let ids = txn.open_table(UNANSWERED).map_err(db_err)?;
+            let runs = txn.open_table(RUNS).map_err(db_err)?;
+            let mut out: Vec<RunIndexEntry> = Vec::new();
+            for row in ids.iter().map_err(db_err)? {
+                let (id, _) = row.map_err(db_err)?;
+                if let Some(entry) = get_json::<RunIndexEntry>(&runs, id.value())? {
+                    out.push(entry);
+                }
+            }
+            out.sort_by_key(|e| e.accepted_at);
+            Ok(out)
+        })
+        .await
     }
 }
