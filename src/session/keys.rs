@@ -5,7 +5,7 @@
 //!   `per-peer` → `agent:<agentId>:direct:<peer>`, `per-channel-peer` →
 //!   `agent:<agentId>:<channel>:direct:<peer>`;
 //! - groups: `agent:<agentId>:<channel>:group:<id>` (threads append
-//!   `:thread:<id>`).
+//!   `:thread:<id>`, Telegram forum topics `:topic:<id>`).
 //!
 //! Peer ids and channels are lowercased.
 
@@ -70,12 +70,19 @@ pub enum Origin<'a> {
         /// The sender's id on the channel.
         peer: &'a str,
     },
-    /// A message in a group chat, optionally in a thread (forum topic).
+    /// A message in a group chat, optionally in a thread.
     Group {
         /// The group's id on the channel.
         id: &'a str,
-        /// The thread or topic id.
+        /// The thread id.
         thread: Option<&'a str>,
+    },
+    /// A message in a forum topic of a group (Telegram): its own session.
+    Topic {
+        /// The group's id on the channel.
+        id: &'a str,
+        /// The topic id.
+        topic: &'a str,
     },
 }
 
@@ -85,6 +92,11 @@ pub fn inbound(scope: DmScope, channel: &str, origin: Origin<'_>) -> String {
     match origin {
         Origin::Direct { peer } => dm_key(DEFAULT_AGENT, scope, channel, peer),
         Origin::Group { id, thread } => group_key(DEFAULT_AGENT, channel, id, thread),
+        Origin::Topic { id, topic } => format!(
+            "{}:topic:{}",
+            group_key(DEFAULT_AGENT, channel, id, None),
+            normalize(topic)
+        ),
     }
 }
 
@@ -167,5 +179,16 @@ mod tests {
             "agent:main:telegram:group:-100:thread:7"
         );
         assert!(resolve(Some("a\nb")).is_err());
+        assert_eq!(
+            inbound(
+                DmScope::Main,
+                "telegram",
+                Origin::Topic {
+                    id: "-1001234567890",
+                    topic: "3"
+                }
+            ),
+            "agent:main:telegram:group:-1001234567890:topic:3"
+        );
     }
 }

@@ -49,6 +49,8 @@ pub(super) struct Active {
     pub abort: Abort,
     /// Messages steered into it, picked up at its next boundary.
     pub steer: Vec<Steered>,
+    /// Runs whose steered message it picked up: they end with it.
+    pub absorbed: Vec<String>,
 }
 
 /// A session with queued or running work.

@@ -18,10 +18,10 @@ mod lane;
 pub mod records;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -32,7 +32,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::abort::Abort;
 use crate::limits;
 use crate::store::{
-    Eviction, InboxItem, RunIndexEntry, Store, StoreError, Stored, TranscriptEntry,
+    Eviction, InboxItem, RunEnd, RunIndexEntry, Store, StoreError, Stored, TranscriptEntry,
 };
 
 use self::lane::{Lane, Queued, Steered};
@@ -178,6 +178,9 @@ pub struct Submission {
     pub mode: Option<QueueMode>,
     /// Scopes of the client sending it.
     pub scopes: Vec<String>,
+    /// Where the reply goes, for a message from a channel (kept with the
+    /// run, so a run re-queued after a restart still answers its chat).
+    pub route: Option<crate::store::ReplyRoute>,
 }
 
 /// Why a message was not accepted.
@@ -240,6 +243,9 @@ pub struct Sessions {
     changed: Notify,
     /// Next inbox slot (unique and increasing across sessions).
     next_slot: AtomicU64,
+    /// Set by [`Sessions::abort_all`]: runs aborted by the shutdown are not
+    /// recorded as ended, so the next start answers their chats.
+    stopping: AtomicBool,
 }
 
 /// The queued write of an input: the rows it dropped, or the run it
@@ -272,6 +278,7 @@ impl Sessions {
             events,
             changed: Notify::new(),
             next_slot: AtomicU64::new(1),
+            stopping: AtomicBool::new(false),
         })
     }
 
@@ -302,7 +309,11 @@ impl Sessions {
             {
                 return Err(SubmitError::Busy);
             }
-            let run = RunIndexEntry::accepted(&sub.run_id, key, &sub.message);
+            let mut run = RunIndexEntry::accepted(&sub.run_id, key, &sub.message);
+            if sub.route.is_some() {
+                run.route = sub.route.clone();
+                run.scopes = sub.scopes.clone();
+            }
             let lane = state.lanes.entry(key.to_owned()).or_default();
             let (plan, accepted, write) = if lane.is_idle() {
                 let entry = TranscriptEntry::message("user", &sub.message, Some(&sub.run_id));
@@ -625,6 +636,7 @@ impl Sessions {
     /// Abort every active run (shutdown). Queued messages stay in their
     /// inboxes and are re-queued by the next start.
     pub fn abort_all(&self) -> usize {
+        self.stopping.store(true, Ordering::Relaxed);
         let state = self.lock();
         let mut n = 0;
         for lane in state.lanes.values() {
@@ -650,44 +662,130 @@ impl Sessions {
         }
     }
 
-    /// Re-queue messages a crash left in inboxes (call once at start,
-    /// before serving). Returns how many.
+    /// Re-queue messages a crash left in inboxes, and answer the chats of
+    /// channel messages whose run a crash cut off (call once at start,
+    /// before serving). Returns how many runs were re-queued.
     pub async fn recover(self: &Arc<Self>) -> Result<usize, StoreError> {
         let items = self.store.inbox_all().await?;
-        let count = items.len();
+        let parked: HashSet<String> = items.iter().map(|(_, i)| i.run_id.clone()).collect();
+        let mut count = items.len();
         let max_slot = items.iter().map(|(_, i)| i.slot).max().unwrap_or(0);
         self.next_slot.fetch_max(max_slot + 1, Ordering::Relaxed);
-        let mut state = self.lock();
-        for (key, item) in items {
-            if !state.lanes.contains_key(&key) && state.lanes.len() >= limits::MAX_RESIDENT_SESSIONS
-            {
-                tracing::warn!(
-                    session = %key,
-                    "too many sessions with waiting messages; the rest run after the next restart"
-                );
-                continue;
+        {
+            let mut state = self.lock();
+            for (key, item) in items {
+                let mode = match QueueMode::parse(&item.mode) {
+                    // A steered message's run is gone: it becomes its own turn.
+                    Some(QueueMode::Steer) | None => QueueMode::Followup,
+                    Some(mode) => mode,
+                };
+                let queued = Queued {
+                    run_id: item.run_id.clone(),
+                    slot: Some(item.slot),
+                    mode,
+                    scopes: item.scopes.clone(),
+                    preview: lane::preview(&item.message),
+                    durable: true,
+                };
+                let mut record =
+                    RunRecord::accepted(&item.run_id, &key, &item.message, RunStatus::Queued);
+                record.accepted_at = item.ts;
+                self.requeue(&mut state, &key, queued, record, false);
             }
-            let mode = match QueueMode::parse(&item.mode) {
-                // A steered message's run is gone: it becomes its own turn.
-                Some(QueueMode::Steer) | None => QueueMode::Followup,
-                Some(mode) => mode,
-            };
-            let lane = state.lanes.entry(key.clone()).or_default();
-            lane.queue.push_back(Queued {
-                run_id: item.run_id.clone(),
-                slot: Some(item.slot),
-                mode,
-                scopes: item.scopes.clone(),
-                preview: lane::preview(&item.message),
-                durable: true,
-            });
-            let mut record =
-                RunRecord::accepted(&item.run_id, &key, &item.message, RunStatus::Queued);
-            record.accepted_at = item.ts;
-            state.records.insert(record);
-            self.ensure_worker(&mut state, &key);
+        }
+        for entry in self.store.unanswered_runs().await? {
+            if !parked.contains(&entry.run_id) && self.resume(entry).await? {
+                count += 1;
+            }
         }
         Ok(count)
+    }
+
+    /// Put a recovered turn in its lane (at the front: `first`).
+    fn requeue(
+        self: &Arc<Self>,
+        state: &mut State,
+        key: &str,
+        queued: Queued,
+        record: RunRecord,
+        first: bool,
+    ) {
+        if !state.lanes.contains_key(key) && state.lanes.len() >= limits::MAX_RESIDENT_SESSIONS {
+            tracing::warn!(
+                session = %key,
+                "too many sessions with waiting messages; the rest run after the next restart"
+            );
+            return;
+        }
+        let lane = state.lanes.entry(key.to_owned()).or_default();
+        if first {
+            lane.queue.push_front(queued);
+        } else {
+            lane.queue.push_back(queued);
+        }
+        state.records.insert(record);
+        self.ensure_worker(state, key);
+    }
+
+    /// A channel message whose run a crash cut off (its message is in the
+    /// transcript): if the run had written its final reply, that reply is
+    /// sent; if it had started, the run goes again (first in its lane); if
+    /// its rows are gone (absorbed into another run, the session reset) it
+    /// is closed. Returns whether it was re-queued.
+    async fn resume(self: &Arc<Self>, entry: RunIndexEntry) -> Result<bool, StoreError> {
+        let window = self
+            .store
+            .session_window(&entry.session_key, limits::MAX_CONTEXT_ROWS)
+            .await?;
+        let last =
+            window.rows.iter().rev().find(|r| {
+                r.kind == "message" && r.run_id.as_deref() == Some(entry.run_id.as_str())
+            });
+        let finished = |status: RunStatus, answer: Option<String>, error: Option<&str>| RunEnd {
+            run_ids: vec![entry.run_id.clone()],
+            status: status.as_str().to_owned(),
+            error: error.map(str::to_owned),
+            answer,
+            cut_off: false,
+        };
+        match last {
+            None => {
+                self.store.finish_runs(finished(
+                    RunStatus::Error,
+                    None,
+                    Some("the gateway restarted before this run finished"),
+                ));
+                Ok(false)
+            }
+            Some(row)
+                if row.role.as_deref() == Some("assistant")
+                    && row.tool_calls.is_none()
+                    && !row.content.trim().is_empty() =>
+            {
+                tracing::info!(run = %entry.run_id, "sending the reply a restart cut off");
+                self.store
+                    .finish_runs(finished(RunStatus::Ok, Some(row.content.clone()), None));
+                Ok(false)
+            }
+            Some(_) => {
+                tracing::info!(run = %entry.run_id, session = %entry.session_key, "running again a channel message a restart cut off");
+                let queued = Queued {
+                    run_id: entry.run_id.clone(),
+                    slot: None,
+                    mode: QueueMode::Followup,
+                    scopes: entry.scopes.clone(),
+                    preview: String::new(),
+                    durable: true,
+                };
+                let mut record =
+                    RunRecord::accepted(&entry.run_id, &entry.session_key, "", RunStatus::Queued);
+                record.fingerprint = entry.fingerprint.clone();
+                record.accepted_at = entry.accepted_at;
+                let mut state = self.lock();
+                self.requeue(&mut state, &entry.session_key, queued, record, true);
+                Ok(true)
+            }
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use crate::abort::Abort;
-use crate::store::{StoreError, TranscriptEntry};
+use crate::store::{RunEnd, StoreError, TranscriptEntry};
 
 use super::lane::{Active, Queued};
 use super::records::truncate;
@@ -106,6 +106,7 @@ impl Sessions {
             run_id: first.run_id.clone(),
             abort: abort.clone(),
             steer: Vec::new(),
+            absorbed: Vec::new(),
         });
         let dropped = std::mem::take(&mut lane.dropped);
         for id in &merged {
@@ -173,15 +174,19 @@ impl Sessions {
     async fn finish_turn(&self, key: &str, turn: Turn, result: RunResult) {
         let now = crate::ids::now_ms();
         let reply = result.reply.map(|r| truncate(r, limits::MAX_REPLY_BYTES));
+        let mut ended: Vec<String> = std::iter::once(turn.run_id.clone())
+            .chain(turn.merged.iter().cloned())
+            .collect();
         {
             let mut state = self.lock();
-            let leftover = state
+            let (leftover, absorbed) = state
                 .lanes
                 .get_mut(key)
                 .and_then(|l| l.active.take())
-                .map(|a| a.steer)
+                .map(|a| (a.steer, a.absorbed))
                 .unwrap_or_default();
-            for id in std::iter::once(&turn.run_id).chain(turn.merged.iter()) {
+            ended.extend(absorbed);
+            for id in &ended {
                 state.records.update(id, |r| {
                     r.status = result.status;
                     r.ended_at = Some(now);
@@ -209,10 +214,14 @@ impl Sessions {
             }
         }
         self.changed.notify_waiters();
-        for id in std::iter::once(&turn.run_id).chain(turn.merged.iter()) {
-            self.store
-                .finish_run(id, result.status.as_str(), result.error.clone());
-        }
+        self.store.finish_runs(RunEnd {
+            cut_off: self.stopping.load(std::sync::atomic::Ordering::Relaxed)
+                && result.status == RunStatus::Aborted,
+            run_ids: ended,
+            status: result.status.as_str().to_owned(),
+            answer: answer(result.status, reply.as_deref(), result.error.as_deref()),
+            error: result.error,
+        });
     }
 
     /// Messages steered into the active run since the last call, moved into
@@ -253,6 +262,14 @@ impl Sessions {
                         .records
                         .update(&s.run_id, |r| r.started_at = Some(crate::ids::now_ms()));
                 }
+                if let Some(active) = state
+                    .lanes
+                    .get_mut(session_key)
+                    .and_then(|l| l.active.as_mut())
+                    .filter(|a| a.run_id == run_id)
+                {
+                    active.absorbed.extend(taken.into_iter().map(|s| s.run_id));
+                }
                 Ok(rows)
             }
             Err(e) => {
@@ -272,3 +289,30 @@ impl Sessions {
         }
     }
 }
+
+/// What the chat a run's message came from is told when the run ends: the
+/// reply, or why there is none in one short line. Nothing for an aborted
+/// run (whoever stopped it was told).
+pub(super) fn answer(
+    status: RunStatus,
+    reply: Option<&str>,
+    error: Option<&str>,
+) -> Option<String> {
+    match status {
+        RunStatus::Ok => Some(match reply.map(str::trim) {
+            Some(text) if !text.is_empty() => text.to_owned(),
+            _ => "(the assistant finished without a reply)".to_owned(),
+        }),
+        RunStatus::Aborted | RunStatus::Queued | RunStatus::Running => None,
+        _ => {
+            let line = error
+                .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
+                .unwrap_or("the run failed");
+            let line: String = line.trim().chars().take(MAX_ANSWER_ERROR_CHARS).collect();
+            Some(format!("⚠️ Sorry, I could not answer: {line}"))
+        }
+    }
+}
+
+/// Longest error text told to a chat.
+const MAX_ANSWER_ERROR_CHARS: usize = 300;
