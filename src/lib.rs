@@ -8,6 +8,7 @@ pub mod abort;
 pub mod agent;
 pub mod app;
 pub mod board;
+pub mod channel;
 pub mod client;
 pub mod config;
 pub mod gateway;
