@@ -14,6 +14,8 @@ use ed25519_dalek::SigningKey;
 use serde_json::json;
 use tokio::sync::watch;
 
+use crate::channel::Channel;
+use crate::channel::telegram::TelegramChannel;
 use crate::config::Secret;
 use crate::gateway::admission::Admission;
 use crate::gateway::agent_bridge::{BusEvents, GatewayNodes};
@@ -24,6 +26,7 @@ use crate::gateway::{
     Gateway, GatewayError, GatewaySettings, Shared, approvals, board_node, idempotency,
 };
 use crate::ids;
+use crate::session::EventSink;
 use crate::store::Store;
 
 /// Check `settings`, prepare everything the gateway needs, and bind its port.
@@ -68,9 +71,15 @@ pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError
         .map_err(GatewayError::Config)?;
     let nodes_config = settings.config.nodes.clone();
     let max_connections = settings.max_connections;
+    let hub = crate::channel::Hub::new(
+        store.clone(),
+        settings.config.session.dm_scope,
+        channels(&settings),
+    );
     let (shutdown, _) = watch::channel(false);
     let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
-        let events = Arc::new(BusEvents(bus.clone()));
+        let bus_events: Arc<dyn EventSink> = Arc::new(BusEvents(bus.clone()));
+        let events: Arc<dyn EventSink> = Arc::new(Fanout(vec![bus_events, hub.clone()]));
         let node_access = Arc::new(GatewayNodes(weak.clone()));
         let summary_access = node_access.clone();
         let tools = crate::agent::tools::ToolRegistry::builtin(Some(node_access));
@@ -95,6 +104,7 @@ pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError
             board: Some(board),
             idempotency: idempotency::Idempotency::default(),
             sessions: crate::session::Sessions::new(lanes, store.clone(), runner, events),
+            channels: hub.clone(),
             providers,
             settings,
             store,
@@ -108,6 +118,11 @@ pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError
             shutdown,
         }
     });
+    hub.attach(
+        shared.sessions.clone(),
+        Arc::new(BusEvents(shared.bus.clone())),
+        about(Arc::downgrade(&shared)),
+    );
     match shared.sessions.recover().await {
         Ok(0) => {}
         Ok(n) => {
@@ -116,6 +131,64 @@ pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError
         Err(e) => tracing::warn!("could not re-queue waiting messages: {e}"),
     }
     Ok(Gateway::new(shared, listener, generated_token))
+}
+
+/// The chat channels the config enables.
+fn channels(settings: &GatewaySettings) -> Vec<Arc<dyn Channel>> {
+    let mut channels: Vec<Arc<dyn Channel>> = Vec::new();
+    let telegram = &settings.config.channels.telegram;
+    if telegram.enabled {
+        channels.push(TelegramChannel::new(telegram.clone()));
+    }
+    channels
+}
+
+/// What `/status` says about the hub: the model and the board.
+fn about(shared: Weak<Shared>) -> crate::channel::hub::About {
+    Box::new(move || {
+        let Some(shared) = shared.upgrade() else {
+            return String::new();
+        };
+        let model = shared
+            .settings
+            .config
+            .agent
+            .model
+            .clone()
+            .unwrap_or_else(|| "none configured".into());
+        let board = match &shared.board {
+            Some(board) => {
+                let spec = board.spec();
+                format!(
+                    "{} ({} devices)",
+                    spec.model
+                        .clone()
+                        .unwrap_or_else(|| spec.profile.name.clone()),
+                    spec.devices.len()
+                )
+            }
+            None => "none".into(),
+        };
+        format!(
+            "Model: {model}\nBoard: {board}; other nodes connected: {}",
+            shared.nodes.list().len()
+        )
+    })
+}
+
+/// Session and agent events to every sink (the bus, the channels).
+struct Fanout(Vec<Arc<dyn EventSink>>);
+
+impl EventSink for Fanout {
+    fn agent(&self, payload: &serde_json::Value, tool: bool) {
+        self.0.iter().for_each(|s| s.agent(payload, tool));
+    }
+    fn chat(&self, payload: &serde_json::Value) {
+        self.0.iter().for_each(|s| s.chat(payload));
+    }
+    fn session_changed(&self, session_key: &str) {
+        self.0.iter().for_each(|s| s.session_changed(session_key));
+    }
 }
 
 /// In token mode without a configured token, load the state dir's token or

@@ -62,6 +62,8 @@ pub struct Config {
     pub agent: crate::agent::AgentConfig,
     /// Session key formation.
     pub session: SessionConfig,
+    /// Chat channels (`[channels.telegram]`).
+    pub channels: ChannelsConfig,
     /// Logging.
     pub logging: LoggingConfig,
 }
@@ -72,6 +74,14 @@ pub struct Config {
 pub struct SessionConfig {
     /// How direct messages map to sessions: main | per-peer | per-channel-peer.
     pub dm_scope: crate::session::keys::DmScope,
+}
+
+/// `[channels]`: one table per chat service.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    /// The Telegram bot.
+    pub telegram: crate::channel::telegram::TelegramConfig,
 }
 
 /// `[nodes]`.
@@ -307,6 +317,10 @@ impl Config {
                 "must be at least 1".into(),
             ));
         }
+        self.channels
+            .telegram
+            .check()
+            .map_err(|(key, message)| semantic(key, message))?;
         Ok(())
     }
 }

@@ -50,6 +50,38 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Chat channels (Telegram) of a running gateway: their state.
+    Channels {
+        #[command(subcommand)]
+        command: ChannelsCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// DM pairing: who asked to talk to the bot, approve or reject them.
+    Pairing {
+        #[command(subcommand)]
+        command: PairingCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
+    /// Send a message to a chat through a channel (durable: delivered
+    /// once the channel works).
+    Send {
+        /// Channel id (default: the only configured channel).
+        #[arg(long)]
+        channel: Option<String>,
+        /// Chat id (a user's id for a DM; groups are negative), @channelname,
+        /// or <chatId>:topic:<topicId>.
+        #[arg(long, allow_hyphen_values = true)]
+        to: String,
+        /// Forum topic id.
+        #[arg(long)]
+        thread: Option<String>,
+        /// The text (Markdown).
+        message: String,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Call any gateway method and print the JSON result.
     Call {
         /// Method name, e.g. `health` or `status`.
@@ -93,6 +125,44 @@ enum DevicesCommand {
     Remove {
         /// The device id.
         device_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChannelsCommand {
+    /// One line per account: running, connected, health, last error.
+    Status {
+        /// Print raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum PairingCommand {
+    /// Pending DM pairing requests.
+    List {
+        /// Print raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a sender talk to the bot: the code they were given (or the
+    /// request id from `pairing list`).
+    Approve {
+        /// Channel id (`telegram`).
+        channel: String,
+        /// The pairing code.
+        code: String,
+        /// Tell the sender they were approved.
+        #[arg(long)]
+        notify: bool,
+    },
+    /// Dismiss a pairing request.
+    Reject {
+        /// Channel id (`telegram`).
+        channel: String,
+        /// The pairing code (or request id).
+        code: String,
     },
 }
 
@@ -230,6 +300,65 @@ fn main() -> ExitCode {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(shown).unwrap_or_default()
+                )
+            })
+        }
+        Some(Command::Channels {
+            command: ChannelsCommand::Status { json },
+            remote,
+        }) => remote_call(&cli.gateway, remote, "channels.status", json!({}), |v| {
+            if json {
+                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+            } else {
+                print_channels(v)
+            }
+        }),
+        Some(Command::Pairing { command, remote }) => {
+            let (method, params) = match &command {
+                PairingCommand::List { .. } => ("channels.pairing.list", json!({})),
+                PairingCommand::Approve {
+                    channel,
+                    code,
+                    notify,
+                } => (
+                    "channels.pairing.approve",
+                    json!({"channel": channel, "code": code, "notify": notify}),
+                ),
+                PairingCommand::Reject { channel, code } => (
+                    "channels.pairing.dismiss",
+                    json!({"channel": channel, "code": code}),
+                ),
+            };
+            let pretty = !matches!(command, PairingCommand::List { json: true });
+            remote_call(&cli.gateway, remote, method, params, |v| {
+                match (&command, pretty) {
+                    (PairingCommand::List { .. }, true) => print_pairing(v),
+                    (PairingCommand::Approve { .. }, _) => {
+                        println!("approved sender {}", v["senderId"].as_str().unwrap_or("?"))
+                    }
+                    (PairingCommand::Reject { .. }, _) => {
+                        println!("dismissed sender {}", v["senderId"].as_str().unwrap_or("?"))
+                    }
+                    _ => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
+                }
+            })
+        }
+        Some(Command::Send {
+            channel,
+            to,
+            thread,
+            message,
+            remote,
+        }) => {
+            let params = json!({
+                "channel": channel, "to": to, "threadId": thread, "message": message,
+                "idempotencyKey": pinclaw::ids::uuid_v4(),
+            });
+            remote_call(&cli.gateway, remote, "send", params, |v| {
+                println!(
+                    "sent to {} (message {})",
+                    v["chatId"].as_str().unwrap_or("?"),
+                    v["messageId"].as_str().unwrap_or("?")
                 )
             })
         }
@@ -574,6 +703,58 @@ fn print_devices(v: &Value) {
     }
     if !pending.is_empty() {
         println!("\napprove with: pinclaw devices approve <requestId>");
+    }
+}
+
+fn print_channels(v: &Value) {
+    let empty = serde_json::Map::new();
+    let accounts = v["channelAccounts"].as_object().unwrap_or(&empty);
+    if accounts.is_empty() {
+        println!("no chat channels configured (see [channels.telegram] in the config)");
+    }
+    for (id, list) in accounts {
+        let label = v["channelLabels"][id].as_str().unwrap_or(id);
+        for a in list.as_array().into_iter().flatten() {
+            let flag = |key: &str, yes: &'static str, no: &'static str| {
+                if a[key] == true { yes } else { no }
+            };
+            println!(
+                "{label} {}{}: {}, {}, health {}, restarts {}, outbox {}",
+                a["accountId"].as_str().unwrap_or("?"),
+                a["name"]
+                    .as_str()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default(),
+                flag("running", "running", "stopped"),
+                flag("connected", "connected", "disconnected"),
+                a["healthState"].as_str().unwrap_or("?"),
+                a["restartCount"],
+                a["outboxPending"],
+            );
+            if let Some(error) = a["lastError"].as_str() {
+                println!("  last error: {error}");
+            }
+        }
+    }
+}
+
+fn print_pairing(v: &Value) {
+    let empty = Vec::new();
+    let requests = v["requests"].as_array().unwrap_or(&empty);
+    println!("Pending ({})", requests.len());
+    for r in requests {
+        println!(
+            "  {}  {} sender {} ({})  since {}  expires {}",
+            r["requestId"].as_str().unwrap_or("?"),
+            r["channel"].as_str().unwrap_or("?"),
+            r["senderId"].as_str().unwrap_or("?"),
+            r["senderLabel"].as_str().unwrap_or("?"),
+            r["createdAt"].as_str().unwrap_or("?"),
+            r["expiresAt"].as_str().unwrap_or("?"),
+        );
+    }
+    if !requests.is_empty() {
+        println!("\napprove with: pinclaw pairing approve <channel> <CODE the sender was given>");
     }
 }
 

@@ -176,6 +176,8 @@ pub struct Shared {
     pub bus: Arc<Bus>,
     /// Session lanes and run records.
     pub sessions: Arc<crate::session::Sessions>,
+    /// Chat channels (Telegram), their delivery and status.
+    pub channels: Arc<crate::channel::Hub>,
     /// Model providers, when configured.
     pub providers: Option<Arc<crate::provider::Providers>>,
     /// Connected nodes and their pending invokes.
@@ -347,6 +349,7 @@ impl Gateway {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let shared = self.shared;
         shared.ready.store(true, Ordering::Relaxed);
+        shared.channels.start();
         let periodic = tokio::spawn(periodic_events(shared.clone()));
         let edges = match (&shared.board, &shared.local_node) {
             (Some(board), Some(node)) => Some(tokio::spawn(board_node::publish_edges(
@@ -388,6 +391,7 @@ impl Gateway {
             &json!({"reason": "gateway stopping", "restartExpectedMs": null}),
         );
         let _ = shared.shutdown.send(true);
+        shared.channels.stop();
         while shared.admission.sockets() > 0 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }

@@ -126,9 +126,12 @@ async fn serve_http(shared: &Shared, stream: &mut TcpStream, head: &http::Reques
         }
         "/readyz" | "/ready" => {
             let ready = shared.is_ready();
+            // Degraded channels are named but do not fail readiness: the
+            // gateway serves, and a restart would not fix a revoked token.
             let body = json!({
                 "ready": ready,
                 "failing": if ready { json!([]) } else { json!(["gateway"]) },
+                "degraded": shared.channels.degraded(),
                 "uptimeMs": shared.started.elapsed().as_millis() as u64,
             });
             http::respond_json(stream, if ready { 200 } else { 503 }, &body.to_string()).await

@@ -97,6 +97,7 @@ pub async fn send(call: &Call, params: Value) -> Reply {
         message: p.message,
         mode,
         scopes: call.conn.scopes.clone(),
+        route: None,
     };
     let run_id = submission.run_id.clone();
     match call
@@ -211,6 +212,7 @@ pub async fn agent(call: &Call, params: Value) -> Reply {
             message: p.message,
             mode: None,
             scopes: call.conn.scopes.clone(),
+            route: None,
         })
         .await
         .map_err(submit_error)?;

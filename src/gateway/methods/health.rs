@@ -10,10 +10,6 @@ use crate::protocol::error::ErrorShape;
 use crate::protocol::frames::Payload;
 use crate::protocol::scopes;
 
-/// `{}` in a typed snapshot.
-#[derive(Serialize)]
-struct EmptyObject {}
-
 /// `[]` in a typed snapshot.
 const NONE: [(); 0] = [];
 
@@ -86,9 +82,9 @@ struct HealthSnapshot {
     version: &'static str,
     plugins: Plugins,
     config_reload: ConfigReload,
-    channels: EmptyObject,
-    channel_order: [(); 0],
-    channel_labels: EmptyObject,
+    channels: serde_json::Map<String, Value>,
+    channel_order: Vec<&'static str>,
+    channel_labels: serde_json::Map<String, Value>,
     heartbeat_seconds: u64,
     default_agent_id: &'static str,
     agents: [AgentHealth; 1],
@@ -107,6 +103,25 @@ fn snapshot(shared: &Shared) -> HealthSnapshot {
         count: 0,
         recent: NONE,
     };
+    let mut channels = serde_json::Map::new();
+    let mut channel_order = Vec::new();
+    let mut channel_labels = serde_json::Map::new();
+    for (id, label, s) in shared.channels.statuses_now() {
+        if !channel_order.contains(&id) {
+            channel_order.push(id);
+            channel_labels.insert(id.into(), json!(label));
+        }
+        channels.insert(
+            id.into(),
+            json!({
+                "accountId": s.account_id, "configured": s.configured, "running": s.running,
+                "connected": s.connected, "healthState": s.health_state, "lastError": s.last_error,
+                "lastTransportActivityAt": s.last_transport_activity_at,
+                "lastInboundAt": s.last_inbound_at, "lastOutboundAt": s.last_outbound_at,
+                "restartCount": s.restart_count,
+            }),
+        );
+    }
     HealthSnapshot {
         ok: true,
         ts: ids::now_ms(),
@@ -121,9 +136,9 @@ fn snapshot(shared: &Shared) -> HealthSnapshot {
         config_reload: ConfigReload {
             hot_reload_status: "disabled",
         },
-        channels: EmptyObject {},
-        channel_order: NONE,
-        channel_labels: EmptyObject {},
+        channels,
+        channel_order,
+        channel_labels,
         heartbeat_seconds: 0,
         default_agent_id: "main",
         agents: [AgentHealth {

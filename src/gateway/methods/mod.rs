@@ -3,9 +3,11 @@
 //! handler. `hello-ok.features.methods`, authorization and dispatch all come
 //! from [`METHODS`]; adding a method is one entry here plus its handler in
 //! the file named after its family (`health.rs`, `devices.rs`, `nodes.rs`,
-//! `node_role.rs`, `chat.rs`, `sessions.rs`, `approvals.rs`, `system.rs`).
+//! `node_role.rs`, `chat.rs`, `sessions.rs`, `approvals.rs`, `system.rs`,
+//! `channels.rs`).
 
 mod approvals;
+mod channels;
 mod chat;
 mod devices;
 mod health;
@@ -173,6 +175,31 @@ pub static METHODS: &[Method] = &[
         Beside,
         devices::token_revoke
     ),
+    method!(
+        "channels.status",
+        Operator(scopes::READ),
+        Beside,
+        channels::status
+    ),
+    method!(
+        "channels.pairing.list",
+        Operator(scopes::PAIRING),
+        Beside,
+        channels::pairing_list
+    ),
+    method!(
+        "channels.pairing.approve",
+        Operator(scopes::PAIRING),
+        Beside,
+        channels::pairing_approve
+    ),
+    method!(
+        "channels.pairing.dismiss",
+        Operator(scopes::PAIRING),
+        Beside,
+        channels::pairing_dismiss
+    ),
+    method!("send", Operator(scopes::WRITE), Beside, channels::send),
     method!("node.list", Operator(scopes::READ), Beside, nodes::list),
     method!(
         "node.describe",
