@@ -28,6 +28,8 @@ use std::time::{Duration, Instant};
 
 #[path = "support/fake_provider.rs"]
 mod fake_provider;
+#[path = "support/fake_telegram.rs"]
+mod fake_telegram;
 
 const TOKEN: &str = "pinclaw-interop-T0k3n-0123456789abcdef";
 const READY_PREFIX: &str = "pinclaw gateway ready at ";
@@ -319,6 +321,16 @@ impl CliResult {
     }
 }
 
+/// How a CLI command is pointed at the gateway.
+#[derive(Clone, Copy)]
+enum Reach {
+    /// `--url URL --token T --json`.
+    Flags,
+    /// `OPENCLAW_GATEWAY_URL` and `OPENCLAW_GATEWAY_TOKEN`, text output (for
+    /// commands without a `--url` flag, such as `channels status`).
+    Env,
+}
+
 /// Starts one CLI command with an isolated, empty home and the CLI's output in files.
 fn spawn_cli(
     tools: &Tools,
@@ -327,6 +339,18 @@ fn spawn_cli(
     args: &[&str],
     url: &str,
     token: &str,
+) -> CliRun {
+    spawn_cli_reaching(tools, dir, name, args, url, token, Reach::Flags)
+}
+
+fn spawn_cli_reaching(
+    tools: &Tools,
+    dir: &Path,
+    name: &'static str,
+    args: &[&str],
+    url: &str,
+    token: &str,
+    reach: Reach,
 ) -> CliRun {
     let home = dir.join(format!("home-{}", name.replace(' ', "-")));
     std::fs::create_dir_all(&home).expect("create CLI home");
@@ -350,15 +374,22 @@ fn spawn_cli(
         path.push(":");
         path.push(p);
     }
-    let child = Command::new(&tools.openclaw)
-        .args(args)
-        .args(["--url", url, "--token", token, "--json"])
+    let mut command = Command::new(&tools.openclaw);
+    command.args(args);
+    match reach {
+        Reach::Flags => command
+            .args(["--url", url, "--token", token, "--json"])
+            .env_remove("OPENCLAW_GATEWAY_TOKEN")
+            .env_remove("OPENCLAW_GATEWAY_URL"),
+        Reach::Env => command
+            .env("OPENCLAW_GATEWAY_URL", url)
+            .env("OPENCLAW_GATEWAY_TOKEN", token),
+    };
+    let child = command
         .env("PATH", path)
         .env("HOME", &home)
         .env("OPENCLAW_HOME", &home)
         .env("NO_COLOR", "1")
-        .env_remove("OPENCLAW_GATEWAY_TOKEN")
-        .env_remove("OPENCLAW_GATEWAY_URL")
         .stdin(Stdio::null())
         .stdout(File::create(&out).expect("create stdout file"))
         .stderr(File::create(&err).expect("create stderr file"))
@@ -914,4 +945,90 @@ process.exit(0);
     let rj = read.json();
     assert_eq!(rj["payload"]["name"], "room", "{}", read.describe());
     assert!(rj["payload"]["value"].is_number(), "{}", read.describe());
+}
+
+/// `openclaw channels status` (pointed at pinclaw by environment, as that
+/// command has no `--url`) reaches the gateway and lists the Telegram
+/// account running on a fake Bot API with its health. The CLI falls back to
+/// printing local config on any RPC failure, so the `Gateway reachable.`
+/// line is what proves the call worked.
+#[test]
+fn openclaw_channels_status_shows_the_telegram_account() {
+    let tools = match find_tools() {
+        Ok(t) => t,
+        Err(reason) => return skip(&reason),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let p = dir.path();
+    let bot_token = "555:interop-bot-token";
+    let tg = fake_telegram::FakeTelegram::start(bot_token);
+    std::fs::write(p.join("telegram.token"), bot_token).expect("token file");
+    let config = p.join("pinclaw.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[channels.telegram]\nenabled = true\nbot_token_file = \"{}\"\napi_root = \"{}\"\nallow_from = [42]\npoll_timeout_s = 2\n",
+            p.join("telegram.token").display(),
+            tg.api_root()
+        ),
+    )
+    .expect("config");
+    let config = config.to_string_lossy().into_owned();
+    let (_gateway, url) = match start_pinclaw_with(p, &["--config", &config]) {
+        Start::Ready(gw, url) => (gw, url),
+        Start::CannotExec(reason) => return skip(&reason),
+    };
+    // The poller is up once Telegram has been asked for updates twice.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while tg.calls_of("getUpdates").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "pinclaw never polled the fake Bot API"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let started = Instant::now();
+    let status = wait_cli(
+        spawn_cli_reaching(
+            &tools,
+            p,
+            "channels status",
+            &["channels", "status"],
+            &url,
+            TOKEN,
+            Reach::Env,
+        ),
+        started,
+    );
+    say(&format!(
+        "interop: `openclaw channels status` → {} in {:.2?}",
+        status.status, status.elapsed
+    ));
+    assert!(
+        status
+            .stdout
+            .lines()
+            .any(|l| l.trim() == "Gateway reachable."),
+        "the CLI did not reach pinclaw:\n{}",
+        status.describe()
+    );
+    let line = status
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("- Telegram default"))
+        .unwrap_or_else(|| panic!("no Telegram account line:\n{}", status.describe()));
+    say(&format!("interop: {line}"));
+    for bit in [
+        "enabled",
+        "configured",
+        "running",
+        "connected",
+        "health:healthy",
+    ] {
+        assert!(line.contains(bit), "{bit:?} missing from {line:?}");
+    }
+    for bad in ["disabled", "not configured", "stopped", "disconnected"] {
+        assert!(!line.contains(bad), "{bad:?} in {line:?}");
+    }
+    assert!(!status.stdout.contains(bot_token) && !status.stderr.contains(bot_token));
 }

@@ -43,13 +43,32 @@ pub fn start(config: &Path, env: &[(&str, &str)]) -> GatewayProcess {
 /// Start `pinclaw ARGS…` (a gateway) with `env` added, and wait for its
 /// ready line.
 pub fn start_args(args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> GatewayProcess {
+    spawn(args, env, Stdio::null())
+}
+
+/// Start `pinclaw gateway --config CONFIG` with `env` added and its stderr
+/// (the log) appended to `log`, and wait for its ready line.
+pub fn start_logged(config: &Path, env: &[(&str, &str)], log: &Path) -> GatewayProcess {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap_or_else(|e| panic!("log file {}: {e}", log.display()));
+    spawn(
+        &["gateway".as_ref(), "--config".as_ref(), config.as_os_str()],
+        env,
+        Stdio::from(file),
+    )
+}
+
+fn spawn(args: &[&std::ffi::OsStr], env: &[(&str, &str)], stderr: Stdio) -> GatewayProcess {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("PINCLAW_GATEWAY_TOKEN")
         .env_remove("PINCLAW_STATE_DIR")
         .env_remove("PINCLAW_CONFIG")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(stderr);
     for (k, v) in env {
         cmd.env(k, v);
     }
