@@ -333,10 +333,11 @@ fn span(text: &str) -> Option<(String, usize)> {
         }
     }
     if let Some(body) = text.strip_prefix('[') {
-        let close = body.find("](")?;
+        // Bounded windows: a line of unmatched `[` stays linear.
+        let close = window(body, MAX_LINK_LABEL_BYTES).find("](")?;
         let label = &body[..close];
         let after = &body[close + 2..];
-        let end = after.find(')')?;
+        let end = window(after, MAX_LINK_URL_BYTES).find(')')?;
         let url = &after[..end];
         let allowed = ["https://", "http://", "tg://", "mailto:"]
             .iter()
@@ -352,6 +353,19 @@ fn span(text: &str) -> Option<(String, usize)> {
         return Some((html, 1 + close + 2 + end + 1));
     }
     None
+}
+
+/// Longest link label and URL looked for (longer ones stay literal text).
+const MAX_LINK_LABEL_BYTES: usize = 256;
+const MAX_LINK_URL_BYTES: usize = 2048;
+
+/// The first `max` bytes of `text` (cut back to a character boundary).
+fn window(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 fn wrap(tag: &str, body: &str) -> String {
@@ -381,6 +395,11 @@ mod tests {
             to_html("[bad](javascript:alert(1))"),
             "[bad](javascript:alert(1))"
         );
+        // Labels past the search window stay text (a line of `[` is linear).
+        let long = format!("[{}](https://x.org)", "a".repeat(300));
+        assert_eq!(to_html(&long), long);
+        let brackets = "[".repeat(3000);
+        assert_eq!(to_html(&brackets), brackets);
         assert_eq!(
             to_html("# Title\n- one\n- **two**\n> quoted\n> more\nafter"),
             "<b>Title</b>\n• one\n• <b>two</b>\n<blockquote>quoted\nmore</blockquote>\nafter"
