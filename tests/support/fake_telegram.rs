@@ -109,7 +109,7 @@ struct State {
     polling: u64,
     tickets: u64,
     /// `update_id`s in answers written so far.
-    served: Vec<i64>,
+    served: Vec<(i64, Instant)>,
     /// A process to SIGKILL, and how long after the next `getUpdates`
     /// answer that carries updates is written.
     kill_after_serving: Option<(u32, Duration)>,
@@ -279,9 +279,18 @@ impl FakeTelegram {
         self.sent().into_iter().filter(|s| !s.silent).collect()
     }
 
-    /// `update_id`s of every update served so far.
+    /// `update_id`s of every update served so far (again when re-served).
     pub fn served(&self) -> Vec<i64> {
-        self.lock().served.clone()
+        self.lock().served.iter().map(|(id, _)| *id).collect()
+    }
+
+    /// When each update was first served (its answer written).
+    pub fn first_served_at(&self, update_id: i64) -> Option<Instant> {
+        let st = self.lock();
+        st.served
+            .iter()
+            .find(|(id, _)| *id == update_id)
+            .map(|(_, at)| *at)
     }
 
     /// The highest offset a poller confirmed.
@@ -388,11 +397,13 @@ fn read_request(conn: &mut TcpStream, sh: &Shared) -> Option<(String, Vec<u8>)> 
 
 fn write_json(conn: &mut TcpStream, status: u16, body: &Value) -> bool {
     let text = body.to_string();
-    let head = format!(
-        "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+    // One write, as a real server's buffered response: head and body in two
+    // small writes would wait on the client's delayed ACK (Nagle).
+    let answer = format!(
+        "HTTP/1.1 {status} Fake\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{text}",
         text.len()
     );
-    conn.write_all(head.as_bytes()).is_ok() && conn.write_all(text.as_bytes()).is_ok()
+    conn.write_all(answer.as_bytes()).is_ok()
 }
 
 fn error(code: u16, description: &str, retry_after: Option<u64>) -> (u16, Value) {
@@ -471,7 +482,7 @@ fn serve(mut conn: TcpStream, sh: &Shared) {
             if carries {
                 for u in value["result"].as_array().into_iter().flatten() {
                     if let Some(id) = u["update_id"].as_i64() {
-                        st.served.push(id);
+                        st.served.push((id, Instant::now()));
                     }
                 }
                 st.kill_after_serving.take()
