@@ -124,13 +124,14 @@ fn start(
     Err("the gateway did not print its ready line".into())
 }
 
-/// RSS in KiB (all, and private), CPU ticks (user + system) and context switches of all threads.
+/// RSS in KiB (all, and private), CPU time and context switches of all
+/// threads (a thread that ended between two samples is not counted).
 #[derive(Clone, Copy)]
 struct Sample {
     rss_kb: u64,
     /// Private memory (heap, stacks): what the process really costs.
     anon_kb: u64,
-    ticks: u64,
+    cpu_ns: u64,
     switches: u64,
     at: Instant,
 }
@@ -145,27 +146,27 @@ fn sample(pid: u32) -> Sample {
     };
     let status = read(format!("/proc/{pid}/status"));
     let (rss_kb, anon_kb) = (field(&status, "VmRSS:"), field(&status, "RssAnon:"));
-    let stat = read(format!("/proc/{pid}/stat"));
-    // Fields after the command name (which may hold spaces): utime is the
-    // 14th field overall, stime the 15th.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let f: Vec<u64> = after
-        .split_whitespace()
-        .map(|x| x.parse().unwrap_or(0))
-        .collect();
-    let ticks = f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0);
-    let mut switches = 0;
+    // Per thread: nanoseconds on a CPU (`schedstat`'s first field; the
+    // clock ticks of `stat` are too coarse for an idle process) and
+    // context switches.
+    let (mut cpu_ns, mut switches) = (0, 0);
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
-            let s = read(format!("{}/status", task.path().display()));
+            let dir = task.path().display().to_string();
+            let s = read(format!("{dir}/status"));
             switches +=
                 field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:");
+            cpu_ns += read(format!("{dir}/schedstat"))
+                .split_whitespace()
+                .next()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
         }
     }
     Sample {
         rss_kb,
         anon_kb,
-        ticks,
+        cpu_ns,
         switches,
         at: Instant::now(),
     }
@@ -174,9 +175,8 @@ fn sample(pid: u32) -> Sample {
 /// (CPU %, wake-ups per second) between two samples.
 fn rates(a: Sample, b: Sample) -> (f64, f64) {
     let secs = b.at.duration_since(a.at).as_secs_f64();
-    // USER_HZ is 100 on Linux.
-    let cpu = (b.ticks - a.ticks) as f64 / 100.0 / secs * 100.0;
-    (cpu, (b.switches - a.switches) as f64 / secs)
+    let cpu = b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e9 / secs * 100.0;
+    (cpu, b.switches.saturating_sub(a.switches) as f64 / secs)
 }
 
 async fn operator(url: &str) -> Result<Client> {
@@ -209,9 +209,9 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 /// Print the median of per-pass values with the spread across passes.
 fn figure(name: &str, unit: &str, mut passes: Vec<f64>) {
     passes.sort_by(|a, b| a.total_cmp(b));
-    let shown: Vec<String> = passes.iter().map(|v| format!("{v:.3}")).collect();
+    let shown: Vec<String> = passes.iter().map(|v| format!("{v:.4}")).collect();
     println!(
-        "figure {name} {:.3} {unit} (median of {}; spread {:.3}–{:.3}; passes {})",
+        "figure {name} {:.4} {unit} (median of {}; spread {:.4}–{:.4}; passes {})",
         pct(&passes, 0.5),
         passes.len(),
         passes.first().copied().unwrap_or(f64::NAN),
@@ -262,7 +262,7 @@ async fn main() -> Result<()> {
         let (cpu_a, wake_a) = rates(a0, a1);
         let (cpu_b, wake_b) = rates(b0, b1);
         println!(
-            "pass {pass} idle {idle_s} s: without Telegram RSS {} KiB ({} private), CPU {cpu_a:.3} %, {wake_a:.2} wake-ups/s; with it RSS {} KiB ({} private), CPU {cpu_b:.3} %, {wake_b:.2} wake-ups/s",
+            "pass {pass} idle {idle_s} s: without Telegram RSS {} KiB ({} private), CPU {cpu_a:.4} %, {wake_a:.2} wake-ups/s; with it RSS {} KiB ({} private), CPU {cpu_b:.4} %, {wake_b:.2} wake-ups/s",
             a1.rss_kb, a1.anon_kb, b1.rss_kb, b1.anon_kb
         );
         rss_delta.push(b1.rss_kb as f64 - a1.rss_kb as f64);

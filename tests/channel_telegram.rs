@@ -34,6 +34,15 @@ struct Hub {
 /// A gateway with Telegram on the fake (allowing user 42, long polls of
 /// 1 s), adjusted by `customize`, and the fake model answering `reply`.
 async fn start_hub(reply: &str, customize: impl FnOnce(&mut TelegramConfig)) -> Hub {
+    start_hub_with(reply, |s| customize(&mut s.config.channels.telegram)).await
+}
+
+/// The same, with the gateway's whole settings (Telegram already in them)
+/// to adjust.
+async fn start_hub_with(
+    reply: &str,
+    customize: impl FnOnce(&mut pinclaw::gateway::GatewaySettings),
+) -> Hub {
     let tg = FakeTelegram::start(BOT_TOKEN);
     let model = FakeProvider::start();
     model.set_default(text_reply(reply, Duration::ZERO));
@@ -41,7 +50,7 @@ async fn start_hub(reply: &str, customize: impl FnOnce(&mut TelegramConfig)) -> 
     let token_file = dir.path().join("telegram.token");
     std::fs::write(&token_file, format!("{BOT_TOKEN}\n")).unwrap_or_else(|e| panic!("{e}"));
     let mut settings = agent_settings(&dir.path().join("state"), &model, 16_384);
-    let mut telegram = TelegramConfig {
+    let telegram = TelegramConfig {
         enabled: true,
         bot_token_file: Some(token_file),
         api_root: tg.api_root(),
@@ -49,8 +58,8 @@ async fn start_hub(reply: &str, customize: impl FnOnce(&mut TelegramConfig)) -> 
         poll_timeout_s: 1,
         ..TelegramConfig::default()
     };
-    customize(&mut telegram);
     settings.config.channels.telegram = telegram;
+    customize(&mut settings);
     let gw = TestGateway::start_with(settings).await;
     tg.until("the first getUpdates", WAIT, |f| {
         !f.calls_of("getUpdates").is_empty()
@@ -338,29 +347,16 @@ async fn forum_topics_get_their_own_session_and_replies_stay_in_the_topic() {
 
 #[tokio::test]
 async fn dm_scope_per_channel_peer_gives_each_sender_a_session() {
-    let tg_settings = |t: &mut TelegramConfig| {
-        t.allow_from
+    let hub = start_hub_with("ok", |s| {
+        s.config
+            .channels
+            .telegram
+            .allow_from
             .push(pinclaw::channel::access::AllowEntry::Id(43));
-    };
-    let tg = FakeTelegram::start(BOT_TOKEN);
-    let model = FakeProvider::start();
-    model.set_default(text_reply("ok", Duration::ZERO));
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let token_file = dir.path().join("token");
-    std::fs::write(&token_file, BOT_TOKEN).unwrap_or_else(|e| panic!("{e}"));
-    let mut settings = agent_settings(&dir.path().join("state"), &model, 16_384);
-    let mut telegram = TelegramConfig {
-        enabled: true,
-        bot_token_file: Some(token_file),
-        api_root: tg.api_root(),
-        allow_from: vec![pinclaw::channel::access::AllowEntry::Id(42)],
-        poll_timeout_s: 1,
-        ..TelegramConfig::default()
-    };
-    tg_settings(&mut telegram);
-    settings.config.channels.telegram = telegram;
-    settings.config.session.dm_scope = pinclaw::session::keys::DmScope::PerChannelPeer;
-    let gw = TestGateway::start_with(settings).await;
+        s.config.session.dm_scope = pinclaw::session::keys::DmScope::PerChannelPeer;
+    })
+    .await;
+    let (tg, gw) = (&hub.tg, &hub.gw);
     tg.dm(42, "from 42");
     tg.dm(43, "from 43");
     let replies = tg.wait_replies(2, WAIT).await;
@@ -375,7 +371,7 @@ async fn dm_scope_per_channel_peer_gives_each_sender_a_session() {
     let text = sessions.to_string();
     assert!(text.contains("agent:main:telegram:direct:42"), "{text}");
     assert!(text.contains("agent:main:telegram:direct:43"), "{text}");
-    gw.stop().await;
+    hub.gw.stop().await;
 }
 
 #[tokio::test]

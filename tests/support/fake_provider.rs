@@ -10,6 +10,12 @@
 //! Include it with `#[path = "support/fake_provider.rs"] mod fake_provider;`.
 #![allow(dead_code)]
 
+// Each fake includes it so either can be used alone; a test that uses
+// both compiles it twice, which is harmless.
+#[allow(clippy::duplicate_mod)]
+#[path = "http_request.rs"]
+mod http_request;
+
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -415,69 +421,6 @@ fn nap(sh: &Shared, d: Duration) {
     }
 }
 
-/// Method, path, headers, body.
-type RawRequest = (String, String, Vec<(String, String)>, Vec<u8>);
-
-fn read_request(conn: &mut TcpStream, sh: &Shared) -> Option<RawRequest> {
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        if buf.len() > 64 * 1024 || stopped(sh) {
-            return None;
-        }
-        match conn.read(&mut tmp) {
-            Ok(0) => return None,
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return None,
-        }
-    };
-    let mut hdrs = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut hdrs);
-    req.parse(&buf[..head_end]).ok()?;
-    let method = req.method?.to_owned();
-    let path = req.path?.to_owned();
-    let headers: Vec<(String, String)> = req
-        .headers
-        .iter()
-        .map(|h| {
-            (
-                h.name.to_ascii_lowercase(),
-                String::from_utf8_lossy(h.value).into_owned(),
-            )
-        })
-        .collect();
-    let len: usize = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0)
-        .min(16 * 1024 * 1024);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < len && !stopped(sh) {
-        match conn.read(&mut tmp) {
-            Ok(0) => break,
-            Ok(n) => body.extend_from_slice(&tmp[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => break,
-        }
-    }
-    body.truncate(len);
-    Some((method, path, headers, body))
-}
-
 fn reason(status: u16) -> &'static str {
     match status {
         200 => "OK",
@@ -495,7 +438,8 @@ fn reason(status: u16) -> &'static str {
 }
 
 fn serve(mut conn: TcpStream, conn_id: u64, sh: &Shared) {
-    let Some((method, path, headers, body)) = read_request(&mut conn, sh) else {
+    let Some((method, path, headers, body)) = http_request::read_request(&mut conn, || stopped(sh))
+    else {
         return;
     };
     let json = serde_json::from_slice(&body).ok();

@@ -18,8 +18,14 @@
 //! Include it with `#[path = "support/fake_telegram.rs"] mod fake_telegram;`.
 #![allow(dead_code)]
 
+// Each fake includes it so either can be used alone; a test that uses
+// both compiles it twice, which is harmless.
+#[allow(clippy::duplicate_mod)]
+#[path = "http_request.rs"]
+mod http_request;
+
 use std::collections::VecDeque;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -345,56 +351,6 @@ fn stopped(sh: &Shared) -> bool {
     sh.stop.load(Ordering::SeqCst)
 }
 
-/// One request: method path and body. `None` when the client closed.
-fn read_request(conn: &mut TcpStream, sh: &Shared) -> Option<(String, Vec<u8>)> {
-    let _ = conn.set_read_timeout(Some(Duration::from_millis(50)));
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    let head_end = loop {
-        if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break p + 4;
-        }
-        if buf.len() > 64 * 1024 || stopped(sh) {
-            return None;
-        }
-        match conn.read(&mut tmp) {
-            Ok(0) => return None,
-            Ok(n) => buf.extend_from_slice(&tmp[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return None,
-        }
-    };
-    let mut headers = [httparse::EMPTY_HEADER; 64];
-    let mut req = httparse::Request::new(&mut headers);
-    req.parse(&buf[..head_end]).ok()?;
-    let path = req.path?.to_owned();
-    let len: usize = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
-        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
-        .unwrap_or(0);
-    let mut body = buf[head_end..].to_vec();
-    while body.len() < len && !stopped(sh) {
-        match conn.read(&mut tmp) {
-            Ok(0) => return None,
-            Ok(n) => body.extend_from_slice(&tmp[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) => {}
-            Err(_) => return None,
-        }
-    }
-    body.truncate(len);
-    Some((path, body))
-}
-
 fn write_json(conn: &mut TcpStream, status: u16, body: &Value) -> bool {
     let text = body.to_string();
     // One write, as a real server's buffered response: head and body in two
@@ -419,7 +375,7 @@ fn ok(result: Value) -> (u16, Value) {
 }
 
 fn serve(mut conn: TcpStream, sh: &Shared) {
-    while let Some((path, body)) = read_request(&mut conn, sh) {
+    while let Some((_, path, _, body)) = http_request::read_request(&mut conn, || stopped(sh)) {
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (token, method) = path
             .strip_prefix("/bot")
