@@ -139,7 +139,7 @@ pub async fn run(hub: Arc<Hub>, channel: Arc<dyn Channel>) {
         let mut retry_later = false;
         for item in pending {
             if settled.contains(&item.seq) {
-                if hub.store.outbox_done(item.seq).await.is_ok() {
+                if hub.store.outbox_done(&item).await.is_ok() {
                     settled.remove(&item.seq);
                 } else {
                     retry_later = true;
@@ -194,7 +194,7 @@ pub async fn run(hub: Arc<Hub>, channel: Arc<dyn Channel>) {
                         "delivery failed, retrying in {} s: {why}",
                         backoff.as_secs()
                     );
-                    if let Err(e) = hub.store.outbox_attempted(item.seq, parts_sent).await {
+                    if let Err(e) = hub.store.outbox_attempted(&item, parts_sent).await {
                         tracing::debug!("delivery attempt not counted: {e}");
                     }
                     retry_later = true;
@@ -232,7 +232,7 @@ async fn finish(
     outcome: Outcome,
     settled: &mut HashSet<u64>,
 ) {
-    if let Err(e) = hub.store.outbox_done(item.seq).await {
+    if let Err(e) = hub.store.outbox_done(item).await {
         tracing::warn!(
             channel = channel.id(),
             "a delivered message stays in the ledger (it may be sent again after a restart): {e}"

@@ -14,13 +14,25 @@ const CURSORS: JsonTable = TableDefinition::new("channel_cursors");
 const PAIRING: JsonTable = TableDefinition::new("channel_pairing");
 /// `"<channel>:<account>:<sender>"` → an approved sender.
 const ALLOWED: JsonTable = TableDefinition::new("channel_allowed");
-/// Delivery order → an accepted outbound message.
-const OUTBOX: TableDefinition<u64, &[u8]> = TableDefinition::new("channel_outbox");
-/// `"<channel>:<account>:<event>"` → when it was seen: inbound events
-/// already answered outside a session (commands, pairing codes).
-const SEEN: TableDefinition<&str, u64> = TableDefinition::new("channel_seen");
-/// Seen order → event key: the pruning order of [`SEEN`].
-const SEEN_ORDER: TableDefinition<u64, &str> = TableDefinition::new("channel_seen_order");
+/// `("<channel>:<account>", seq)` → an accepted outbound message, in
+/// delivery order. (Every table here reuses a key/value shape of another
+/// store table: each new shape is a whole btree instantiated in the binary.)
+const OUTBOX: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("channel_outbox");
+/// `"<channel>:<account>:<event>"` → its place in [`SEEN_ORDER`] (u64, LE):
+/// inbound events already answered outside a session (commands, pairing
+/// codes).
+const SEEN: JsonTable = TableDefinition::new("channel_seen");
+/// `(place, event key)`: the pruning order of [`SEEN`].
+const SEEN_ORDER: TableDefinition<(i64, &str), ()> = TableDefinition::new("channel_seen_order");
+/// Counters: the next outbox sequence number (JSON), so that `seq` is
+/// unique across accounts.
+const COUNTERS: JsonTable = TableDefinition::new("channel_counters");
+const NEXT_OUTBOX_SEQ: &str = "outbox_seq";
+
+/// The ledger key of a message of one account.
+fn outbox_account(channel: &str, account: &str) -> String {
+    format!("{channel}:{account}")
+}
 
 pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(CURSORS).map_err(db_err)?;
@@ -29,6 +41,7 @@ pub(super) fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
     txn.open_table(OUTBOX).map_err(db_err)?;
     txn.open_table(SEEN).map_err(db_err)?;
     txn.open_table(SEEN_ORDER).map_err(db_err)?;
+    txn.open_table(COUNTERS).map_err(db_err)?;
     Ok(())
 }
 
@@ -44,18 +57,23 @@ pub(super) fn outbox_insert(
             "too many undelivered channel messages; the channel is not delivering",
         ));
     }
-    let first = table
-        .last()
-        .map_err(db_err)?
-        .map(|(k, _)| k.value() + 1)
-        .unwrap_or(1);
+    let mut counters = txn.open_table(COUNTERS).map_err(db_err)?;
+    let first: u64 = get_json(&counters, NEXT_OUTBOX_SEQ)?.unwrap_or(1);
     let mut stored = Vec::with_capacity(items.len());
     for (seq, mut item) in (first..).zip(items) {
         item.seq = seq;
         let bytes = encode("outbox", &item)?;
-        table.insert(item.seq, bytes.as_slice()).map_err(db_err)?;
+        let account = outbox_account(&item.channel, &item.account);
+        table
+            .insert((account.as_str(), item.seq), bytes.as_slice())
+            .map_err(db_err)?;
         stored.push(item);
     }
+    put_json(
+        &mut counters,
+        NEXT_OUTBOX_SEQ,
+        &(first + stored.len() as u64),
+    )?;
     Ok(stored)
 }
 
@@ -70,15 +88,16 @@ fn mark_seen(txn: &WriteTransaction, event: &str) -> Result<bool, StoreError> {
     let next = order
         .last()
         .map_err(db_err)?
-        .map(|(k, _)| k.value() + 1)
+        .map(|(k, _)| k.value().0 + 1)
         .unwrap_or(1);
-    seen.insert(event, next).map_err(db_err)?;
-    order.insert(next, event).map_err(db_err)?;
+    seen.insert(event, next.to_le_bytes().as_slice())
+        .map_err(db_err)?;
+    order.insert((next, event), ()).map_err(db_err)?;
     while order.len().map_err(db_err)? as usize > limits::CHANNEL_SEEN_EVENTS {
         let oldest = order
             .pop_first()
             .map_err(db_err)?
-            .map(|(_, v)| v.value().to_owned());
+            .map(|(k, _)| k.value().1.to_owned());
         match oldest {
             Some(key) => {
                 seen.remove(key.as_str()).map_err(db_err)?;
@@ -431,19 +450,16 @@ impl Store {
         account: &str,
         max: usize,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let (channel, account) = (channel.to_owned(), account.to_owned());
+        let account = outbox_account(channel, account);
         self.read(move |txn| {
             let table = txn.open_table(OUTBOX).map_err(db_err)?;
             let mut out = Vec::new();
-            for row in table.iter().map_err(db_err)? {
+            let rows = table
+                .range((account.as_str(), 0)..=(account.as_str(), u64::MAX))
+                .map_err(db_err)?;
+            for row in rows.take(max) {
                 let (_, v) = row.map_err(db_err)?;
-                let item: OutboxItem = decode("outbox", v.value())?;
-                if item.channel == channel && item.account == account {
-                    out.push(item);
-                    if out.len() >= max {
-                        break;
-                    }
-                }
+                out.push(decode("outbox", v.value())?);
             }
             Ok(out)
         })
@@ -463,11 +479,12 @@ impl Store {
     }
 
     /// A message was delivered (or given up on): it leaves the ledger.
-    pub async fn outbox_done(&self, seq: u64) -> Result<(), StoreError> {
+    pub async fn outbox_done(&self, item: &OutboxItem) -> Result<(), StoreError> {
+        let (account, seq) = (outbox_account(&item.channel, &item.account), item.seq);
         self.write(true, move |txn| {
             txn.open_table(OUTBOX)
                 .map_err(db_err)?
-                .remove(seq)
+                .remove((account.as_str(), seq))
                 .map_err(db_err)?;
             Ok(())
         })
@@ -477,10 +494,16 @@ impl Store {
     /// Count a failed delivery attempt of a ledgered message, and how many
     /// of its parts were delivered (durable: a restart must not send them
     /// again).
-    pub async fn outbox_attempted(&self, seq: u64, parts_sent: u32) -> Result<(), StoreError> {
+    pub async fn outbox_attempted(
+        &self,
+        item: &OutboxItem,
+        parts_sent: u32,
+    ) -> Result<(), StoreError> {
+        let (account, seq) = (outbox_account(&item.channel, &item.account), item.seq);
         self.write(true, move |txn| {
             let mut table = txn.open_table(OUTBOX).map_err(db_err)?;
-            let item = match table.get(seq).map_err(db_err)? {
+            let key = (account.as_str(), seq);
+            let item = match table.get(key).map_err(db_err)? {
                 Some(v) => Some(decode::<OutboxItem>("outbox", v.value())?),
                 None => None,
             };
@@ -488,7 +511,7 @@ impl Store {
                 item.attempts += 1;
                 item.parts_sent = item.parts_sent.max(parts_sent);
                 let bytes = encode("outbox", &item)?;
-                table.insert(seq, bytes.as_slice()).map_err(db_err)?;
+                table.insert(key, bytes.as_slice()).map_err(db_err)?;
             }
             Ok(())
         })

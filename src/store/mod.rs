@@ -46,7 +46,7 @@ pub use self::actor::Counters;
 use self::actor::{Command, Pending, ReadCommand};
 
 /// How many tables the store has (the `create_tables` of its modules).
-const TABLES: usize = 16;
+const TABLES: usize = 17;
 
 /// A table of JSON records by string key.
 pub(super) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;

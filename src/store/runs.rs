@@ -16,7 +16,7 @@ const RUNS: JsonTable = TableDefinition::new("runs");
 const RUNS_BY_TIME: TableDefinition<(i64, &str), ()> = TableDefinition::new("runs_by_time");
 /// Runs of channel messages accepted and not yet finished: after a crash,
 /// each is answered (or run again) so that no chat waits forever.
-const UNANSWERED: TableDefinition<&str, ()> = TableDefinition::new("runs_unanswered");
+const UNANSWERED: JsonTable = TableDefinition::new("runs_unanswered");
 
 /// Longest error text kept in an index entry.
 const MAX_INDEXED_ERROR_CHARS: usize = 512;
@@ -118,7 +118,7 @@ pub(super) fn put(txn: &WriteTransaction, entry: &RunIndexEntry) -> Result<(), S
     let mut unanswered = txn.open_table(UNANSWERED).map_err(db_err)?;
     if entry.route.is_some() {
         unanswered
-            .insert(entry.run_id.as_str(), ())
+            .insert(entry.run_id.as_str(), [].as_slice())
             .map_err(db_err)?;
     }
     let mut by_time = txn.open_table(RUNS_BY_TIME).map_err(db_err)?;
