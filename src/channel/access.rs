@@ -66,13 +66,39 @@ impl Default for GroupRule {
 
 /// An `allow_from` entry: a numeric sender id, or `"*"` (anyone; only with
 /// `dm_policy = "open"`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum AllowEntry {
     /// A sender id.
     Id(i64),
     /// `"*"`.
     Any(String),
+}
+
+/// By hand rather than `untagged`: a clear error in the config's words, and
+/// a fraction of the code serde's buffering of untagged enums costs.
+impl<'de> Deserialize<'de> for AllowEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entry;
+        impl serde::de::Visitor<'_> for Entry {
+            type Value = AllowEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a numeric user id or \"*\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<AllowEntry, E> {
+                Ok(AllowEntry::Id(v))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<AllowEntry, E> {
+                i64::try_from(v)
+                    .map(AllowEntry::Id)
+                    .map_err(|_| E::custom("user id out of range"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AllowEntry, E> {
+                Ok(AllowEntry::Any(v.to_owned()))
+            }
+        }
+        deserializer.deserialize_any(Entry)
+    }
 }
 
 impl AllowEntry {
