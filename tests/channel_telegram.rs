@@ -710,6 +710,45 @@ async fn a_revoked_token_blocks_the_account_and_says_so() {
 }
 
 #[tokio::test]
+async fn an_enabled_bot_without_its_token_is_blocked_and_says_why() {
+    let model = FakeProvider::start();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut settings = agent_settings(&dir.path().join("state"), &model, 16_384);
+    settings.config.channels.telegram = TelegramConfig {
+        enabled: true,
+        bot_token_env: Some("PINCLAW_TEST_TOKEN_THAT_IS_NOT_SET".into()),
+        ..TelegramConfig::default()
+    };
+    let gw = TestGateway::start_with(settings).await;
+    let mut op = gw.client(&["operator.read", "operator.write"]).await;
+    let a = wait_health(&mut op, "blocked", WAIT).await;
+    assert_eq!(a["configured"], false, "{a}");
+    assert!(
+        a["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("PINCLAW_TEST_TOKEN_THAT_IS_NOT_SET is not set")),
+        "{a}"
+    );
+    let readyz = raw_http(&gw.addr, "/readyz").await;
+    assert!(readyz.starts_with("HTTP/1.1 200"), "{readyz}");
+    assert!(readyz.contains("telegram:default (blocked)"), "{readyz}");
+    // `send` is kept for later, and says why it cannot go now (without the
+    // reason it would have waited for a delivery attempt).
+    let queued = op
+        .call(
+            "send",
+            json!({"to": "42", "message": "x", "idempotencyKey": "b1"}),
+        )
+        .await;
+    let err = queued.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        err.contains("queued") && err.contains("is not set"),
+        "{err}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn send_delivers_through_the_ledger_and_the_cli() {
     let hub = start_hub("x", |_| {}).await;
     let mut op = hub.gw.client(&["operator.write"]).await;

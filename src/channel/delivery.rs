@@ -71,8 +71,9 @@ pub enum Sent {
     /// The service accepted it.
     Delivered(Delivered),
     /// Not yet (the channel is down or slow): it stays in the ledger and
-    /// is delivered later.
-    Queued,
+    /// is delivered later. With why, when the account cannot deliver now
+    /// (blocked: no token, or a revoked one).
+    Queued(Option<String>),
     /// It will not be delivered (refused, or given up on).
     Failed(DeliveryError),
 }
@@ -80,17 +81,29 @@ pub enum Sent {
 impl Hub {
     /// Put a message in the ledger (durable when this returns anything but
     /// a store error) and wait up to `wait` for its delivery.
+    /// An account that is blocked answers at once, with its error.
     pub async fn send(&self, item: OutboxItem, wait: Duration) -> Result<Sent, StoreError> {
+        let blocked = self
+            .channel(&item.channel, &item.account)
+            .map(|c| c.status())
+            .filter(|s| s.lifecycle == super::status::Lifecycle::Blocked)
+            .map(|s| {
+                s.last_error
+                    .unwrap_or_else(|| "the account is blocked".into())
+            });
         let stored = self.enqueue(item).await?;
+        if blocked.is_some() {
+            return Ok(Sent::Queued(blocked));
+        }
         let Some(outcome) = self.delivery.watch(stored.seq) else {
-            return Ok(Sent::Queued);
+            return Ok(Sent::Queued(None));
         };
         match tokio::time::timeout(wait, outcome).await {
             Ok(Ok(Ok(delivered))) => Ok(Sent::Delivered(delivered)),
             Ok(Ok(Err(e))) => Ok(Sent::Failed(e)),
             Ok(Err(_)) | Err(_) => {
                 self.delivery.forget(stored.seq);
-                Ok(Sent::Queued)
+                Ok(Sent::Queued(None))
             }
         }
     }

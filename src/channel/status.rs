@@ -92,10 +92,14 @@ impl AccountStatus {
     /// `stalled` and `conflict`.
     pub fn health_state(&self, now_ms: i64) -> &'static str {
         let since_start = self.last_start_at.map_or(i64::MAX, |t| now_ms - t);
-        if !self.enabled || !self.configured {
+        // An enabled account that cannot start (no token) is blocked, not
+        // unmanaged: the owner asked for it and it does not work.
+        if !self.enabled {
             "unmanaged"
         } else if self.lifecycle == Lifecycle::Blocked {
             "blocked"
+        } else if !self.configured {
+            "unmanaged"
         } else if !self.running {
             "not-running"
         } else if self.conflict {
@@ -156,5 +160,12 @@ mod tests {
         assert_eq!(s.health_state(now), "not-running");
         s.enabled = false;
         assert_eq!(s.health_state(now), "unmanaged");
+        // Enabled without a usable token: blocked, and degraded.
+        s.enabled = true;
+        s.configured = false;
+        s.lifecycle = Lifecycle::Blocked;
+        assert_eq!(s.health_state(now), "blocked");
+        s.health_state = s.health_state(now);
+        assert!(s.degraded());
     }
 }

@@ -307,7 +307,7 @@ pub async fn send(call: &Call, params: Value) -> Reply {
 async fn deliver(hub: &crate::channel::Hub, item: OutboxItem) -> Result<String, ErrorShape> {
     match hub.send(item, SEND_WAIT).await {
         Ok(Sent::Delivered(delivered)) => Ok(delivered.message_id),
-        Ok(Sent::Queued) => Err(queued()),
+        Ok(Sent::Queued(why)) => Err(queued(why)),
         Ok(Sent::Failed(DeliveryError::Rejected(why))) => Err(ErrorShape::new(
             codes::UNAVAILABLE,
             format!("not delivered: {why}"),
@@ -321,10 +321,16 @@ async fn deliver(hub: &crate::channel::Hub, item: OutboxItem) -> Result<String, 
     }
 }
 
-fn queued() -> ErrorShape {
-    ErrorShape::new(
-        codes::UNAVAILABLE,
-        "not delivered yet: the message is queued and will be delivered when the channel works",
-    )
-    .with_details(json!({"code": "OUTBOUND_DELIVERY_QUEUED"}))
+fn queued(why: Option<String>) -> ErrorShape {
+    let message = match why {
+        Some(why) => format!(
+            "not delivered yet: the channel cannot deliver ({why}); the message is queued and will be delivered when it works"
+        ),
+        None => {
+            "not delivered yet: the message is queued and will be delivered when the channel works"
+                .into()
+        }
+    };
+    ErrorShape::new(codes::UNAVAILABLE, message)
+        .with_details(json!({"code": "OUTBOUND_DELIVERY_QUEUED"}))
 }
