@@ -140,9 +140,9 @@ impl Hub {
         for (id, label, mut status) in self.statuses_now() {
             status.outbox_pending = self
                 .store
-                .outbox_pending(id, &status.account_id, crate::limits::CHANNEL_OUTBOX_MAX)
+                .outbox_count(id, &status.account_id)
                 .await
-                .map_or(0, |v| v.len() as u64);
+                .unwrap_or(0);
             out.push((id, label, status));
         }
         out
@@ -403,16 +403,14 @@ impl Hub {
             .as_ref()
             .map(|f| f())
             .unwrap_or_default();
-        let now = crate::ids::now_ms();
         let health: Vec<String> = self
-            .channels
-            .iter()
-            .map(|c| {
-                let s = c.status();
-                let state = s.health_state(now);
+            .statuses_now()
+            .into_iter()
+            .map(|(_, label, s)| {
+                let state = s.health_state;
                 match s.last_error.filter(|_| state != "healthy") {
-                    Some(e) => format!("{} {}: {state} ({e})", c.label(), c.account()),
-                    None => format!("{} {}: {state}", c.label(), c.account()),
+                    Some(e) => format!("{label} {}: {state} ({e})", s.account_id),
+                    None => format!("{label} {}: {state}", s.account_id),
                 }
             })
             .collect();

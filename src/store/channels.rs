@@ -5,7 +5,10 @@
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{JsonTable, ReplyRoute, Store, StoreError, db_err, decode, encode, get_json, put_json};
+use super::{
+    JsonTable, ReplyRoute, Store, StoreError, db_err, decode, encode, get_json, list_json_prefixed,
+    put_json,
+};
 use crate::limits;
 
 /// `"<channel>:<account>"` → the account's persisted cursor and identity.
@@ -260,17 +263,11 @@ impl Store {
         let prefix = format!("{channel}:{account}:");
         self.read(move |txn| {
             let table = txn.open_table(PAIRING).map_err(db_err)?;
-            let mut out: Vec<PairingRequest> = Vec::new();
-            for row in table.range(prefix.as_str()..).map_err(db_err)? {
-                let (k, v) = row.map_err(db_err)?;
-                if !k.value().starts_with(&prefix) {
-                    break;
-                }
-                let request: PairingRequest = decode(k.value(), v.value())?;
-                if request.expires_at() > now_ms {
-                    out.push(request);
-                }
-            }
+            let mut out: Vec<PairingRequest> = list_json_prefixed(&table, &prefix)?
+                .into_iter()
+                .map(|(_, r): (String, PairingRequest)| r)
+                .filter(|r| r.expires_at() > now_ms)
+                .collect();
             out.sort_by_key(|r| r.created_at);
             Ok(out)
         })
@@ -289,37 +286,21 @@ impl Store {
         self.write(true, move |txn| {
             let mut table = txn.open_table(PAIRING).map_err(db_err)?;
             let prefix = format!("{}:{}:", request.channel, request.account);
-            let mut live = Vec::new();
-            let mut expired = Vec::new();
-            for row in table.range(prefix.as_str()..).map_err(db_err)? {
-                let (k, v) = row.map_err(db_err)?;
-                if !k.value().starts_with(&prefix) {
-                    break;
-                }
-                let existing: PairingRequest = decode(k.value(), v.value())?;
-                if existing.expires_at() <= request.last_seen_at {
-                    expired.push(k.value().to_owned());
-                } else {
-                    live.push(existing);
-                }
-            }
-            for k in &expired {
+            let (expired, live): (Vec<_>, Vec<_>) =
+                list_json_prefixed::<PairingRequest>(&table, &prefix)?
+                    .into_iter()
+                    .partition(|(_, r)| r.expires_at() <= request.last_seen_at);
+            for (k, _) in &expired {
                 table.remove(k.as_str()).map_err(db_err)?;
             }
-            if let Some(mut mine) = live.into_iter().find(|r| r.sender == request.sender) {
+            let pending = live.len();
+            if let Some((key, mut mine)) =
+                live.into_iter().find(|(_, r)| r.sender == request.sender)
+            {
                 mine.last_seen_at = request.last_seen_at;
-                let key = pairing_key(&mine.channel, &mine.account, &mine.code);
                 put_json(&mut table, &key, &mine)?;
                 return Ok(Some((mine, false)));
             }
-            let pending = table
-                .range(prefix.as_str()..)
-                .map_err(db_err)?
-                .take_while(|r| {
-                    r.as_ref()
-                        .is_ok_and(|(k, _)| k.value().starts_with(&prefix))
-                })
-                .count();
             if pending >= limits::CHANNEL_PAIRING_MAX_PENDING {
                 return Ok(None);
             }
@@ -404,15 +385,10 @@ impl Store {
         let prefix = format!("{channel}:{account}:");
         self.read(move |txn| {
             let table = txn.open_table(ALLOWED).map_err(db_err)?;
-            let mut out = Vec::new();
-            for row in table.range(prefix.as_str()..).map_err(db_err)? {
-                let (k, v) = row.map_err(db_err)?;
-                if !k.value().starts_with(&prefix) {
-                    break;
-                }
-                out.push(decode(k.value(), v.value())?);
-            }
-            Ok(out)
+            Ok(list_json_prefixed(&table, &prefix)?
+                .into_iter()
+                .map(|(_, sender)| sender)
+                .collect())
         })
         .await
     }
@@ -466,14 +442,16 @@ impl Store {
         .await
     }
 
-    /// Undelivered messages of every channel.
-    pub async fn outbox_len(&self) -> Result<usize, StoreError> {
-        self.read(|txn| {
-            Ok(txn
-                .open_table(OUTBOX)
-                .map_err(db_err)?
-                .len()
-                .map_err(db_err)? as usize)
+    /// How many messages of one account wait in the ledger (counted, not
+    /// read).
+    pub async fn outbox_count(&self, channel: &str, account: &str) -> Result<u64, StoreError> {
+        let account = outbox_account(channel, account);
+        self.read(move |txn| {
+            let table = txn.open_table(OUTBOX).map_err(db_err)?;
+            let rows = table
+                .range((account.as_str(), 0)..=(account.as_str(), u64::MAX))
+                .map_err(db_err)?;
+            Ok(rows.count() as u64)
         })
         .await
     }

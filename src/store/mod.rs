@@ -325,6 +325,24 @@ pub(super) fn list_json<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// The JSON records whose keys start with `prefix`, in key order, with
+/// their keys.
+pub(super) fn list_json_prefixed<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    prefix: &str,
+) -> Result<Vec<(String, T)>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.range(prefix..).map_err(db_err)? {
+        let (key, value) = entry.map_err(db_err)?;
+        let key = key.value();
+        if !key.starts_with(prefix) {
+            break;
+        }
+        out.push((key.to_owned(), decode(key, value.value())?));
+    }
+    Ok(out)
+}
+
 /// Insert or replace a JSON record.
 pub(super) fn put_json<T: Serialize>(
     table: &mut Table<&'static str, &'static [u8]>,
