@@ -7,6 +7,7 @@
 pub mod abort;
 pub mod agent;
 pub mod app;
+pub mod backoff;
 pub mod board;
 pub mod channel;
 pub mod client;

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, oneshot};
 
 use super::hub::Hub;
 use super::{Channel, Delivered, DeliveryError, Outbound, Target};
+use crate::backoff::Backoff;
 use crate::limits;
 use crate::store::{OutboxItem, StoreError};
 
@@ -112,7 +113,10 @@ impl Hub {
 /// Deliver `channel`'s messages until the hub stops.
 pub async fn run(hub: Arc<Hub>, channel: Arc<dyn Channel>) {
     let signal = hub.store.outbox_signal();
-    let mut backoff = limits::CHANNEL_DELIVERY_BACKOFF;
+    let mut backoff = Backoff::new(
+        limits::CHANNEL_DELIVERY_BACKOFF,
+        limits::CHANNEL_DELIVERY_BACKOFF_MAX,
+    );
     // Delivered, but their removal from the ledger failed: never sent twice
     // by this process.
     let mut settled: HashSet<u64> = HashSet::new();
@@ -163,9 +167,21 @@ pub async fn run(hub: Arc<Hub>, channel: Arc<dyn Channel>) {
                 outcome = channel.deliver(outbound(&item)) => outcome,
                 _ = hub.stop.aborted() => return,
             };
+            // A message retried too often is given up on like a refused one.
+            let outcome = match outcome {
+                Err(DeliveryError::Retry { reason, .. })
+                    if item.attempts + 1 >= limits::CHANNEL_DELIVERY_MAX_ATTEMPTS =>
+                {
+                    Err(DeliveryError::Rejected(format!(
+                        "given up after {} attempts: {reason}",
+                        item.attempts + 1
+                    )))
+                }
+                other => other,
+            };
             match outcome {
                 Ok(delivered) => {
-                    backoff = limits::CHANNEL_DELIVERY_BACKOFF;
+                    backoff.reset();
                     finish(&hub, &channel, &item, Ok(delivered), &mut settled).await;
                 }
                 Err(DeliveryError::Rejected(why)) => {
@@ -188,24 +204,11 @@ pub async fn run(hub: Arc<Hub>, channel: Arc<dyn Channel>) {
                     reason: why,
                     parts_sent,
                 }) => {
-                    if item.attempts + 1 >= limits::CHANNEL_DELIVERY_MAX_ATTEMPTS {
-                        let why = format!("given up after {} attempts: {why}", item.attempts + 1);
-                        tracing::warn!(channel = channel.id(), to = %item.to, "message not delivered: {why}");
-                        finish(
-                            &hub,
-                            &channel,
-                            &item,
-                            Err(DeliveryError::Rejected(why)),
-                            &mut settled,
-                        )
-                        .await;
-                        continue;
-                    }
                     tracing::info!(
                         channel = channel.id(),
                         to = %item.to,
                         "delivery failed, retrying in {} s: {why}",
-                        backoff.as_secs()
+                        backoff.peek().as_secs()
                     );
                     if let Err(e) = hub.store.outbox_attempted(&item, parts_sent).await {
                         tracing::debug!("delivery attempt not counted: {e}");
@@ -217,11 +220,10 @@ pub async fn run(hub: Arc<Hub>, channel: Arc<dyn Channel>) {
         }
         if retry_later {
             tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
+                _ = tokio::time::sleep(backoff.next_wait()) => {}
                 _ = &mut kicked => {}
                 _ = hub.stop.aborted() => return,
             }
-            backoff = (backoff * 2).min(limits::CHANNEL_DELIVERY_BACKOFF_MAX);
         }
     }
 }

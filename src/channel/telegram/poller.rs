@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::api::{ApiError, BotApi};
 use super::update::{self, BotIdentity};
 use super::{ACCOUNT, TelegramChannel};
+use crate::backoff::{Backoff, jitter};
 use crate::channel::status::Lifecycle;
 use crate::channel::{Channel, Hub, Inbound};
 use crate::ids::now_ms;
@@ -314,7 +315,7 @@ impl Poller {
                     timeout = self.channel.config().poll_timeout_s;
                     if parsed.is_empty() {
                         if quick {
-                            After::Wait(quick_empty.next())
+                            After::Wait(quick_empty.next_wait())
                         } else {
                             quick_empty.reset();
                             continue;
@@ -493,7 +494,7 @@ impl Poller {
                 )
             }
             ApiError::Conflict(d) => {
-                let wait = conflicts.next();
+                let wait = conflicts.next_wait();
                 s.conflict = true;
                 s.lifecycle = Lifecycle::Recovering;
                 self.control().alive(now_ms() + wait.as_millis() as i64);
@@ -518,7 +519,7 @@ impl Poller {
                 )
             }
             other => {
-                let wait = jitter(backoff.next());
+                let wait = jitter(backoff.next_wait());
                 s.lifecycle = Lifecycle::Recovering;
                 (
                     After::Wait(wait),
@@ -540,38 +541,4 @@ impl Poller {
         }
         after
     }
-}
-
-/// Exponential backoff.
-struct Backoff {
-    first: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(first: Duration, max: Duration) -> Self {
-        Self {
-            first,
-            max,
-            next: first,
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
-
-    fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
-
-/// ±20 % jitter, so that many bots behind one router do not retry in step.
-fn jitter(wait: Duration) -> Duration {
-    let [b] = crate::ids::random_bytes::<1>();
-    let factor = 0.8 + 0.4 * f64::from(b) / 255.0;
-    wait.mul_f64(factor)
 }
