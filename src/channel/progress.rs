@@ -60,16 +60,6 @@ impl Progress {
         );
     }
 
-    /// How many runs are watched.
-    pub fn len(&self) -> usize {
-        self.runs().len()
-    }
-
-    /// Whether no run is watched.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn on_agent(&self, payload: &Value) {
         let Some(run_id) = payload["runId"].as_str() else {
             return;
