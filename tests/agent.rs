@@ -469,6 +469,13 @@ async fn no_model_configured_is_a_clear_error_and_the_message_is_kept() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(history["messages"][0]["text"], "anyone there?");
+    assert_eq!(history["messages"][1]["kind"], "error", "{history}");
+    assert!(
+        history["messages"][1]["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("no model configured")),
+        "{history}"
+    );
     let bad = op
         .call(
             "chat.send",
@@ -510,5 +517,80 @@ async fn streamed_text_is_coalesced_into_few_deltas() {
         "{} delta events for 200 tokens: not coalesced",
         deltas.len()
     );
+    gw.stop().await;
+}
+
+/// A run that fails (the provider is down) is visible where a user looks:
+/// an error row in the history, a `chat` error event, and the session's
+/// state; a later good run puts the session back to `done`.
+#[tokio::test]
+async fn a_failed_run_is_visible_in_history_events_and_session_state() {
+    let fake = FakeProvider::start();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut s = agent_settings(dir.path(), &fake, 16_384);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let dead_port = closed.local_addr().map(|a| a.port()).unwrap_or(1);
+    drop(closed);
+    s.config.providers[0].base_url = format!("http://127.0.0.1:{dead_port}/v1");
+    let gw = TestGateway::start_with(s).await;
+    let mut op = gw.client(&["operator.write", "operator.read"]).await;
+    send(&mut op, "down", "is the relay on?", "f0", None).await;
+    let events = chat_events(&mut op, "f0").await;
+    let last = &events[events.len() - 1]["payload"];
+    assert_eq!(last["state"], "error", "{last}");
+    let said = last["errorMessage"].as_str().unwrap_or("").to_owned();
+    assert!(
+        said.starts_with("model fake/m unreachable: connection refused ("),
+        "one readable line: {said}"
+    );
+    assert!(said.contains(" attempts)"), "{said}");
+    assert!(
+        !said.contains("model(s)") && !said.contains("os error"),
+        "{said}"
+    );
+
+    let history = op
+        .call("chat.history", json!({"sessionKey": "down"}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rows = history["messages"].as_array().cloned().unwrap_or_default();
+    assert_eq!(rows.len(), 2, "{history}");
+    assert_eq!(rows[1]["kind"], "error");
+    assert_eq!(rows[1]["role"], "assistant");
+    assert_eq!(rows[1]["isError"], true);
+    assert_eq!(rows[1]["text"], json!(said));
+    assert_eq!(rows[1]["runId"], "f0");
+    let info = &history["sessionInfo"];
+    assert_eq!(info["status"], "failed", "{info}");
+    assert_eq!(info["lastError"], json!(said));
+
+    // The error row is never sent to the model, and a good run clears the state.
+    gw.stop().await;
+
+    let mut s = agent_settings(dir.path(), &fake, 16_384);
+    s.config.agent.debounce_ms = 0;
+    fake.set_default(text_reply("It is off.", Duration::ZERO));
+    let gw = TestGateway::start_with(s).await;
+    let mut op = gw.client(&["operator.write", "operator.read"]).await;
+    send(&mut op, "down", "and now?", "f1", None).await;
+    assert_eq!(wait_run(&mut op, "f1").await["status"], "ok");
+    let body = fake.requests()[0].json.clone().unwrap_or_default();
+    let texts: Vec<String> = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        !texts.iter().any(|t| t.contains("unreachable")),
+        "the error row reached the model: {texts:?}"
+    );
+    let listed = op
+        .call("sessions.list", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let row = &listed["sessions"][0];
+    assert_eq!(row["status"], "done", "{row}");
+    assert_eq!(row["lastError"], Value::Null);
     gw.stop().await;
 }

@@ -308,10 +308,18 @@ impl AgentRunner {
         let key = job.session_key.as_str();
         let run_id = job.run_id.as_str();
         let (model, mut rows) = self.context(key).await.map_err(Stop::Failed)?;
-        let (Some(providers), Some(model)) = (self.providers.clone(), model) else {
-            return Err(Stop::Failed(
-                "no model configured: add a [[providers]] entry and set [agent] model = \"provider/model\"".into(),
-            ));
+        let (providers, model) = match (self.providers.clone(), model) {
+            (Some(providers), Some(model)) => (providers, model),
+            (_, None) => {
+                return Err(Stop::Failed(
+                    "no model configured: add a [[providers]] entry and set [agent] model = \"provider/model\"".into(),
+                ));
+            }
+            (None, Some(model)) => {
+                return Err(Stop::Failed(format!(
+                    "model {model} cannot be used: no [[providers]] entry is configured"
+                )));
+            }
         };
         if let Some(note) = &job.dropped_note {
             let entry = TranscriptEntry::message("user", note.clone(), Some(run_id));
@@ -523,41 +531,29 @@ impl Runner for Arc<AgentRunner> {
                 _ = job.abort.aborted() => Some(Err(Stop::Aborted)),
             };
             let ended = ids::now_ms();
-            let result = match outcome {
+            let (status, error, kind) = match outcome {
                 Some(Ok(reply)) => {
                     emit.agent("lifecycle", json!({"phase": "end", "endedAt": ended}));
                     emit.chat("final", json!({"message": {"role": "assistant", "content": [{"type": "text", "text": reply}]}}));
-                    RunResult {
+                    this.events.session_changed(&job.session_key);
+                    return RunResult {
                         status: RunStatus::Ok,
                         reply: Some(reply),
                         error: None,
-                    }
+                        error_noted: false,
+                    };
                 }
                 Some(Err(Stop::Aborted)) => {
                     job.abort.abort();
-                    emit.agent("lifecycle", json!({"phase": "error", "error": "aborted", "aborted": true, "endedAt": ended}));
-                    emit.chat("aborted", json!({"errorMessage": "aborted"}));
-                    RunResult {
-                        status: RunStatus::Aborted,
-                        reply: None,
-                        error: Some("aborted".into()),
-                    }
+                    (
+                        RunStatus::Aborted,
+                        "the run was aborted".to_owned(),
+                        "aborted",
+                    )
                 }
                 Some(Err(Stop::Failed(error))) => {
                     tracing::warn!(run = %job.run_id, session = %job.session_key, "run failed: {error}");
-                    emit.agent(
-                        "lifecycle",
-                        json!({"phase": "error", "error": error, "endedAt": ended}),
-                    );
-                    emit.chat(
-                        "error",
-                        json!({"errorMessage": error, "errorKind": "unknown"}),
-                    );
-                    RunResult {
-                        status: RunStatus::Error,
-                        reply: None,
-                        error: Some(error),
-                    }
+                    (RunStatus::Error, error, "unknown")
                 }
                 None => {
                     job.abort.abort();
@@ -565,17 +561,39 @@ impl Runner for Arc<AgentRunner> {
                         "run timed out after {} s (agent.run_timeout_secs)",
                         timeout.as_secs()
                     );
-                    emit.agent("lifecycle", json!({"phase": "error", "error": error, "timeoutPhase": "run", "endedAt": ended}));
-                    emit.chat(
-                        "error",
-                        json!({"errorMessage": error, "errorKind": "timeout"}),
-                    );
-                    RunResult {
-                        status: RunStatus::Timeout,
-                        reply: None,
-                        error: Some(error),
-                    }
+                    (RunStatus::Timeout, error, "timeout")
                 }
+            };
+            // The error row is in the history before anyone hears of the
+            // failure, so a client that reloads on the event finds it.
+            // A run the shutdown cut off gets none: the next start decides.
+            let cut_off = status == RunStatus::Aborted && job.sessions.is_stopping();
+            let row = TranscriptEntry::run_error(&error, &job.run_id, status.as_str());
+            let error_noted = cut_off
+                || match this.store.append(&job.session_key, vec![row], false).await {
+                    Ok(_) => true,
+                    Err(e) => {
+                        tracing::warn!(run = %job.run_id, "the run's error row not written: {e}");
+                        false
+                    }
+                };
+            let mut lifecycle = json!({"phase": "error", "error": error, "endedAt": ended});
+            if status == RunStatus::Aborted {
+                lifecycle["aborted"] = json!(true);
+                emit.agent("lifecycle", lifecycle);
+                emit.chat("aborted", json!({"errorMessage": error}));
+            } else {
+                if status == RunStatus::Timeout {
+                    lifecycle["timeoutPhase"] = json!("run");
+                }
+                emit.agent("lifecycle", lifecycle);
+                emit.chat("error", json!({"errorMessage": error, "errorKind": kind}));
+            }
+            let result = RunResult {
+                status,
+                reply: None,
+                error: Some(error),
+                error_noted,
             };
             this.events.session_changed(&job.session_key);
             result

@@ -79,7 +79,7 @@ impl FailureKind {
             FailureKind::ContextOverflow => "context window exceeded",
             FailureKind::BadRequest => "request rejected",
             FailureKind::Timeout => "timed out",
-            FailureKind::Connect => "connection failed",
+            FailureKind::Connect => "unreachable",
             FailureKind::Truncated => "stream truncated",
             FailureKind::BadResponse => "bad response",
             FailureKind::Aborted => "aborted",
@@ -275,18 +275,38 @@ pub struct ChainFailure {
 }
 
 impl fmt::Display for ChainFailure {
+    /// One model: "model a/m unreachable: connection refused (3 attempts)";
+    /// several: "all 2 models failed: a/m …; b/n skipped: cooling down …".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "all {} model(s) failed: ", self.attempts.len())?;
-        for (i, a) in self.attempts.iter().enumerate() {
-            if i > 0 {
-                f.write_str("; ")?;
+        if let [only] = self.attempts.as_slice() {
+            write!(f, "model {} {}", only.model, only.reason)?;
+            if only.requests > 0 {
+                write!(f, " ({})", attempts(only.requests))?;
             }
-            write!(f, "{} ({} request(s)): {}", a.model, a.requests, a.reason)?;
+        } else {
+            write!(f, "all {} models failed: ", self.attempts.len())?;
+            for (i, a) in self.attempts.iter().enumerate() {
+                if i > 0 {
+                    f.write_str("; ")?;
+                }
+                write!(f, "{} {}", a.model, a.reason)?;
+                if a.requests > 0 {
+                    write!(f, " ({})", attempts(a.requests))?;
+                }
+            }
         }
         if let Some(d) = self.retry_in {
-            write!(f, "; next model available in {}", human_duration(d))?;
+            write!(f, "; next try possible in {}", human_duration(d))?;
         }
         Ok(())
+    }
+}
+
+fn attempts(n: u32) -> String {
+    if n == 1 {
+        "1 attempt".to_owned()
+    } else {
+        format!("{n} attempts")
     }
 }
 

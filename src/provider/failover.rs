@@ -443,8 +443,12 @@ impl Providers {
             match self.try_candidate(r, req, &tx, abort, 0, &mut total).await {
                 Candidate::Done(res) => return res.map(|s| s.with(total, failed)),
                 Candidate::Failed(mut rec) => {
-                    rec.reason = format!("last resort while cooling down: {}", rec.reason);
-                    failed.push(rec);
+                    rec.reason = format!("{} (a last-resort try while cooling down)", rec.reason);
+                    // One line per model: this replaces its "skipped" line.
+                    match failed.iter_mut().find(|a| a.model == rec.model) {
+                        Some(line) => *line = rec,
+                        None => failed.push(rec),
+                    }
                 }
             }
         }

@@ -173,7 +173,21 @@ pub(crate) async fn attempt(
 fn map_ureq(e: &ureq::Error) -> AttemptError {
     match e {
         ureq::Error::Timeout(t) => AttemptError::new(FailureKind::Timeout, format!("{t} timeout")),
+        ureq::Error::Io(io) => AttemptError::new(FailureKind::Connect, io_reason(io)),
+        ureq::Error::HostNotFound => AttemptError::new(FailureKind::Connect, "host not found"),
         other => AttemptError::new(FailureKind::Connect, other.to_string()),
+    }
+}
+
+/// "connection refused" rather than "io: Connection refused (os error 111)".
+fn io_reason(e: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => "connection refused".to_owned(),
+        K::ConnectionReset => "connection reset".to_owned(),
+        K::ConnectionAborted => "connection aborted".to_owned(),
+        K::HostUnreachable | K::NetworkUnreachable => "no route to the host".to_owned(),
+        _ => e.to_string(),
     }
 }
 

@@ -115,6 +115,8 @@ pub struct RunResult {
     pub reply: Option<String>,
     /// Error message.
     pub error: Option<String>,
+    /// The runner already put the error row in the transcript.
+    pub error_noted: bool,
 }
 
 impl RunResult {
@@ -124,6 +126,7 @@ impl RunResult {
             status,
             reply: None,
             error: Some(error.into()),
+            error_noted: false,
         }
     }
 }
@@ -633,6 +636,12 @@ impl Sessions {
         aborted
     }
 
+    /// The gateway is shutting down: runs aborted now were cut off, not
+    /// stopped by anyone (the next start re-runs or closes them).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
     /// Abort every active run (shutdown). Queued messages stay in their
     /// inboxes and are re-queued by the next start.
     pub fn abort_all(&self) -> usize {
@@ -742,6 +751,8 @@ impl Sessions {
                 r.kind == "message" && r.run_id.as_deref() == Some(entry.run_id.as_str())
             });
         let finished = |status: RunStatus, answer: Option<String>, error: Option<&str>| RunEnd {
+            session_key: entry.session_key.clone(),
+            error_noted: false,
             run_ids: vec![entry.run_id.clone()],
             status: status.as_str().to_owned(),
             error: error.map(str::to_owned),

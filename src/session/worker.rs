@@ -215,6 +215,8 @@ impl Sessions {
         }
         self.changed.notify_waiters();
         self.store.finish_runs(RunEnd {
+            session_key: key.to_owned(),
+            error_noted: result.error_noted,
             cut_off: self.stopping.load(std::sync::atomic::Ordering::Relaxed)
                 && result.status == RunStatus::Aborted,
             run_ids: ended,
@@ -305,14 +307,13 @@ pub(super) fn answer(
         }),
         RunStatus::Aborted | RunStatus::Queued | RunStatus::Running => None,
         _ => {
-            let line = error
-                .and_then(|e| e.lines().find(|l| !l.trim().is_empty()))
-                .unwrap_or("the run failed");
-            let line: String = line.trim().chars().take(MAX_ANSWER_ERROR_CHARS).collect();
+            let line = crate::store::error_line(error.unwrap_or_default());
+            let line = if line.is_empty() {
+                "the run failed".to_owned()
+            } else {
+                line
+            };
             Some(format!("⚠️ Sorry, I could not answer: {line}"))
         }
     }
 }
-
-/// Longest error text told to a chat.
-const MAX_ANSWER_ERROR_CHARS: usize = 300;

@@ -26,7 +26,7 @@ pub use devices::{DeviceToken, PairedDevice, PendingPairing};
 pub use inbox::{Eviction, InboxItem};
 pub use nodes::{NodeRecord, SurfaceRequest};
 pub use runs::{ReplyRoute, RunEnd, RunIndexEntry, Stored};
-pub use sessions::{SessionMeta, SessionWindow, TranscriptEntry};
+pub use sessions::{LastRun, SessionMeta, SessionWindow, TranscriptEntry, error_line};
 
 use std::future::Future;
 use std::path::Path;

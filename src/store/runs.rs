@@ -169,6 +169,10 @@ pub(super) fn set_status(
 /// How a group of runs (one turn and the runs merged into it) ended.
 #[derive(Debug, Clone)]
 pub struct RunEnd {
+    /// The session the runs belong to.
+    pub session_key: String,
+    /// The runner already wrote the error row (else this writes it).
+    pub error_noted: bool,
     /// The runs.
     pub run_ids: Vec<String>,
     /// Final status (`ok`, `error`, …).
@@ -193,11 +197,22 @@ impl Store {
 
     /// Record how runs ended and, in the same transaction, put their answer
     /// in the outbound ledger for every chat they came from (once per chat).
-    /// Not waited for and without an fsync: the answer is already durable in
-    /// the transcript, and [`Store::unanswered_runs`] finds a run whose end
-    /// a crash lost. Wakes [`Store::outbox_signal`] once committed.
+    /// A failed run's error row goes into its session's transcript in the
+    /// same transaction unless the runner wrote it. Not waited for and
+    /// without an fsync: a final reply is already durable in the
+    /// transcript, and [`Store::unanswered_runs`] finds a run whose end a
+    /// crash lost. Wakes [`Store::outbox_signal`] once committed.
     pub fn finish_runs(&self, end: RunEnd) {
         let op = move |txn: &WriteTransaction| {
+            if !end.cut_off
+                && !end.error_noted
+                && matches!(end.status.as_str(), "error" | "timeout" | "aborted")
+            {
+                let error = end.error.as_deref().unwrap_or(&end.status);
+                let run_id = end.run_ids.first().map(String::as_str).unwrap_or_default();
+                let row = super::TranscriptEntry::run_error(error, run_id, &end.status);
+                super::sessions::append_rows(txn, &end.session_key, vec![row])?;
+            }
             let mut routes: Vec<ReplyRoute> = Vec::new();
             for id in &end.run_ids {
                 if end.cut_off && find(txn, id)?.is_some_and(|e| e.route.is_some()) {

@@ -54,6 +54,39 @@ pub struct SessionMeta {
     /// Output tokens reported by providers.
     #[serde(default)]
     pub output_tokens: u64,
+    /// How the newest run failed (`error`, `timeout`, `aborted`) and why;
+    /// `None` once a run ends with a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_run: Option<LastRun>,
+}
+
+impl SessionMeta {
+    /// A run's end written to the transcript: an `error` row marks the
+    /// session failed, a final reply (an assistant message without tool
+    /// calls) clears that.
+    fn note_run_end(&mut self, row: &TranscriptEntry) {
+        if row.kind == "error" {
+            self.last_run = Some(LastRun {
+                status: row.run_status.clone().unwrap_or_else(|| "error".into()),
+                error: Some(row.content.clone()),
+            });
+        } else if row.kind == "message"
+            && row.role.as_deref() == Some("assistant")
+            && row.tool_calls.is_none()
+        {
+            self.last_run = None;
+        }
+    }
+}
+
+/// The end of a session's newest finished run.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct LastRun {
+    /// `error`, `timeout` or `aborted`.
+    pub status: String,
+    /// Why it failed, in one line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One transcript row.
@@ -63,7 +96,7 @@ pub struct TranscriptEntry {
     /// Position in the session (assigned on append).
     #[serde(default)]
     pub seq: u64,
-    /// `message`, `compaction` or `reset`.
+    /// `message`, `compaction`, `reset`, or `error` (how a run failed).
     #[serde(rename = "type")]
     pub kind: String,
     /// `user`, `assistant` or `tool` for messages.
@@ -95,6 +128,9 @@ pub struct TranscriptEntry {
     /// the history; never sent to the model.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dropped: Option<String>,
+    /// An `error` row: how the run ended (`error`, `timeout`, `aborted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_status: Option<String>,
     /// Written (ms).
     pub ts: i64,
 }
@@ -114,18 +150,38 @@ impl TranscriptEntry {
             run_id: run_id.map(str::to_owned),
             kept_from_seq: None,
             dropped: None,
+            run_status: None,
             ts: crate::ids::now_ms(),
         }
     }
 }
 
 impl TranscriptEntry {
+    /// How a run failed, in one line: shown in the history (role
+    /// `assistant`), never sent to the model.
+    pub fn run_error(error: &str, run_id: &str, status: &str) -> Self {
+        let mut row = Self::message("assistant", error_line(error), Some(run_id));
+        row.kind = "error".into();
+        row.is_error = Some(true);
+        row.run_status = Some(status.to_owned());
+        row
+    }
+
     /// A user message that was acknowledged and will never run, with why.
     pub fn dropped_message(content: impl Into<String>, run_id: &str, why: &str) -> Self {
         let mut entry = Self::message("user", content, Some(run_id));
         entry.dropped = Some(why.to_owned());
         entry
     }
+}
+
+/// Longest error line kept in a transcript row or a session's last run.
+const MAX_ERROR_LINE_CHARS: usize = 300;
+
+/// The first non-empty line of an error, cut to a readable length.
+pub fn error_line(error: &str) -> String {
+    let line = error.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+    line.trim().chars().take(MAX_ERROR_LINE_CHARS).collect()
 }
 
 /// Append rows to a session's transcript inside `txn` (creating the
@@ -154,6 +210,7 @@ pub(super) fn append_rows(
         if entry.kind == "compaction" {
             meta.compacted_at_seq = entry.seq;
         }
+        meta.note_run_end(&entry);
         let bytes = encode(key, &entry)?;
         transcript
             .insert((key, entry.seq), bytes.as_slice())

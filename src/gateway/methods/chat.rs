@@ -299,6 +299,10 @@ fn message_view(entry: &TranscriptEntry) -> Value {
         ("toolCallId", entry.tool_call_id.as_ref().map(|s| json!(s))),
         ("toolName", entry.name.as_ref().map(|s| json!(s))),
         ("isError", entry.is_error.map(|b| json!(b))),
+        (
+            "errorMessage",
+            (entry.kind == "error").then(|| json!(entry.content)),
+        ),
         ("dropped", entry.dropped.as_ref().map(|_| json!(true))),
         (
             "droppedReason",

@@ -21,10 +21,13 @@ pub(super) fn session_row(shared: &Shared, meta: &SessionMeta) -> Value {
     } else {
         "direct"
     };
-    let status = match (&active, queued.is_empty()) {
-        (Some(_), _) => "running",
-        (None, false) => "queued",
-        (None, true) => "done",
+    let last = meta.last_run.as_ref();
+    let status = match (&active, queued.is_empty(), last.map(|l| l.status.as_str())) {
+        (Some(_), _, _) => "running",
+        (None, false, _) => "queued",
+        (None, true, Some("error")) => "failed",
+        (None, true, Some(s @ ("timeout" | "aborted"))) => s,
+        (None, true, _) => "done",
     };
     json!({
         "key": meta.key,
@@ -38,6 +41,9 @@ pub(super) fn session_row(shared: &Shared, meta: &SessionMeta) -> Value {
         "lastActivityAt": meta.updated_at,
         "status": status,
         "hasActiveRun": active.is_some(),
+        "abortedLastRun": last.is_some_and(|l| l.status == "aborted"),
+        "lastRunStatus": last.map(|l| l.status.as_str()),
+        "lastError": last.and_then(|l| l.error.as_deref()),
         "activeRunIds": active.into_iter().collect::<Vec<_>>(),
         "queuedRunIds": queued,
         "model": meta.model.clone().or_else(|| shared.settings.config.agent.model.clone()),
