@@ -29,9 +29,40 @@ use crate::ids;
 use crate::session::EventSink;
 use crate::store::Store;
 
+/// Every reason the gateway would refuse `settings` at start, found
+/// without touching the hardware, the state directory or the port: what
+/// `pinclaw config check` reports, and what [`bind`] checks first.
+pub fn check(settings: &GatewaySettings) -> Vec<crate::config::Problem> {
+    use crate::config::Problem;
+    let config = &settings.config;
+    let mut problems = config.problems();
+    if let Err(e) = settings.check_safety() {
+        problems.push(Problem::new("gateway.auth.mode", e.to_string()));
+    }
+    if let Err(e) = crate::board::profile::resolve(&config.board) {
+        problems.extend(
+            e.each()
+                .into_iter()
+                .map(|e| Problem::new(e.key_path(&config.board), e.to_string())),
+        );
+    }
+    if let Err(e) = providers(settings) {
+        problems.push(e);
+    }
+    if let Err(e) = config.agent.load_system_prompt() {
+        problems.push(Problem::new("agent.system_prompt_file", e));
+    }
+    problems
+}
+
 /// Check `settings`, prepare everything the gateway needs, and bind its port.
 pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError> {
     settings.check_safety()?;
+    let problems = check(&settings);
+    if !problems.is_empty() {
+        let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(GatewayError::Config(all.join("\n")));
+    }
     crate::gateway::create_state_dir(&settings.state_dir)?;
     let generated_token = ensure_token(&mut settings)?;
     let store = Store::open(&settings.state_dir.join("state.redb"))?;
@@ -47,7 +78,7 @@ pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError
         board_node_id,
         hostname.clone(),
     ));
-    let providers = providers(&settings)?;
+    let providers = providers(&settings).map_err(|p| GatewayError::Config(p.to_string()))?;
     let addr = std::net::SocketAddr::new(settings.bind, settings.port);
     let listener = crate::gateway::listen(addr)?;
     let bus = Arc::new(Bus::new(json!({
@@ -209,16 +240,24 @@ fn ensure_token(settings: &mut GatewaySettings) -> Result<Option<String>, Gatewa
 /// The configured providers, with the agent's model chain checked.
 fn providers(
     settings: &GatewaySettings,
-) -> Result<Option<Arc<crate::provider::Providers>>, GatewayError> {
-    if settings.config.providers.is_empty() {
-        return Ok(None);
+) -> Result<Option<Arc<crate::provider::Providers>>, crate::config::Problem> {
+    use crate::config::Problem;
+    let config = &settings.config;
+    if config.providers.is_empty() {
+        return match &config.agent.model {
+            Some(model) => Err(Problem::new(
+                "agent.model",
+                format!("{model:?} names a provider, but no [[providers]] entry is configured"),
+            )),
+            None => Ok(None),
+        };
     }
-    let providers = crate::provider::Providers::new(settings.config.providers.clone())
-        .map_err(|e| GatewayError::Config(format!("providers: {e}")))?;
-    if let Some(model) = &settings.config.agent.model {
+    let providers = crate::provider::Providers::new(config.providers.clone())
+        .map_err(|e| Problem::new(e.key_path(&config.providers), e.to_string()))?;
+    if let Some(model) = &config.agent.model {
         providers
-            .resolve_chain(model, &settings.config.agent.fallbacks)
-            .map_err(|e| GatewayError::Config(format!("agent.model: {e}")))?;
+            .resolve_chain(model, &config.agent.fallbacks)
+            .map_err(|e| Problem::new("agent.model", e.to_string()))?;
     }
     Ok(Some(Arc::new(providers)))
 }

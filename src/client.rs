@@ -128,6 +128,37 @@ impl Client {
     /// Call a method and wait for its (final) response payload. An
     /// `accepted` first response of a two-phase method is skipped.
     pub async fn call(&mut self, method: &str, params: Value) -> Result<Value, ClientError> {
+        let id = self.send_request(method, params).await?;
+        loop {
+            let frame = self.read_frame().await?;
+            if let Some(result) = response_to(&frame, &id) {
+                return result;
+            }
+            self.keep_event(frame);
+        }
+    }
+
+    /// [`Client::call`], handing every event that arrives meanwhile to
+    /// `on_event` instead of buffering it (to show progress while waiting).
+    pub async fn call_watching(
+        &mut self,
+        method: &str,
+        params: Value,
+        mut on_event: impl FnMut(&Value),
+    ) -> Result<Value, ClientError> {
+        let id = self.send_request(method, params).await?;
+        loop {
+            let frame = self.read_frame().await?;
+            if let Some(result) = response_to(&frame, &id) {
+                return result;
+            }
+            if frame["type"] == "event" {
+                on_event(&frame);
+            }
+        }
+    }
+
+    async fn send_request(&mut self, method: &str, params: Value) -> Result<String, ClientError> {
         self.next_id += 1;
         let id = format!("{}:{}", self.next_id, crate::ids::uuid_v4());
         let frame = json!({"type": "req", "id": id, "method": method, "params": params});
@@ -135,24 +166,24 @@ impl Client {
             .send(Message::text(frame.to_string()))
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
-        loop {
-            let frame = self.read_frame().await?;
-            if frame["type"] == "res" && frame["id"] == id.as_str() {
-                if frame["ok"] == true {
-                    if frame["payload"]["status"] == "accepted" {
-                        continue;
-                    }
-                    return Ok(frame["payload"].clone());
-                }
-                let error = frame["error"].clone();
-                return Err(ClientError::Rpc {
-                    code: error["code"].as_str().unwrap_or("").to_owned(),
-                    message: error["message"].as_str().unwrap_or("").to_owned(),
-                    error,
-                });
-            }
-            self.keep_event(frame);
+        Ok(id)
+    }
+
+    /// The next event (a buffered one first), whatever its name.
+    pub async fn next_event(&mut self, timeout: Duration) -> Result<Value, ClientError> {
+        if let Some(e) = self.events.pop_front() {
+            return Ok(e);
         }
+        tokio::time::timeout(timeout, async {
+            loop {
+                let frame = self.read_frame().await?;
+                if frame["type"] == "event" {
+                    return Ok(frame);
+                }
+            }
+        })
+        .await
+        .unwrap_or(Err(ClientError::Timeout))
     }
 
     /// Wait for an event by name (buffered ones first).
@@ -214,6 +245,26 @@ impl Client {
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }
+}
+
+/// The outcome carried by `frame` if it is the final response to request
+/// `id` (an `accepted` first response is not).
+fn response_to(frame: &Value, id: &str) -> Option<Result<Value, ClientError>> {
+    if frame["type"] != "res" || frame["id"] != id {
+        return None;
+    }
+    if frame["ok"] == true {
+        if frame["payload"]["status"] == "accepted" {
+            return None;
+        }
+        return Some(Ok(frame["payload"].clone()));
+    }
+    let error = frame["error"].clone();
+    Some(Err(ClientError::Rpc {
+        code: error["code"].as_str().unwrap_or("").to_owned(),
+        message: error["message"].as_str().unwrap_or("").to_owned(),
+        error,
+    }))
 }
 
 /// Build `connect` params, signing the v3 payload when a device key is given.

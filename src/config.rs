@@ -250,8 +250,31 @@ impl Config {
         Self::parse(&text, path)
     }
 
-    /// Parse and validate config text; `path` is used in messages.
+    /// Read a config file and check it against the schema only.
+    pub fn load_schema(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse_schema(&text, path)
+    }
+
+    /// Parse and validate config text; `path` is used in messages. The
+    /// first problem is the error ([`Config::problems`] lists them all).
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let config = Self::parse_schema(text, path)?;
+        if let Some(first) = Self::locate(text, path, config.problems())
+            .into_iter()
+            .next()
+        {
+            return Err(first);
+        }
+        Ok(config)
+    }
+
+    /// Parse config text against the schema only (TOML syntax, known keys,
+    /// value types).
+    pub fn parse_schema(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
             let (line, column) = line_column(text, offset);
@@ -260,69 +283,172 @@ impl Config {
                 line,
                 column,
                 key: key_path_at(text, offset),
-                message: e.message().trim().to_owned(),
+                message: plain_words(&key_path_at(text, offset), e.message().trim()),
             }
         })?;
-        config.validate(path)?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let semantic = |key: &str, message: String| ConfigError::Semantic {
-            path: path.to_owned(),
-            key: key.to_owned(),
-            message,
+    /// Every problem of values that parse but are not usable, at once.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut range = |key: &str, value: u64, min: u64, max: u64| {
+            if value < min || value > max {
+                out.push(Problem::new(
+                    key,
+                    format!("must be between {min} and {max}"),
+                ));
+            }
         };
-        parse_bind(&self.gateway.bind).map_err(|m| semantic("gateway.bind", m))?;
-        if self.nodes.max_nodes == 0 || self.nodes.max_nodes > 1024 {
-            return Err(semantic(
-                "nodes.max_nodes",
-                "must be between 1 and 1024".into(),
-            ));
-        }
+        range("nodes.max_nodes", self.nodes.max_nodes as u64, 1, 1024);
         let max_timeout = limits::NODE_INVOKE_MAX_TIMEOUT.as_millis() as u64;
-        if self.nodes.invoke_timeout_ms == 0 || self.nodes.invoke_timeout_ms > max_timeout {
-            return Err(semantic(
-                "nodes.invoke_timeout_ms",
-                format!("must be between 1 and {max_timeout}"),
-            ));
+        range(
+            "nodes.invoke_timeout_ms",
+            self.nodes.invoke_timeout_ms,
+            1,
+            max_timeout,
+        );
+        range(
+            "agent.max_concurrent",
+            self.agent.max_concurrent as u64,
+            1,
+            64,
+        );
+        range(
+            "agent.max_tool_iterations",
+            self.agent.max_tool_iterations as u64,
+            1,
+            100,
+        );
+        range("agent.queue_cap", self.agent.queue_cap as u64, 1, 1000);
+        range(
+            "agent.run_timeout_secs",
+            self.agent.run_timeout_secs,
+            1,
+            u64::MAX,
+        );
+        range(
+            "gateway.max_connections",
+            self.gateway.max_connections as u64,
+            1,
+            u64::MAX,
+        );
+        if let Err(m) = parse_bind(&self.gateway.bind) {
+            out.push(Problem::new("gateway.bind", m));
         }
-        if self.agent.max_concurrent == 0 || self.agent.max_concurrent > 64 {
-            return Err(semantic(
-                "agent.max_concurrent",
-                "must be between 1 and 64".into(),
-            ));
+        if let Err((key, message)) = self.channels.telegram.check() {
+            out.push(Problem::new(key, message));
         }
-        if self.agent.max_tool_iterations == 0 || self.agent.max_tool_iterations > 100 {
-            return Err(semantic(
-                "agent.max_tool_iterations",
-                "must be between 1 and 100".into(),
-            ));
-        }
-        if self.agent.queue_cap == 0 || self.agent.queue_cap > 1000 {
-            return Err(semantic(
-                "agent.queue_cap",
-                "must be between 1 and 1000".into(),
-            ));
-        }
-        if self.agent.run_timeout_secs == 0 {
-            return Err(semantic(
-                "agent.run_timeout_secs",
-                "must be at least 1".into(),
-            ));
-        }
-        if self.gateway.max_connections == 0 {
-            return Err(semantic(
-                "gateway.max_connections",
-                "must be at least 1".into(),
-            ));
-        }
-        self.channels
-            .telegram
-            .check()
-            .map_err(|(key, message)| semantic(key, message))?;
-        Ok(())
+        out
     }
+
+    /// Locate problems in the file's text (`file:line:column` where the key
+    /// is written).
+    pub fn locate(text: &str, path: &Path, problems: Vec<Problem>) -> Vec<ConfigError> {
+        problems
+            .into_iter()
+            .map(|p| match locate_key(text, &p.key) {
+                Some(offset) => {
+                    let (line, column) = line_column(text, offset);
+                    ConfigError::Invalid {
+                        path: path.to_owned(),
+                        line,
+                        column,
+                        key: p.key,
+                        message: p.message,
+                    }
+                }
+                None => ConfigError::Semantic {
+                    path: path.to_owned(),
+                    key: p.key,
+                    message: p.message,
+                },
+            })
+            .collect()
+    }
+}
+
+/// A value that parses but cannot be used, with the dotted key path
+/// (`board.devices[1].pin`) it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Dotted key path; `[i]` indexes an array of tables.
+    pub key: String,
+    /// What is wrong, in the config's words.
+    pub message: String,
+}
+
+impl Problem {
+    /// A problem at `key`.
+    pub fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+/// Byte offset where the deepest existing part of `key`
+/// (`a.b[2].c`) is written: the key itself, or the table that would hold it.
+fn locate_key(text: &str, key: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut table: &DeTable<'_> = doc.get_ref();
+    let mut found: Option<usize> = None;
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let Some((k, v)) = table.get_key_value(name) else {
+            break;
+        };
+        found = Some(k.span().start);
+        let value = match (v.get_ref(), index) {
+            (DeValue::Array(items), Some(i)) => match items.get(i) {
+                Some(item) => {
+                    found = Some(item.span().start);
+                    item.get_ref()
+                }
+                None => break,
+            },
+            (other, _) => other,
+        };
+        match value {
+            DeValue::Table(t) => table = t,
+            _ => break,
+        }
+    }
+    found
+}
+
+/// A schema error in the config's words, not Rust's: "expected u16"
+/// becomes "expected a port number 1–65535" for a port.
+fn plain_words(key: &str, message: &str) -> String {
+    let Some((head, expected)) = message.rsplit_once("expected ") else {
+        return message.to_owned();
+    };
+    let word = expected.trim_end_matches(|c: char| !c.is_alphanumeric());
+    let plain = match word {
+        "u16" if key.ends_with("port") => "a port number 1–65535",
+        "u8" => "a whole number 0–255",
+        "u16" => "a whole number 0–65535",
+        "u32" => "a whole number 0–4294967295",
+        "u64" | "usize" => "a whole number (0 or more)",
+        "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+        "f32" | "f64" => "a number",
+        "a sequence" => "a list, e.g. [\"a\", \"b\"]",
+        "a map" => "a table",
+        w if w.starts_with("struct ") => "a table",
+        _ => return message.to_owned(),
+    };
+    format!("{head}expected {plain}")
 }
 
 /// Resolve a bind value to an address: `loopback`, `lan` or a literal IP.

@@ -82,6 +82,13 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Approvals: writes to `confirm = true` outputs wait here for a yes.
+    Approvals {
+        #[command(subcommand)]
+        command: ApprovalsCommand,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Call any gateway method and print the JSON result.
     Call {
         /// Method name, e.g. `health` or `status`.
@@ -125,6 +132,26 @@ enum DevicesCommand {
     Remove {
         /// The device id.
         device_id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// What waits for an operator's decision.
+    List {
+        /// Print raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let it happen (the id from `approvals list`; a unique prefix will do).
+    Approve {
+        /// The approval id.
+        id: String,
+    },
+    /// Refuse it.
+    Deny {
+        /// The approval id.
+        id: String,
     },
 }
 
@@ -362,29 +389,77 @@ fn main() -> ExitCode {
                 )
             })
         }
+        Some(Command::Approvals { command, remote }) => {
+            let (method, params) = match &command {
+                ApprovalsCommand::List { .. } => ("exec.approval.list", json!({})),
+                ApprovalsCommand::Approve { id } => (
+                    "exec.approval.resolve",
+                    json!({"id": id, "decision": "allow"}),
+                ),
+                ApprovalsCommand::Deny { id } => (
+                    "exec.approval.resolve",
+                    json!({"id": id, "decision": "deny"}),
+                ),
+            };
+            remote_call(&cli.gateway, remote, method, params, |v| match &command {
+                ApprovalsCommand::List { json: false } => print_approvals(v),
+                ApprovalsCommand::List { json: true } => {
+                    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+                }
+                _ => println!(
+                    "{} {}",
+                    if v["decision"] == "allow" {
+                        "approved"
+                    } else {
+                        "denied"
+                    },
+                    v["id"].as_str().unwrap_or("?")
+                ),
+            })
+        }
         Some(Command::Call {
             method,
             params,
             remote,
         }) => {
-            let params: Value = match serde_json::from_str(&params) {
+            let mut params: Value = match serde_json::from_str(&params) {
                 Ok(v) => v,
                 Err(e) => {
                     eprintln!("error: --params is not valid JSON: {e}");
                     return ExitCode::from(2);
                 }
             };
+            // A fresh key per call: a fixed one would answer a second,
+            // different message from the first one's cache.
+            if NEEDS_IDEMPOTENCY_KEY.contains(&method.as_str())
+                && let Some(obj) = params.as_object_mut()
+                && !obj.contains_key("idempotencyKey")
+            {
+                obj.insert("idempotencyKey".into(), json!(pinclaw::ids::uuid_v4()));
+            }
             remote_call(&cli.gateway, remote, &method, params, |v| {
-                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+                // One answer per question: `payloadJSON` repeats `payload`
+                // (OpenClaw clients read either).
+                let mut v = v.clone();
+                if let Some(obj) = v.as_object_mut()
+                    && obj.contains_key("payload")
+                {
+                    obj.remove("payloadJSON");
+                }
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
             })
         }
     }
 }
 
+/// Methods that take an `idempotencyKey`; `pinclaw call` makes one up
+/// when none is given.
+const NEEDS_IDEMPOTENCY_KEY: &[&str] = &["chat.send", "agent", "node.invoke", "send"];
+
 fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
     match path {
         None => Ok(Config::default()),
-        Some(path) => Config::load(path).map_err(|e| {
+        Some(path) => Config::load_schema(path).map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(2)
         }),
@@ -398,16 +473,52 @@ fn config_check(file: Option<PathBuf>) -> ExitCode {
         );
         return ExitCode::from(2);
     };
-    match Config::load(&file) {
-        Ok(_) => {
+    let config = match Config::load_schema(&file) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let checked = GatewaySettings::from_config(config.clone(), Some(file.clone()))
+        .map(|settings| pinclaw::app::check(&settings))
+        .unwrap_or_else(|_| config.problems());
+    match report_problems(Some(&file), checked) {
+        Ok(()) => {
             println!("{}: ok", file.display());
             ExitCode::SUCCESS
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(2)
+        Err(code) => code,
+    }
+}
+
+/// Print every problem at once, each with its position in `file` (the
+/// config file, if any); exit code 2 when there is one.
+fn report_problems(
+    file: Option<&std::path::Path>,
+    problems: Vec<config::Problem>,
+) -> Result<(), ExitCode> {
+    if problems.is_empty() {
+        return Ok(());
+    }
+    let count = problems.len();
+    match file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            for e in Config::locate(&text, file, problems) {
+                eprintln!("error: {e}");
+            }
+            if count > 1 {
+                eprintln!("{count} problems in {}", file.display());
+            }
+        }
+        None => {
+            for p in problems {
+                eprintln!("error: {p}");
+            }
         }
     }
+    Err(ExitCode::from(2))
 }
 
 /// Merge flags (and their env vars) over the config file over defaults.
@@ -431,10 +542,15 @@ fn settings(args: &GatewayArgs) -> Result<GatewaySettings, ExitCode> {
     if let Some(dir) = &args.state_dir {
         config.state_dir = Some(dir.clone());
     }
-    GatewaySettings::from_config(config, args.config.clone()).map_err(|e| {
-        eprintln!("error: {e}");
-        ExitCode::from(2)
-    })
+    let settings = match GatewaySettings::from_config(config.clone(), args.config.clone()) {
+        Ok(s) => s,
+        Err(_) => {
+            report_problems(args.config.as_deref(), config.problems())?;
+            return Err(ExitCode::from(2));
+        }
+    };
+    report_problems(args.config.as_deref(), pinclaw::app::check(&settings))?;
+    Ok(settings)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -646,11 +762,27 @@ fn remote_call(
         let mut client = match Client::connect(&url, &options).await {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("error: cannot connect to {url}: {e}");
+                eprintln!("error: {}", connect_error(&url, &e));
                 return ExitCode::FAILURE;
             }
         };
-        let result = client.call(method, params).await;
+        // A write to a `confirm = true` output waits for an operator: say
+        // what it waits for and how to answer.
+        let result = client
+            .call_watching(method, params, |event| {
+                if event["event"] == "exec.approval.requested" {
+                    let p = &event["payload"];
+                    eprintln!(
+                        "waiting for an operator's approval: {} (approval {})\n  \
+                         approve: pinclaw approvals approve {}\n  deny:    pinclaw approvals deny {}",
+                        p["summary"].as_str().unwrap_or("?"),
+                        p["id"].as_str().unwrap_or("?"),
+                        p["id"].as_str().unwrap_or("?"),
+                        p["id"].as_str().unwrap_or("?"),
+                    );
+                }
+            })
+            .await;
         client.close().await;
         match result {
             Ok(value) => {
@@ -663,6 +795,68 @@ fn remote_call(
             }
         }
     })
+}
+
+/// Why a client could not reach the gateway, with what to do about it.
+fn connect_error(url: &str, e: &pinclaw::client::ClientError) -> String {
+    let text = e.to_string();
+    if text.contains("Connection refused") {
+        format!(
+            "cannot connect to {url}: nothing is listening there. Is the gateway running? \
+             Start it with `pinclaw` (or `sudo systemctl start pinclaw`), or pass --url"
+        )
+    } else {
+        format!("cannot connect to {url}: {text}")
+    }
+}
+
+fn print_approvals(v: &Value) {
+    let empty = Vec::new();
+    let list = v["approvals"].as_array().unwrap_or(&empty);
+    if list.is_empty() {
+        println!("nothing waits for approval");
+        return;
+    }
+    let now = pinclaw::ids::now_ms();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|a| {
+            let left = (a["expiresAtMs"].as_i64().unwrap_or(now) - now).max(0) / 1000;
+            vec![
+                a["id"].as_str().unwrap_or("?").to_owned(),
+                a["summary"].as_str().unwrap_or("?").to_owned(),
+                format!("{left} s"),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "WAITING FOR", "EXPIRES IN"], &rows);
+    println!("\napprove with: pinclaw approvals approve <ID>   (or deny <ID>)");
+}
+
+/// An aligned table: a header row, then one row per item.
+fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
 }
 
 fn print_devices(v: &Value) {

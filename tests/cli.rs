@@ -154,6 +154,70 @@ fn config_check_reports_file_line_column_and_key() {
     );
 }
 
+/// `config check` runs the validation the gateway runs at start and
+/// reports every problem at once, each at its `file:line:column`, in the
+/// config's words; the gateway refuses the same file with the same lines.
+#[test]
+fn config_check_catches_everything_the_gateway_refuses() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bad = dir.path().join("bad.toml");
+    let text = "[board]\nprofile = \"sim\"\n\n[[board.devices]]\nname = \"x\"\nkind = \"output\"\npin = 99\n\n\
+                [[board.devices]]\nname = \"y\"\nkind = \"output\"\npin = 17\n\n[agent]\nmodel = \"fake/m\"\n";
+    std::fs::write(&bad, text).unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&std::ffi::OsStr]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .env_remove("PINCLAW_CONFIG")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["config".as_ref(), "check".as_ref(), bad.as_os_str()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let expected = [
+        "bad.toml:7:1: board.devices[0].pin: device `x`: pin 99 is not a usable GPIO on profile `sim`",
+        "bad.toml:12:1: board.devices[1].pin: pin 17 is used twice: by `relay1` and by `y`",
+        "bad.toml:15:1: agent.model: \"fake/m\" names a provider, but no [[providers]] entry is configured",
+        "3 problems in",
+    ];
+    for line in expected {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+    let state = dir.path().join("state");
+    let (code, started) = run(&[
+        "gateway".as_ref(),
+        "--port".as_ref(),
+        "0".as_ref(),
+        "--state-dir".as_ref(),
+        state.as_os_str(),
+        "--config".as_ref(),
+        bad.as_os_str(),
+    ]);
+    assert_eq!(code, Some(2), "the gateway refuses it too: {started}");
+    assert_eq!(started, stderr, "the same report");
+
+    std::fs::write(
+        &bad,
+        "[board]\nprofile = \"pi-9\"\n[gateway]\nport = 70000\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = run(&["config".as_ref(), "check".as_ref(), bad.as_os_str()]);
+    assert!(
+        stderr.contains("bad.toml:4:8: gateway.port: invalid value: integer `70000`, expected a port number 1–65535"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("u16"), "{stderr}");
+    std::fs::write(&bad, "[board]\nprofile = \"pi-9\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let (_, stderr) = run(&["config".as_ref(), "check".as_ref(), bad.as_os_str()]);
+    assert!(
+        stderr.contains("bad.toml:2:1: board.profile: unknown board profile `pi-9` (known: "),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn devices_commands_approve_a_pending_device() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

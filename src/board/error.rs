@@ -221,6 +221,9 @@ const _: () = assert!(crate::limits::MAX_PULSE_MS == 20_000);
 /// A specific problem with a board profile or the `[board]` config section.
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
+    /// More than one device is wrong (each listed once).
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<ConfigError>),
     /// The profile named in config does not exist.
     #[error("unknown board profile `{name}` (known: {known})")]
     UnknownProfile {
@@ -361,4 +364,46 @@ pub enum ConfigError {
         /// The cap.
         max: usize,
     },
+}
+
+impl ConfigError {
+    /// The problems one by one (a [`ConfigError::Several`] unpacked).
+    pub fn each(self) -> Vec<ConfigError> {
+        match self {
+            ConfigError::Several(all) => all.into_iter().flat_map(ConfigError::each).collect(),
+            one => vec![one],
+        }
+    }
+
+    /// Where in `[board]` the problem is, as a dotted key path: the
+    /// `[[board.devices]]` entry (and field) it names when it is one, else
+    /// the profile or the device's name in the profile.
+    pub fn key_path(&self, config: &super::BoardConfig) -> String {
+        let (device, field) = match self {
+            ConfigError::UnknownProfile { .. }
+            | ConfigError::UnsupportedModel { .. }
+            | ConfigError::BackendUnavailable { .. } => return "board.profile".into(),
+            ConfigError::UnknownEnable { .. } => return "board.enable".into(),
+            ConfigError::UnknownPin { device, .. } | ConfigError::NotPwmCapable { device, .. } => {
+                (device.as_str(), Some("pin"))
+            }
+            ConfigError::PinUsedTwice { second, .. } => (second.as_str(), Some("pin")),
+            ConfigError::AddressUsedTwice { second, .. } => (second.as_str(), Some("address")),
+            ConfigError::PwmChannelUsedTwice { second, .. } => (second.as_str(), Some("pin")),
+            ConfigError::UnknownBus { device, .. } => (device.as_str(), Some("bus")),
+            ConfigError::MissingField { device, .. } => (device.as_str(), None),
+            ConfigError::FieldNotAllowed { device, field, .. } => (device.as_str(), Some(*field)),
+            ConfigError::InvalidValue { device, .. } => (device.as_str(), None),
+            ConfigError::DuplicateDevice { name } => (name.as_str(), Some("name")),
+            _ => return "board".into(),
+        };
+        // The last entry of that name: a duplicate is reported at its second use.
+        match config.devices.iter().rposition(|d| d.name == device) {
+            Some(i) => match field {
+                Some(f) => format!("board.devices[{i}].{f}"),
+                None => format!("board.devices[{i}]"),
+            },
+            None => "board.profile".into(),
+        }
+    }
 }

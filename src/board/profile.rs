@@ -784,52 +784,68 @@ pub fn resolve_with(
         pins.insert(pin, who);
         Ok(())
     };
+    // Every device is checked; all problems are reported at once.
+    let mut problems: Vec<ConfigError> = Vec::new();
     for spec in &specs {
-        let device = spec.resolve(&profile)?;
-        match &device.kind {
-            DeviceKind::Output { pin, .. } | DeviceKind::Input { pin, .. } => {
-                claim(*pin, device.name.clone())?
+        let mut place = || -> Result<Device, ConfigError> {
+            let device = spec.resolve(&profile)?;
+            match &device.kind {
+                DeviceKind::Output { pin, .. } | DeviceKind::Input { pin, .. } => {
+                    claim(*pin, device.name.clone())?
+                }
+                DeviceKind::Pwm { pin, channel, .. } => {
+                    claim(*pin, device.name.clone())?;
+                    if let Some(first) = pwm_channels.get(channel) {
+                        return Err(ConfigError::PwmChannelUsedTwice {
+                            channel: *channel,
+                            first: first.clone(),
+                            second: device.name.clone(),
+                        });
+                    }
+                    pwm_channels.insert(*channel, device.name.clone());
+                }
+                DeviceKind::Bme280 { bus, address, .. } | DeviceKind::Sht31 { bus, address } => {
+                    if let Some(first) = addresses.get(&(*bus, *address)) {
+                        return Err(ConfigError::AddressUsedTwice {
+                            bus: *bus,
+                            address: *address as u16,
+                            first: first.clone(),
+                            second: device.name.clone(),
+                        });
+                    }
+                    addresses.insert((*bus, *address), device.name.clone());
+                    if let Some(b) = profile.i2c.iter().find(|b| b.bus == *bus) {
+                        claim(b.sda, format!("i2c-{bus} (SDA)"))?;
+                        claim(b.scl, format!("i2c-{bus} (SCL)"))?;
+                    }
+                }
+                DeviceKind::Ds18b20 { .. } => {
+                    if let Some(p) = profile.one_wire_pin {
+                        claim(p, "1-Wire bus".to_string())?;
+                    }
+                }
+                _ => {}
             }
-            DeviceKind::Pwm { pin, channel, .. } => {
-                claim(*pin, device.name.clone())?;
-                if let Some(first) = pwm_channels.get(channel) {
-                    return Err(ConfigError::PwmChannelUsedTwice {
-                        channel: *channel,
-                        first: first.clone(),
-                        second: device.name.clone(),
+            Ok(device)
+        };
+        match place() {
+            // Infallible: specs.len() <= MAX_DEVICES was checked above.
+            Ok(device) => {
+                if devices.push(device).is_err() {
+                    return Err(ConfigError::TooManyDevices {
+                        count: specs.len(),
+                        max: MAX_DEVICES,
                     });
                 }
-                pwm_channels.insert(*channel, device.name.clone());
             }
-            DeviceKind::Bme280 { bus, address, .. } | DeviceKind::Sht31 { bus, address } => {
-                if let Some(first) = addresses.get(&(*bus, *address)) {
-                    return Err(ConfigError::AddressUsedTwice {
-                        bus: *bus,
-                        address: *address as u16,
-                        first: first.clone(),
-                        second: device.name.clone(),
-                    });
-                }
-                addresses.insert((*bus, *address), device.name.clone());
-                if let Some(b) = profile.i2c.iter().find(|b| b.bus == *bus) {
-                    claim(b.sda, format!("i2c-{bus} (SDA)"))?;
-                    claim(b.scl, format!("i2c-{bus} (SCL)"))?;
-                }
-            }
-            DeviceKind::Ds18b20 { .. } => {
-                if let Some(p) = profile.one_wire_pin {
-                    claim(p, "1-Wire bus".to_string())?;
-                }
-            }
-            _ => {}
+            Err(e) => problems.push(e),
         }
-        // Infallible: specs.len() <= MAX_DEVICES was checked above.
-        if devices.push(device).is_err() {
-            return Err(ConfigError::TooManyDevices {
-                count: specs.len(),
-                max: MAX_DEVICES,
-            });
-        }
+    }
+    if problems.len() > 1 {
+        return Err(ConfigError::Several(problems));
+    }
+    if let Some(e) = problems.pop() {
+        return Err(e);
     }
 
     Ok(BoardSpec {

@@ -103,7 +103,11 @@ impl Approvals {
             id: id.clone(),
             reason: "cancelled",
         };
-        tracing::info!(approval = %id, summary = %request["summary"], "approval requested");
+        tracing::info!(
+            approval = %id,
+            summary = %request["summary"],
+            "approval requested; answer with: pinclaw approvals approve {id} (or deny {id})"
+        );
         bus.broadcast("exec.approval.requested", &request);
         let decision = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(decision)) => decision,
@@ -127,15 +131,25 @@ impl Approvals {
         list
     }
 
-    /// Resolve a pending request; false when the id is unknown or expired.
-    pub fn resolve(&self, bus: &Bus, id: &str, allow: bool) -> bool {
-        let waiting = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(id);
-        let Some(waiting) = waiting else {
-            return false;
+    /// Resolve a pending request by its id or a unique prefix of it (at
+    /// least [`MIN_ID_PREFIX`] characters, for typing at a prompt). Returns
+    /// the full id; `None` when it is unknown, expired or ambiguous.
+    pub fn resolve(&self, bus: &Bus, id: &str, allow: bool) -> Option<String> {
+        let (id, waiting) = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let full = if pending.contains_key(id) {
+                id.to_owned()
+            } else {
+                let mut matches = pending
+                    .keys()
+                    .filter(|k| id.len() >= MIN_ID_PREFIX && k.starts_with(id));
+                match (matches.next(), matches.next()) {
+                    (Some(only), None) => only.clone(),
+                    _ => return None,
+                }
+            };
+            let waiting = pending.remove(&full)?;
+            (full, waiting)
         };
         let decision = if allow {
             Decision::Allow
@@ -144,11 +158,14 @@ impl Approvals {
         };
         let _ = waiting.reply.send(decision);
         let word = if allow { "allow" } else { "deny" };
-        tracing::info!(approval = %id, decision = word, "approval resolved");
+        tracing::info!(approval = %id, decision = word, summary = %waiting.request["summary"], "approval resolved");
         bus.broadcast(
             "exec.approval.resolved",
             &json!({"id": id, "decision": word, "ts": ids::now_ms()}),
         );
-        true
+        Some(id)
     }
 }
+
+/// Shortest id prefix [`Approvals::resolve`] accepts.
+pub const MIN_ID_PREFIX: usize = 4;

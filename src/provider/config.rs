@@ -358,6 +358,37 @@ pub enum ConfigError {
     EmptyChain,
 }
 
+impl ConfigError {
+    /// The dotted key path in the config file the problem belongs to
+    /// (`providers[1].api_key_env`).
+    pub fn key_path(&self, configs: &[ProviderConfig]) -> String {
+        let at = |id: &str, field: &str| {
+            let i = configs.iter().rposition(|c| c.id == id);
+            match (i, field) {
+                (Some(i), "") => format!("providers[{i}]"),
+                (Some(i), f) => format!("providers[{i}].{f}"),
+                (None, _) => "providers".into(),
+            }
+        };
+        match self {
+            ConfigError::DuplicateProvider(id) | ConfigError::InvalidProviderId(id) => at(id, "id"),
+            ConfigError::DuplicateModel { provider, .. } => at(provider, "models"),
+            ConfigError::InvalidBaseUrl { provider, .. } => at(provider, "base_url"),
+            ConfigError::BothKeySources(provider) | ConfigError::KeyEmpty(provider) => {
+                at(provider, "")
+            }
+            ConfigError::KeyFile { provider, .. } => at(provider, "api_key_file"),
+            ConfigError::KeyEnvMissing { provider, .. } => at(provider, "api_key_env"),
+            ConfigError::InvalidProxy { provider, .. } => at(provider, "proxy"),
+            ConfigError::InvalidMaxTokensField { provider, .. } => at(provider, "max_tokens_field"),
+            ConfigError::InvalidModelRef(_)
+            | ConfigError::UnknownProvider { .. }
+            | ConfigError::EmptyChain => "agent.model".into(),
+            ConfigError::TooMany { .. } => "providers".into(),
+        }
+    }
+}
+
 fn valid_id(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64

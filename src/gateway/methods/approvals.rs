@@ -33,11 +33,14 @@ pub async fn resolve(call: &Call, params: Value) -> Reply {
         }
     };
     let shared = &call.shared;
-    if !shared.approvals.resolve(&shared.bus, &p.id, allow) {
+    let Some(id) = shared.approvals.resolve(&shared.bus, &p.id, allow) else {
         return Err(ErrorShape::new(
             codes::APPROVAL_NOT_FOUND,
-            format!("unknown or expired approval: {}", p.id),
+            format!(
+                "no pending approval {:?} (expired, already answered, or the prefix fits none or several; see pinclaw approvals list)",
+                p.id
+            ),
         ));
-    }
-    Ok(json!({"id": p.id, "decision": if allow { "allow" } else { "deny" }}))
+    };
+    Ok(json!({"id": id, "decision": if allow { "allow" } else { "deny" }}))
 }
