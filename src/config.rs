@@ -543,6 +543,29 @@ mod tests {
         parse(example).unwrap_or_else(|e| panic!("example config: {e}"));
     }
 
+    /// The README's path to a first model works by copy and paste: its
+    /// provider block at the end of the example config, `model` set in the
+    /// example's `[agent]` table.
+    #[test]
+    fn the_readme_provider_snippet_pastes_into_the_example_config() {
+        let readme = include_str!("../README.md");
+        let models = &readme[readme.find("## Models").unwrap_or(0)..];
+        let block = models
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap_or_default();
+        assert!(block.contains("[[providers]]"), "{block}");
+        let example = include_str!("../config/pinclaw.toml").replace(
+            "# model = \"openai/gpt-4o-mini\"",
+            "model = \"openai/gpt-4o-mini\"",
+        );
+        let pasted = format!("{example}\n{block}");
+        let c = parse(&pasted).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.agent.model.as_deref(), Some("openai/gpt-4o-mini"));
+        assert_eq!(c.providers.len(), 1);
+    }
+
     #[test]
     fn unknown_key_names_file_line_column_and_path() {
         let err =

@@ -1,8 +1,11 @@
 //! pinclaw: an OpenClaw-compatible gateway for Raspberry-Pi-class boards.
 //!
-//! Layers (see the README's "Layout" section): `protocol` (wire types, no I/O) → `gateway`
-//! (sockets, handshake, auth, method table, event bus) → `store` (redb).
-//! `provider` streams model turns; `board` hides the hardware behind a trait.
+//! Layers, each knowing only those below it (`docs/ARCHITECTURE.md`):
+//! `gateway` (sockets, handshake, the method and event tables) and
+//! `channel` (Telegram) on top of `session` (lanes) and `agent` (the loop),
+//! which use `provider` (model turns), `node` (invoke routing, the board's
+//! commands), `board` (hardware behind a trait) and `store` (redb);
+//! `protocol` holds wire types only. `app` wires them all.
 
 pub mod abort;
 pub mod agent;
@@ -10,6 +13,7 @@ pub mod app;
 pub mod backoff;
 pub mod board;
 pub mod channel;
+pub mod chat;
 pub mod client;
 pub mod config;
 pub mod gateway;

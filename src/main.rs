@@ -82,6 +82,18 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Chat with the assistant in this terminal (or `-m` for one message).
+    Chat {
+        /// Session key.
+        #[arg(long, default_value = "main")]
+        session: String,
+        /// Send this one message, print the final answer and exit
+        /// (non-zero when the run fails).
+        #[arg(short, long)]
+        message: Option<String>,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Approvals: writes to `confirm = true` outputs wait here for a yes.
     Approvals {
         #[command(subcommand)]
@@ -212,9 +224,17 @@ struct NodeArgs {
 #[derive(Subcommand)]
 enum NodesCommand {
     /// List known nodes (connected or not).
-    List,
+    List {
+        /// Print raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Command surfaces waiting for approval.
-    Pending,
+    Pending {
+        /// Print raw JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Approve a node's declared commands.
     Approve {
         /// The request id (from `nodes pending`).
@@ -312,8 +332,8 @@ fn main() -> ExitCode {
         Some(Command::Node(args)) => run_node(&cli.gateway, args),
         Some(Command::Nodes { command, remote }) => {
             let (method, params) = match &command {
-                NodesCommand::List => ("node.list", json!({})),
-                NodesCommand::Pending => ("node.pair.list", json!({})),
+                NodesCommand::List { .. } => ("node.list", json!({})),
+                NodesCommand::Pending { .. } => ("node.pair.list", json!({})),
                 NodesCommand::Approve { request_id } => {
                     ("node.pair.approve", json!({"requestId": request_id}))
                 }
@@ -321,13 +341,20 @@ fn main() -> ExitCode {
                     ("node.pair.reject", json!({"requestId": request_id}))
                 }
             };
-            let pending_only = matches!(command, NodesCommand::Pending);
-            remote_call(&cli.gateway, remote, method, params, |v| {
-                let shown = if pending_only { &v["pending"] } else { v };
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(shown).unwrap_or_default()
-                )
+            remote_call(&cli.gateway, remote, method, params, |v| match &command {
+                NodesCommand::List { json: false } => print_nodes(v),
+                NodesCommand::Pending { json: false } => print_node_requests(v),
+                NodesCommand::List { json: true } | NodesCommand::Pending { json: true } => {
+                    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+                }
+                NodesCommand::Approve { .. } => println!(
+                    "approved node {}",
+                    v["node"]["nodeId"]
+                        .as_str()
+                        .or(v["nodeId"].as_str())
+                        .unwrap_or("?")
+                ),
+                NodesCommand::Reject { .. } => println!("rejected"),
             })
         }
         Some(Command::Channels {
@@ -389,6 +416,11 @@ fn main() -> ExitCode {
                 )
             })
         }
+        Some(Command::Chat {
+            session,
+            message,
+            remote,
+        }) => run_chat(&cli.gateway, remote, session, message),
         Some(Command::Approvals { command, remote }) => {
             let (method, params) = match &command {
                 ApprovalsCommand::List { .. } => ("exec.approval.list", json!({})),
@@ -706,17 +738,10 @@ async fn shutdown_signal() {
     }
 }
 
-fn remote_call(
-    gw: &GatewayArgs,
-    remote: RemoteArgs,
-    method: &str,
-    params: Value,
-    print: impl Fn(&Value),
-) -> ExitCode {
-    let config = match load_config(gw.config.as_ref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
+/// Where the gateway is and how to authenticate: flags, then the
+/// environment, then the config file, then the state directory's token.
+fn connection(gw: &GatewayArgs, remote: RemoteArgs) -> Result<(String, ClientOptions), ExitCode> {
+    let config = load_config(gw.config.as_ref())?;
     let url = remote
         .url
         .unwrap_or_else(|| format!("ws://127.0.0.1:{}", gw.port.unwrap_or(config.gateway.port)));
@@ -753,6 +778,53 @@ fn remote_call(
         password,
         scopes: vec!["operator.admin".into()],
         ..ClientOptions::default()
+    };
+    Ok((url, options))
+}
+
+fn run_chat(
+    gw: &GatewayArgs,
+    remote: RemoteArgs,
+    session: String,
+    message: Option<String>,
+) -> ExitCode {
+    let (url, client) = match connection(gw, remote) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let options = pinclaw::chat::ChatOptions {
+        url: url.clone(),
+        client,
+        session,
+        message,
+    };
+    match rt.block_on(pinclaw::chat::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(pinclaw::chat::ChatError::Connection(e)) => {
+            eprintln!("error: {}", connect_error(&url, &e));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn remote_call(
+    gw: &GatewayArgs,
+    remote: RemoteArgs,
+    method: &str,
+    params: Value,
+    print: impl Fn(&Value),
+) -> ExitCode {
+    let (url, options) = match connection(gw, remote) {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let rt = match runtime() {
         Ok(rt) => rt,
@@ -863,41 +935,122 @@ fn print_devices(v: &Value) {
     let empty = Vec::new();
     let pending = v["pending"].as_array().unwrap_or(&empty);
     let paired = v["paired"].as_array().unwrap_or(&empty);
-    println!("Pending ({})", pending.len());
-    for p in pending {
-        println!(
-            "  {}  device {}  role {}  client {}/{}  from {}",
-            p["requestId"].as_str().unwrap_or("?"),
-            short(p["deviceId"].as_str()),
-            p["role"].as_str().unwrap_or("?"),
-            p["clientId"].as_str().unwrap_or("?"),
-            p["clientMode"].as_str().unwrap_or("?"),
-            p["remoteIp"].as_str().unwrap_or("?"),
-        );
+    if !pending.is_empty() {
+        println!("Pending ({})", pending.len());
+        let rows: Vec<Vec<String>> = pending
+            .iter()
+            .map(|p| {
+                vec![
+                    s(&p["requestId"]),
+                    short(p["deviceId"].as_str()),
+                    s(&p["role"]),
+                    format!("{}/{}", s(&p["clientId"]), s(&p["clientMode"])),
+                    s(&p["remoteIp"]),
+                ]
+            })
+            .collect();
+        print_table(&["REQUEST", "DEVICE", "ROLE", "CLIENT", "FROM"], &rows);
+        println!();
     }
     println!("Paired ({})", paired.len());
-    for d in paired {
-        let roles: Vec<&str> = d["roles"]
-            .as_array()
-            .unwrap_or(&empty)
-            .iter()
-            .filter_map(Value::as_str)
-            .collect();
-        println!(
-            "  {}  roles {}  via {}  {}",
-            d["deviceId"].as_str().unwrap_or("?"),
-            roles.join(","),
-            d["approvedVia"].as_str().unwrap_or("?"),
-            if d["connected"] == true {
-                "connected"
-            } else {
-                "offline"
-            },
-        );
+    let rows: Vec<Vec<String>> = paired
+        .iter()
+        .map(|d| {
+            let roles: Vec<&str> = d["roles"]
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                s(&d["deviceId"]),
+                roles.join(","),
+                s(&d["approvedVia"]),
+                if d["connected"] == true {
+                    "connected"
+                } else {
+                    "offline"
+                }
+                .to_owned(),
+            ]
+        })
+        .collect();
+    if !rows.is_empty() {
+        print_table(&["DEVICE", "ROLES", "APPROVED VIA", "STATE"], &rows);
     }
     if !pending.is_empty() {
-        println!("\napprove with: pinclaw devices approve <requestId>");
+        println!("\napprove with: pinclaw devices approve <REQUEST>");
     }
+}
+
+fn print_nodes(v: &Value) {
+    let empty = Vec::new();
+    let nodes = v["nodes"].as_array().unwrap_or(&empty);
+    let rows: Vec<Vec<String>> = nodes
+        .iter()
+        .map(|n| {
+            let commands = n["commands"].as_array().map(Vec::len).unwrap_or(0);
+            vec![
+                s(&n["displayName"]),
+                short(n["nodeId"].as_str()),
+                s(&n["platform"]),
+                if n["connected"] == true {
+                    "connected"
+                } else {
+                    "offline"
+                }
+                .to_owned(),
+                format!("{commands}"),
+                if n["gatewayLocal"] == true {
+                    "this board"
+                } else {
+                    ""
+                }
+                .to_owned(),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no nodes");
+    } else {
+        print_table(
+            &["NAME", "NODE", "PLATFORM", "STATE", "COMMANDS", ""],
+            &rows,
+        );
+    }
+}
+
+fn print_node_requests(v: &Value) {
+    let empty = Vec::new();
+    let pending = v["pending"].as_array().unwrap_or(&empty);
+    if pending.is_empty() {
+        println!("no node waits for approval");
+        return;
+    }
+    let rows: Vec<Vec<String>> = pending
+        .iter()
+        .map(|p| {
+            let commands: Vec<&str> = p["commands"]
+                .as_array()
+                .unwrap_or(&empty)
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            vec![
+                s(&p["requestId"]),
+                s(&p["displayName"]),
+                short(p["nodeId"].as_str()),
+                commands.join(","),
+            ]
+        })
+        .collect();
+    print_table(&["REQUEST", "NAME", "NODE", "COMMANDS"], &rows);
+    println!("\napprove with: pinclaw nodes approve <REQUEST>");
+}
+
+/// A string field, `-` when absent.
+fn s(v: &Value) -> String {
+    v.as_str().unwrap_or("-").to_owned()
 }
 
 fn print_channels(v: &Value) {
@@ -935,21 +1088,24 @@ fn print_channels(v: &Value) {
 fn print_pairing(v: &Value) {
     let empty = Vec::new();
     let requests = v["requests"].as_array().unwrap_or(&empty);
-    println!("Pending ({})", requests.len());
-    for r in requests {
-        println!(
-            "  {}  {} sender {} ({})  since {}  expires {}",
-            r["requestId"].as_str().unwrap_or("?"),
-            r["channel"].as_str().unwrap_or("?"),
-            r["senderId"].as_str().unwrap_or("?"),
-            r["senderLabel"].as_str().unwrap_or("?"),
-            r["createdAt"].as_str().unwrap_or("?"),
-            r["expiresAt"].as_str().unwrap_or("?"),
-        );
+    if requests.is_empty() {
+        println!("nobody waits for DM pairing");
+        return;
     }
-    if !requests.is_empty() {
-        println!("\napprove with: pinclaw pairing approve <channel> <CODE the sender was given>");
-    }
+    let rows: Vec<Vec<String>> = requests
+        .iter()
+        .map(|r| {
+            vec![
+                s(&r["requestId"]),
+                s(&r["channel"]),
+                format!("{} ({})", s(&r["senderId"]), s(&r["senderLabel"])),
+                s(&r["createdAt"]),
+                s(&r["expiresAt"]),
+            ]
+        })
+        .collect();
+    print_table(&["REQUEST", "CHANNEL", "SENDER", "SINCE", "EXPIRES"], &rows);
+    println!("\napprove with: pinclaw pairing approve <channel> <CODE the sender was given>");
 }
 
 fn short(id: Option<&str>) -> String {

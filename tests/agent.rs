@@ -569,12 +569,18 @@ async fn a_failed_run_is_visible_in_history_events_and_session_state() {
 
     let mut s = agent_settings(dir.path(), &fake, 16_384);
     s.config.agent.debounce_ms = 0;
+    // A model entry without its own output cap gets the documented default.
+    s.config.providers[0].models[0].max_output_tokens = None;
     fake.set_default(text_reply("It is off.", Duration::ZERO));
     let gw = TestGateway::start_with(s).await;
     let mut op = gw.client(&["operator.write", "operator.read"]).await;
     send(&mut op, "down", "and now?", "f1", None).await;
     assert_eq!(wait_run(&mut op, "f1").await["status"], "ok");
     let body = fake.requests()[0].json.clone().unwrap_or_default();
+    assert_eq!(
+        body["max_tokens"], 1024,
+        "agent.default_max_output_tokens is what is sent"
+    );
     let texts: Vec<String> = body["messages"]
         .as_array()
         .into_iter()

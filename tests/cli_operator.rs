@@ -2,8 +2,12 @@
 //! approvals from the command line (and a waiting caller that says what it
 //! waits for), `pinclaw call` making up idempotency keys, and `pinclaw chat`.
 
+mod agent_support;
+#[path = "support/fake_provider.rs"]
+mod fake_provider;
 #[path = "support/process.rs"]
 mod process;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -191,4 +195,189 @@ fn a_client_that_finds_no_gateway_says_how_to_start_one() {
             && said.contains("Is the gateway running?"),
         "{said}"
     );
+}
+
+/// `pinclaw chat` in a pseudo-terminal (`script`), typed at like a user:
+/// a sensor question streams its answer with the tool call as one line, a
+/// relay write asks for approval inline, `/history` and `/quit` work; and
+/// `chat -m` prints the final text, or fails when the run fails.
+#[test]
+fn chat_streams_the_reply_shows_tool_lines_and_asks_for_approvals() {
+    use agent_support::{text_reply, tool_reply};
+    use serde_json::json;
+    if Command::new("script").arg("--version").output().is_err() {
+        process::skip(
+            "chat_streams_…",
+            "no `script` (util-linux) for a pseudo-terminal",
+        );
+        return;
+    }
+    let model = fake_provider::FakeProvider::start();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = process::write_fake_provider_config(dir.path(), TOKEN, &model.base_url(), "");
+    let extra = format!(
+        "{}\n{CONFIRMED_HEATER}",
+        std::fs::read_to_string(&config).unwrap_or_default()
+    );
+    std::fs::write(&config, extra).unwrap_or_else(|e| panic!("{e}"));
+    let gw = process::start(&config, &[]);
+    model.push(tool_reply(
+        "c1",
+        "nodes",
+        json!({"action": "invoke", "node": "local", "invokeCommand": "sensors.read", "invokeParamsJson": "{\"name\":\"room\"}"}),
+    ));
+    model.push(text_reply(
+        "The room is 21.4 °C right now.",
+        Duration::from_millis(30),
+    ));
+
+    let command = format!(
+        "{} --config {} chat --url {}",
+        process::BIN,
+        config.display(),
+        gw.url
+    );
+    let mut chat = Command::new("script")
+        .args(["-qfec", &command, "/dev/null"])
+        .env("TERM", "dumb")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("script: {e}"));
+    let mut input = chat.stdin.take().unwrap_or_else(|| panic!("stdin"));
+    let output = chat.stdout.take().unwrap_or_else(|| panic!("stdout"));
+    let (tx, screen) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        let mut output = output;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = output.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let wait_for = |needle: &str, seen: &mut String| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !seen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match screen.recv_timeout(left) {
+                Ok(chunk) => seen.push_str(&chunk),
+                Err(_) => panic!("waited for {needle:?}; the screen shows:\n{seen}"),
+            }
+        }
+    };
+    use std::io::Write as _;
+    wait_for("/help for commands", &mut seen);
+    let _ = writeln!(input, "how warm is the room?");
+    wait_for("→ nodes invoke sensors.read room … ", &mut seen);
+    wait_for(" °C, ", &mut seen);
+    wait_for("The room is 21.4 °C right now.\r\n> ", &mut seen);
+    // Streamed: the words arrived in more than one piece.
+    let deltas = model.requests().len();
+    assert_eq!(deltas, 2, "a tool round trip, then the answer");
+
+    model.push(tool_reply(
+        "c2",
+        "nodes",
+        json!({"action": "invoke", "node": "local", "invokeCommand": "gpio.write", "invokeParamsJson": "{\"name\":\"heater\",\"value\":true}"}),
+    ));
+    model.push(text_reply("The heater is on.", Duration::ZERO));
+    let _ = writeln!(input, "switch the heater on");
+    wait_for("→ nodes invoke gpio.write heater = on", &mut seen);
+    wait_for(
+        "approval needed: gpio.write heater = on. Approve? [y/n]",
+        &mut seen,
+    );
+    let _ = writeln!(input, "y");
+    wait_for("(approved)", &mut seen);
+    wait_for("The heater is on.\r\n> ", &mut seen);
+    let _ = writeln!(input, "/history");
+    wait_for("you: switch the heater on", &mut seen);
+    wait_for("assistant: The heater is on.", &mut seen);
+    let _ = writeln!(input, "/quit");
+    let status = chat.wait().unwrap_or_else(|e| panic!("{e}"));
+    assert!(status.success(), "{seen}");
+    println!("--- pinclaw chat, as the terminal showed it ---\n{seen}");
+
+    // One-shot, for scripts: the final text on stdout, exit 0…
+    model.push(text_reply("All quiet.", Duration::ZERO));
+    let out = pinclaw(&config, &gw.url, &["chat", "-m", "anything new?"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "All quiet.\n");
+    // …and non-zero with the reason when the run fails.
+    model.push(fake_provider::Reply::http_error(
+        401,
+        r#"{"error":{"message":"bad key"}}"#,
+        None,
+    ));
+    let out = pinclaw(&config, &gw.url, &["chat", "-m", "hello?"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("model fake/m authentication failed (HTTP 401)"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(gw.terminate(), Some(0));
+}
+
+/// Every list command prints an aligned table by default and JSON with
+/// `--json`.
+#[test]
+fn list_commands_print_a_table_or_json() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let config = process::write_config(dir.path(), TOKEN, "");
+    let gw = process::start(&config, &[]);
+    let cases: &[(&[&str], &str, &str)] = &[
+        (&["nodes", "list"], "NAME", "nodes"),
+        (
+            &["nodes", "pending"],
+            "no node waits for approval",
+            "pending",
+        ),
+        (&["devices", "list"], "Paired (", "paired"),
+        (
+            &["approvals", "list"],
+            "nothing waits for approval",
+            "approvals",
+        ),
+        (
+            &["pairing", "list"],
+            "nobody waits for DM pairing",
+            "requests",
+        ),
+    ];
+    for (args, table_says, json_key) in cases {
+        let out = pinclaw(&config, &gw.url, args);
+        let shown = text(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {}", text(&out.stderr));
+        assert!(shown.contains(table_says), "{args:?}:\n{shown}");
+        assert!(
+            !shown.trim_start().starts_with('{'),
+            "{args:?} is a table:\n{shown}"
+        );
+        let mut with_json = args.to_vec();
+        with_json.push("--json");
+        let out = pinclaw(&config, &gw.url, &with_json);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{with_json:?} is JSON: {e}: {}", text(&out.stdout)));
+        assert!(v.get(*json_key).is_some(), "{with_json:?}: {v}");
+    }
+    // The board itself is a node, and its row says so, in aligned columns.
+    let out = pinclaw(&config, &gw.url, &["nodes", "list"]);
+    let shown = text(&out.stdout);
+    let lines: Vec<&str> = shown.lines().collect();
+    assert!(
+        lines.len() >= 2 && lines[1].ends_with("this board"),
+        "{shown}"
+    );
+    let column = |line: &str| line.find("STATE").or_else(|| line.find("connected"));
+    assert_eq!(column(lines[0]), column(lines[1]), "aligned:\n{shown}");
+    assert_eq!(gw.terminate(), Some(0));
 }

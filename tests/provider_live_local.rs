@@ -4,7 +4,7 @@
 //! wire compatibility only (SSE shape, `[DONE]`, usage, error bodies), not
 //! the content of the reply.
 //!
-//! Setup (all loopback, see shared/reference/providers.md §7.4):
+//! Setup (all loopback; any OpenAI-compatible server works, this is one that fits 2 cores):
 //!
 //! ```sh
 //! python3 -m venv /tmp/llm

@@ -155,6 +155,17 @@ impl AgentRunner {
         )
     }
 
+    /// Most tokens a reply may have: the model entry's `max_output_tokens`,
+    /// else `agent.default_max_output_tokens` (what is sent and what the
+    /// context budget keeps free).
+    fn output_tokens(&self, model: &str) -> u32 {
+        self.providers
+            .as_ref()
+            .and_then(|p| p.model_config(model))
+            .and_then(|c| c.max_output_tokens)
+            .unwrap_or(self.config.default_max_output_tokens)
+    }
+
     /// Token budget for the transcript part of the context.
     fn budget(&self, model: &str, system: &str, tools_json: &str) -> u64 {
         let cfg = self.providers.as_ref().and_then(|p| p.model_config(model));
@@ -162,9 +173,7 @@ impl AgentRunner {
             .as_ref()
             .and_then(|c| c.context_window)
             .unwrap_or(self.config.default_context_window);
-        let output = cfg
-            .and_then(|c| c.max_output_tokens)
-            .unwrap_or(self.config.default_max_output_tokens);
+        let output = self.output_tokens(model);
         u64::from(window)
             .saturating_sub(u64::from(output))
             .saturating_sub(context::estimate_tokens(system))
@@ -367,7 +376,7 @@ impl AgentRunner {
                 system: Some(system.clone()),
                 messages: context::build_messages(&rows),
                 tools: specs.clone(),
-                max_tokens: None,
+                max_tokens: Some(self.output_tokens(&model)),
             };
             let (mut rx, handle) = providers.spawn_turn(
                 model.clone(),

@@ -23,7 +23,7 @@ pub enum BoardError {
         command: String,
     },
     /// A write, pulse or PWM setting was aimed at a device that is not an output.
-    #[error("device `{name}` is a {kind}, not an output")]
+    #[error("device `{name}` is {}, not an output", with_article(kind))]
     NotAnOutput {
         /// Device name.
         name: String,
@@ -31,7 +31,7 @@ pub enum BoardError {
         kind: &'static str,
     },
     /// A pin read was aimed at a device that has no GPIO pin.
-    #[error("device `{name}` is a {kind}, not a GPIO pin")]
+    #[error("device `{name}` is {}, not a GPIO pin", with_article(kind))]
     NotAPin {
         /// Device name.
         name: String,
@@ -39,7 +39,7 @@ pub enum BoardError {
         kind: &'static str,
     },
     /// A sensor read was aimed at a device that is not a sensor.
-    #[error("device `{name}` is a {kind}, not a sensor")]
+    #[error("device `{name}` is {}, not a sensor", with_article(kind))]
     NotASensor {
         /// Device name.
         name: String,
@@ -47,7 +47,7 @@ pub enum BoardError {
         kind: &'static str,
     },
     /// A PWM setting was aimed at a device that is not a PWM output.
-    #[error("device `{name}` is a {kind}, not a PWM output")]
+    #[error("device `{name}` is {}, not a PWM output", with_article(kind))]
     NotPwm {
         /// Device name.
         name: String,
@@ -405,5 +405,30 @@ impl ConfigError {
             },
             None => "board.profile".into(),
         }
+    }
+}
+
+/// "an input", "a bme280": a device kind with its article.
+fn with_article(kind: &str) -> String {
+    let vowel = kind.starts_with(['a', 'e', 'i', 'o', 'u']);
+    format!("{} {kind}", if vowel { "an" } else { "a" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_read_as_english() {
+        let e = BoardError::NotAnOutput {
+            name: "button1".into(),
+            kind: "input",
+        };
+        assert_eq!(e.to_string(), "device `button1` is an input, not an output");
+        let e = BoardError::NotASensor {
+            name: "relay1".into(),
+            kind: "output",
+        };
+        assert!(e.to_string().contains("is an output, not a sensor"), "{e}");
     }
 }
