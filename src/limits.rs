@@ -132,6 +132,18 @@ pub const STORE_MAX_BATCH: usize = 256;
 /// (about 200 bytes each on disk, none in RAM).
 pub const MAX_PERSISTED_RUNS: usize = 10_000;
 
+/// Entries kept in the durable audit log (actuator writes, node invokes,
+/// approvals, pairing decisions); the oldest is deleted when a new one
+/// would pass it. At ~300 bytes each, about 3 MB of the store.
+pub const MAX_AUDIT_ENTRIES: usize = 10_000;
+
+/// Longest text of one audit entry's `what` and `outcome` fields; longer
+/// text is cut.
+pub const MAX_AUDIT_TEXT_CHARS: usize = 300;
+
+/// Most audit entries one `audit.list` answer carries.
+pub const MAX_AUDIT_PAGE: usize = 1_000;
+
 /// redb page cache. redb's default is 1 GiB; 1 MiB keeps the hot pages
 /// (recent transcript rows, pairing) and leaves RAM to the rest of the board.
 pub const STORE_CACHE_BYTES: usize = 1024 * 1024;

@@ -94,6 +94,21 @@ enum Command {
         #[command(flatten)]
         remote: RemoteArgs,
     },
+    /// Who did what: actuator writes, node invokes, approvals, pairing
+    /// decisions, oldest first.
+    Audit {
+        /// How far back: `90s`, `30m`, `1h`, `7d` (default: everything kept).
+        #[arg(long)]
+        since: Option<String>,
+        /// At most this many entries (the newest).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print raw JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        remote: RemoteArgs,
+    },
     /// Approvals: writes to `confirm = true` outputs wait here for a yes.
     Approvals {
         #[command(subcommand)]
@@ -421,6 +436,29 @@ fn main() -> ExitCode {
             message,
             remote,
         }) => run_chat(&cli.gateway, remote, session, message),
+        Some(Command::Audit {
+            since,
+            limit,
+            json,
+            remote,
+        }) => {
+            let since_ms = match since.as_deref().map(parse_age) {
+                None => 0,
+                Some(Ok(age)) => pinclaw::ids::now_ms() - age.as_millis() as i64,
+                Some(Err(e)) => {
+                    eprintln!("error: --since: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let params = json!({"sinceMs": since_ms, "limit": limit});
+            remote_call(&cli.gateway, remote, "audit.list", params, |v| {
+                if json {
+                    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+                } else {
+                    print_audit(v)
+                }
+            })
+        }
         Some(Command::Approvals { command, remote }) => {
             let (method, params) = match &command {
                 ApprovalsCommand::List { .. } => ("exec.approval.list", json!({})),
@@ -880,6 +918,56 @@ fn connect_error(url: &str, e: &pinclaw::client::ClientError) -> String {
     } else {
         format!("cannot connect to {url}: {text}")
     }
+}
+
+/// `90s`, `30m`, `1h`, `7d` as a duration.
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 1h or 7d"))?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" | "" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
+}
+
+fn print_audit(v: &Value) {
+    let empty = Vec::new();
+    let entries = v["entries"].as_array().unwrap_or(&empty);
+    if entries.is_empty() {
+        println!("nothing in the audit log for that time");
+        return;
+    }
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                local_time(e["ts"].as_i64().unwrap_or(0)),
+                s(&e["who"]),
+                s(&e["action"]),
+                s(&e["what"]),
+                s(&e["outcome"]),
+            ]
+        })
+        .collect();
+    print_table(&["WHEN (UTC)", "WHO", "ACTION", "WHAT", "OUTCOME"], &rows);
+}
+
+/// `2026-12-01 21:15:29` (UTC) for a time in ms.
+fn local_time(ms: i64) -> String {
+    pinclaw::agent::tools::iso8601(ms)
+        .replace('T', " ")
+        .trim_end_matches('Z')
+        .to_owned()
 }
 
 fn print_approvals(v: &Value) {

@@ -125,6 +125,44 @@ fn approvals_are_answered_from_the_cli_and_the_caller_says_what_it_waits_for() {
     );
     let empty = pinclaw(&config, &gw.url, &["approvals", "list"]);
     assert_eq!(text(&empty.stdout).trim(), "nothing waits for approval");
+
+    // Who did what: the operator's two writes and both decisions.
+    let audit = pinclaw(&config, &gw.url, &["audit", "--since", "1h", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap_or_default();
+    let entries = v["entries"].as_array().cloned().unwrap_or_default();
+    let find = |what: &str, action: &str| {
+        entries
+            .iter()
+            .find(|e| e["action"] == action && e["what"].as_str().is_some_and(|w| w.contains(what)))
+            .cloned()
+            .unwrap_or_else(|| panic!("no {action} {what:?} in {v}"))
+    };
+    let on = find("gpio.write heater = on on node local", "invoke");
+    assert_eq!(on["outcome"], "ok");
+    assert!(
+        on["who"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("operator cli") && w.ends_with("from 127.0.0.1")),
+        "{on}"
+    );
+    let off = find("gpio.write heater = off", "invoke");
+    assert!(
+        off["outcome"]
+            .as_str()
+            .is_some_and(|o| o.contains("denied by an operator")),
+        "{off}"
+    );
+    let allowed = find(
+        &format!("id={}", &id_of_first(&entries)),
+        "exec.approval.resolve",
+    );
+    assert_eq!(allowed["outcome"], "ok", "{allowed}");
+    let table = text(&pinclaw(&config, &gw.url, &["audit"]).stdout);
+    assert!(table.starts_with("WHEN (UTC)"), "{table}");
+    assert!(
+        table.contains("gpio.write heater = on on node local"),
+        "{table}"
+    );
     assert_eq!(gw.terminate(), Some(0));
 }
 
@@ -304,6 +342,23 @@ fn chat_streams_the_reply_shows_tool_lines_and_asks_for_approvals() {
     let _ = writeln!(input, "/quit");
     let status = chat.wait().unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success(), "{seen}");
+    // The agent's write is in the audit log under its run and session.
+    let audit = pinclaw(&config, &gw.url, &["audit", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&audit.stdout).unwrap_or_default();
+    let write = v["entries"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["what"] == "gpio.write heater = on on node local")
+        .cloned()
+        .unwrap_or_else(|| panic!("{v}"));
+    assert!(
+        write["who"].as_str().is_some_and(
+            |w| w.starts_with("agent run ") && w.ends_with(" in session agent:main:main")
+        ),
+        "{write}"
+    );
+    assert_eq!(write["outcome"], "ok");
     println!("--- pinclaw chat, as the terminal showed it ---\n{seen}");
 
     // One-shot, for scripts: the final text on stdout, exit 0…
@@ -380,4 +435,15 @@ fn list_commands_print_a_table_or_json() {
     let column = |line: &str| line.find("STATE").or_else(|| line.find("connected"));
     assert_eq!(column(lines[0]), column(lines[1]), "aligned:\n{shown}");
     assert_eq!(gw.terminate(), Some(0));
+}
+
+/// The approval id of the first resolve in the audit log.
+fn id_of_first(entries: &[serde_json::Value]) -> String {
+    entries
+        .iter()
+        .find(|e| e["action"] == "exec.approval.resolve")
+        .and_then(|e| e["what"].as_str())
+        .and_then(|w| w.split_whitespace().find_map(|p| p.strip_prefix("id=")))
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -345,6 +345,7 @@ impl AgentRunner {
         let budget = self.budget(&model, &system, &tools_json);
         let tool_ctx = ToolContext {
             scopes: job.scopes.clone(),
+            who: format!("agent run {run_id} in session {key}"),
         };
         let mut overflow_retried = false;
         let mut iteration = 0;

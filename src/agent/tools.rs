@@ -20,6 +20,8 @@ pub struct ToolContext {
     /// Scopes of the client whose message started the run: a tool may do
     /// only what that client could do itself.
     pub scopes: Vec<String>,
+    /// Who acts, for the audit log: `agent run R in session S`.
+    pub who: String,
 }
 
 /// Access to nodes for the `nodes` tool (implemented by the gateway).
@@ -32,7 +34,7 @@ pub trait NodeAccess: Send + Sync + 'static {
     /// `scopes`; returns the command's payload.
     fn invoke(
         &self,
-        scopes: Vec<String>,
+        caller: ToolContext,
         node: String,
         command: String,
         params: Value,
@@ -189,7 +191,7 @@ impl Tool for NodesTool {
 
     fn call(&self, ctx: &ToolContext, args: Value) -> BoxFuture<Result<Value, String>> {
         let nodes = self.nodes.clone();
-        let scopes = ctx.scopes.clone();
+        let caller = ctx.clone();
         Box::pin(async move {
             let node = args["node"].as_str().map(str::to_owned);
             match args["action"].as_str() {
@@ -212,7 +214,7 @@ impl Tool for NodesTool {
                             .unwrap_or(30_000)
                             .clamp(1, 600_000),
                     );
-                    nodes.invoke(scopes, node, command, params, timeout).await
+                    nodes.invoke(caller, node, command, params, timeout).await
                 }
                 Some(other) => Err(format!(
                     "unknown action {other:?} (status, describe or invoke)"

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::bus::Bus;
 use super::invoke::{self, InvokeRequest};
 use super::{Shared, nodes};
-use crate::agent::tools::{BoxFuture, NodeAccess};
+use crate::agent::tools::{BoxFuture, NodeAccess, ToolContext};
 use crate::ids;
 use crate::protocol::error::ErrorShape;
 use crate::session::EventSink;
@@ -77,12 +77,13 @@ impl NodeAccess for GatewayNodes {
 
     fn invoke(
         &self,
-        scopes: Vec<String>,
+        caller: ToolContext,
         node: String,
         command: String,
         params: Value,
         timeout: Duration,
     ) -> BoxFuture<Result<Value, String>> {
+        let ToolContext { scopes, who } = caller;
         let shared = self.shared();
         Box::pin(async move {
             let shared = shared?;
@@ -92,6 +93,7 @@ impl NodeAccess for GatewayNodes {
                 params,
                 timeout,
                 idempotency_key: ids::uuid_v4(),
+                who,
             };
             let result = invoke::invoke(&shared, &scopes, request)
                 .await

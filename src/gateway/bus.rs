@@ -29,6 +29,8 @@ pub struct Conn {
     /// Presence entry for `system-presence` (nodes only: operators are not
     /// presence entries).
     pub presence: Option<Value>,
+    /// Who this is, for the audit log: `operator cli (device 1a2b3c4d5e6f) from 127.0.0.1`.
+    pub who: String,
     /// Outbound frames.
     pub outbound: Arc<Outbound>,
     /// Woken to force-close the connection (device removed, token revoked).
@@ -47,8 +49,10 @@ impl Conn {
         device_id: Option<String>,
         caps: Vec<String>,
         presence: Option<Value>,
+        who: String,
     ) -> Self {
         Self {
+            who,
             conn_id,
             role,
             scopes,

@@ -195,6 +195,20 @@ async fn handshake(
             "reason": "connect",
         })
     });
+    let who = format!(
+        "{} {}{} from {}",
+        admitted.role.as_str(),
+        params.client.id,
+        admitted
+            .device
+            .as_ref()
+            .map(|d| format!(
+                " (device {})",
+                d.device_id.chars().take(12).collect::<String>()
+            ))
+            .unwrap_or_default(),
+        peer.ip,
+    );
     let conn = Arc::new(Conn::new(
         conn_id,
         admitted.role,
@@ -202,6 +216,7 @@ async fn handshake(
         admitted.device.map(|d| d.device_id),
         params.caps,
         presence,
+        who,
     ));
     // Registered before hello-ok goes out, so that whatever the client does
     // after hello-ok (list devices, invoke this node) already sees it.

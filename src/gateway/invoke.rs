@@ -36,6 +36,37 @@ pub struct InvokeRequest {
     pub timeout: Duration,
     /// Passed to the node so it can recognise a retry.
     pub idempotency_key: String,
+    /// Who asks, for the audit log (`operator cli from 127.0.0.1`,
+    /// `agent run R in session S`).
+    pub who: String,
+}
+
+/// Commands that only look: not written to the audit log (a dashboard or
+/// an automation reading sensors every minute would crowd out the writes).
+fn only_looks(command: &str) -> bool {
+    [".read", ".list", ".info", ".status", ".describe", ".get"]
+        .iter()
+        .any(|end| command.ends_with(end))
+}
+
+/// `gpio.write {"name":"relay1","value":true}` → `gpio.write relay1 = on`.
+fn describe(command: &str, params: &Value) -> String {
+    let mut what = command.to_owned();
+    if let Some(name) = params["name"].as_str() {
+        what.push(' ');
+        what.push_str(name);
+    }
+    match &params["value"] {
+        Value::Bool(b) => what.push_str(if *b { " = on" } else { " = off" }),
+        Value::Null => {}
+        other => what.push_str(&format!(" = {other}")),
+    }
+    for key in ["duty", "duty_pct", "ms"] {
+        if let Some(v) = params.get(key) {
+            what.push_str(&format!(" {key} {v}"));
+        }
+    }
+    what
 }
 
 fn refused(refusal: &Refusal, command: &str) -> ErrorShape {
@@ -43,8 +74,44 @@ fn refused(refusal: &Refusal, command: &str) -> ErrorShape {
 }
 
 /// Run a node command for a caller holding `caller_scopes`, through every
-/// gate. Returns the `node.invoke` response payload.
+/// gate. Returns the `node.invoke` response payload. Every command that
+/// changes something is written to the audit log with its outcome, and an
+/// actuator write gets an INFO log line.
 pub async fn invoke(
+    shared: &Arc<Shared>,
+    caller_scopes: &[String],
+    req: InvokeRequest,
+) -> Result<Value, ErrorShape> {
+    let audited = !only_looks(&req.command);
+    let is_local = req.node == "local"
+        || shared
+            .local_node
+            .as_ref()
+            .is_some_and(|l| l.node_id() == req.node);
+    let node = if is_local {
+        "local".to_owned()
+    } else {
+        req.node.chars().take(16).collect()
+    };
+    let (who, what) = (req.who.clone(), describe(&req.command, &req.params));
+    let result = gated_invoke(shared, caller_scopes, req).await;
+    if audited {
+        let outcome = match &result {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("refused: {}", e.message),
+        };
+        tracing::info!(%who, %node, %outcome, "{what}");
+        shared.store.audit(crate::store::AuditEntry::new(
+            &who,
+            "invoke",
+            &format!("{what} on node {node}"),
+            &outcome,
+        ));
+    }
+    result
+}
+
+async fn gated_invoke(
     shared: &Arc<Shared>,
     caller_scopes: &[String],
     req: InvokeRequest,

@@ -13,6 +13,7 @@
 //! Concurrent writes are committed together (group commit).
 
 mod actor;
+mod audit;
 mod channels;
 mod devices;
 mod inbox;
@@ -21,6 +22,7 @@ mod nodes;
 mod runs;
 mod sessions;
 
+pub use audit::AuditEntry;
 pub use channels::{AllowedSender, ChannelCursor, OutboxItem, PairingRequest};
 pub use devices::{DeviceToken, PairedDevice, PendingPairing};
 pub use inbox::{Eviction, InboxItem};
@@ -46,7 +48,7 @@ pub use self::actor::Counters;
 use self::actor::{Command, Pending, ReadCommand};
 
 /// How many tables the store has (the `create_tables` of its modules).
-const TABLES: usize = 17;
+const TABLES: usize = 18;
 
 /// A table of JSON records by string key.
 pub(super) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -177,6 +179,7 @@ impl Store {
             inbox::create_tables(&txn)?;
             runs::create_tables(&txn)?;
             channels::create_tables(&txn)?;
+            audit::create_tables(&txn)?;
             txn.commit().map_err(db_err)?;
         }
         let counters = Arc::new(Counters::default());

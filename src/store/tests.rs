@@ -323,3 +323,71 @@ async fn tables_counts_every_table_the_store_creates() -> Result<(), StoreError>
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_audit_log_keeps_the_newest_entries_up_to_its_cap_across_a_reopen() {
+    let (store, _dir, path) = temp_store();
+    let total = limits::MAX_AUDIT_ENTRIES + 5;
+    for i in 0..total {
+        store.audit(AuditEntry::new(
+            "operator cli",
+            "invoke",
+            &format!("write {i}"),
+            "ok",
+        ));
+        if i % 500 == 0 {
+            // Paced below the store's queue (a burst beyond it is dropped
+            // with a warning): wait for a write queued after these.
+            barrier(&store).await;
+        }
+    }
+    barrier(&store).await;
+    let newest = store
+        .audit_since(0, 3)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let whats: Vec<&str> = newest.iter().map(|e| e.what.as_str()).collect();
+    assert_eq!(
+        whats,
+        [
+            format!("write {}", total - 3),
+            format!("write {}", total - 2),
+            format!("write {}", total - 1)
+        ]
+    );
+    store.close().await;
+    let store = Store::open(&path).unwrap_or_else(|e| panic!("reopen: {e}"));
+    let all = store
+        .audit_since(0, limits::MAX_AUDIT_PAGE)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(all.len(), limits::MAX_AUDIT_PAGE, "a page is capped");
+    let count = store
+        .read(|txn| {
+            use redb::ReadableTableMetadata;
+            let t = txn
+                .open_table(redb::TableDefinition::<(&str, u64), &[u8]>::new("audit"))
+                .map_err(db_err)?;
+            t.len().map_err(db_err)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        count as usize,
+        limits::MAX_AUDIT_ENTRIES,
+        "the oldest 5 went"
+    );
+    let since_now = store
+        .audit_since(crate::ids::now_ms() + 1000, 10)
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(since_now.is_empty());
+}
+
+/// Wait until every write queued so far has committed.
+async fn barrier(store: &Store) {
+    let done = store
+        .write_queued(false, |_| Ok(()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    done.await.unwrap_or_else(|e| panic!("{e}"));
+}

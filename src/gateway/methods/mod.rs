@@ -3,10 +3,12 @@
 //! handler. `hello-ok.features.methods`, authorization and dispatch all come
 //! from [`METHODS`]; adding a method is one entry here plus its handler in
 //! the file named after its family (`health.rs`, `devices.rs`, `nodes.rs`,
-//! `node_role.rs`, `chat.rs`, `sessions.rs`, `approvals.rs`, `system.rs`,
-//! `channels.rs`).
+//! `node_role.rs`, `chat.rs`, `sessions.rs`, `approvals.rs`, `audit.rs`,
+//! `system.rs`, `channels.rs`). Trust decisions in [`AUDITED`] are written
+//! to the audit log here, after their handler.
 
 mod approvals;
+mod audit;
 mod channels;
 mod chat;
 mod devices;
@@ -300,6 +302,7 @@ pub static METHODS: &[Method] = &[
         Inline,
         system::models_list
     ),
+    method!("audit.list", Operator(scopes::READ), Beside, audit::list),
     method!(
         "exec.approval.list",
         Operator(scopes::APPROVALS),
@@ -400,7 +403,12 @@ pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -
                     conn: conn.clone(),
                     request_id: req.id.clone(),
                 };
-                (method.handler)(&call, req.params).await
+                let audited = AUDITED.contains(&method.name).then(|| req.params.clone());
+                let result = (method.handler)(&call, req.params).await;
+                if let Some(params) = audited {
+                    audit_decision(shared, conn, method.name, &params, &result);
+                }
+                result
             }
             None if req.method == "connect" => Err(ErrorShape::invalid(
                 "connect is only valid as the first request",
@@ -415,6 +423,43 @@ pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -
         Ok(payload) => frames::response_payload(&req.id, &payload),
         Err(error) => frames::response_err(&req.id, &error),
     }
+}
+
+/// Trust decisions written to the audit log with who made them and how
+/// they went (their params carry ids and decisions, never secrets).
+const AUDITED: &[&str] = &[
+    "exec.approval.resolve",
+    "device.pair.approve",
+    "device.pair.reject",
+    "device.pair.remove",
+    "device.token.rotate",
+    "device.token.revoke",
+    "node.pair.approve",
+    "node.pair.reject",
+    "node.pair.remove",
+    "channels.pairing.approve",
+    "channels.pairing.dismiss",
+];
+
+fn audit_decision(shared: &Shared, conn: &Conn, method: &str, params: &Value, result: &Answer) {
+    let what = match params.as_object() {
+        Some(fields) => fields
+            .iter()
+            .map(|(k, v)| match v.as_str() {
+                Some(text) => format!("{k}={text}"),
+                None => format!("{k}={v}"),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        None => String::new(),
+    };
+    let outcome = match result {
+        Ok(_) => "ok".to_owned(),
+        Err(e) => format!("refused: {}", e.message),
+    };
+    shared.store.audit(crate::store::AuditEntry::new(
+        &conn.who, method, &what, &outcome,
+    ));
 }
 
 /// Deserialize method params (`null` counts as `{}`), or the protocol's

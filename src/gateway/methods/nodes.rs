@@ -223,6 +223,7 @@ pub async fn invoke(call: &Call, params: Value) -> Reply {
         params: p.params,
         timeout,
         idempotency_key: p.idempotency_key,
+        who: call.conn.who.clone(),
     };
     let result = invoke::invoke(shared, &call.conn.scopes, request).await;
     in_flight.finish(&result);
