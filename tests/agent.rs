@@ -598,5 +598,15 @@ async fn a_failed_run_is_visible_in_history_events_and_session_state() {
     let row = &listed["sessions"][0];
     assert_eq!(row["status"], "done", "{row}");
     assert_eq!(row["lastError"], Value::Null);
+    // One answer per question: health counts the sessions sessions.list has.
+    let health = op
+        .call("health", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        health["sessions"]["count"], listed["totalCount"],
+        "{health}"
+    );
+    assert_eq!(health["sessions"]["count"], 1);
     gw.stop().await;
 }

@@ -53,6 +53,9 @@ pub struct Counters {
     pub durable_commits: AtomicU64,
     /// Read jobs run.
     pub reads: AtomicU64,
+    /// Sessions in the store after the last commit (for `health`, which
+    /// must answer without a read).
+    pub sessions: AtomicU64,
 }
 
 /// A write: one logical operation inside the batch's transaction (`None`
@@ -177,7 +180,7 @@ fn write_loop(
             if durable {
                 counters.durable_commits.fetch_add(1, Ordering::Relaxed);
             }
-            match commit(&db, writes.drain(..).map(|(_, job)| job), durable) {
+            match commit(&db, writes.drain(..).map(|(_, job)| job), durable, counters) {
                 Ok(()) => unsynced = !durable,
                 Err(e) => {
                     tracing::error!("state database commit failed: {e}");
@@ -195,7 +198,7 @@ fn write_loop(
             break;
         }
     }
-    if unsynced && let Err(e) = commit(&db, std::iter::empty(), true) {
+    if unsynced && let Err(e) = commit(&db, std::iter::empty(), true, counters) {
         tracing::warn!("final state database sync failed: {e}");
     }
     // Refuse what is still queued (its senders hear `Closed`), stop the
@@ -217,6 +220,7 @@ fn commit(
     db: &Database,
     jobs: impl Iterator<Item = WriteJob>,
     durable: bool,
+    counters: &Counters,
 ) -> Result<(), String> {
     let mut txn = match db.begin_write() {
         Ok(txn) => txn,
@@ -234,6 +238,12 @@ fn commit(
         Durability::None
     };
     let pending: Vec<Pending> = jobs.map(|job| job(Some(&txn))).collect();
+    if let Ok(sessions) = txn.open_table(super::sessions::SESSIONS) {
+        use redb::ReadableTableMetadata;
+        if let Ok(n) = sessions.len() {
+            counters.sessions.store(n, Ordering::Relaxed);
+        }
+    }
     let outcome = if pending.iter().any(|p| p.poisoned) {
         let _ = txn.abort();
         Err("another write in the same commit failed; nothing was written".to_owned())

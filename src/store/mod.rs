@@ -183,6 +183,15 @@ impl Store {
             txn.commit().map_err(db_err)?;
         }
         let counters = Arc::new(Counters::default());
+        let sessions = db.begin_read().map_err(db_err).and_then(|txn| {
+            txn.open_table(sessions::SESSIONS)
+                .map_err(db_err)?
+                .len()
+                .map_err(db_err)
+        })?;
+        counters
+            .sessions
+            .store(sessions, std::sync::atomic::Ordering::Relaxed);
         let queues = actor::spawn(db, counters.clone()).map_err(|e| StoreError::Db(e.into()))?;
         Ok(Self {
             queue: queues.writes,

@@ -99,8 +99,13 @@ fn snapshot(shared: &Shared) -> HealthSnapshot {
     let (operators, nodes) = shared.bus.counts();
     let providers = shared.providers.as_ref().map(|p| p.health());
     let degraded = providers.as_ref().is_some_and(|h| h.available == 0);
+    let session_count = shared
+        .store
+        .counters()
+        .sessions
+        .load(std::sync::atomic::Ordering::Relaxed) as usize;
     let sessions = || SessionCount {
-        count: 0,
+        count: session_count,
         recent: NONE,
     };
     let mut channels = serde_json::Map::new();

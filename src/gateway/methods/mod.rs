@@ -425,8 +425,9 @@ pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -
     }
 }
 
-/// Trust decisions written to the audit log with who made them and how
-/// they went (their params carry ids and decisions, never secrets).
+/// Trust decisions and changes an operator makes (a session's model, a
+/// reset) written to the audit log with who made them and how they went
+/// (their params carry ids, decisions and labels, never secrets).
 const AUDITED: &[&str] = &[
     "exec.approval.resolve",
     "device.pair.approve",
@@ -439,6 +440,9 @@ const AUDITED: &[&str] = &[
     "node.pair.remove",
     "channels.pairing.approve",
     "channels.pairing.dismiss",
+    "sessions.patch",
+    "sessions.reset",
+    "sessions.delete",
 ];
 
 fn audit_decision(shared: &Shared, conn: &Conn, method: &str, params: &Value, result: &Answer) {
