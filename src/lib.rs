@@ -13,7 +13,7 @@ pub mod app;
 pub mod backoff;
 pub mod board;
 pub mod channel;
-pub mod chat;
+pub mod cli;
 pub mod client;
 pub mod config;
 pub mod gateway;

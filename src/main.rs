@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
+use pinclaw::cli::tables;
 use pinclaw::client::{Client, ClientOptions};
 use pinclaw::config::{self, AuthMode, Config, Secret};
 use pinclaw::gateway::{self, GatewaySettings};
@@ -338,7 +339,7 @@ fn main() -> ExitCode {
             let pretty = !matches!(command, DevicesCommand::List { json: true });
             remote_call(&cli.gateway, remote, method, params, |v| {
                 if pretty && method == "device.pair.list" {
-                    print_devices(v)
+                    tables::print_devices(v)
                 } else {
                     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
                 }
@@ -357,8 +358,8 @@ fn main() -> ExitCode {
                 }
             };
             remote_call(&cli.gateway, remote, method, params, |v| match &command {
-                NodesCommand::List { json: false } => print_nodes(v),
-                NodesCommand::Pending { json: false } => print_node_requests(v),
+                NodesCommand::List { json: false } => tables::print_nodes(v),
+                NodesCommand::Pending { json: false } => tables::print_node_requests(v),
                 NodesCommand::List { json: true } | NodesCommand::Pending { json: true } => {
                     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
                 }
@@ -379,7 +380,7 @@ fn main() -> ExitCode {
             if json {
                 println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
             } else {
-                print_channels(v)
+                tables::print_channels(v)
             }
         }),
         Some(Command::Pairing { command, remote }) => {
@@ -401,7 +402,7 @@ fn main() -> ExitCode {
             let pretty = !matches!(command, PairingCommand::List { json: true });
             remote_call(&cli.gateway, remote, method, params, |v| {
                 match (&command, pretty) {
-                    (PairingCommand::List { .. }, true) => print_pairing(v),
+                    (PairingCommand::List { .. }, true) => tables::print_pairing(v),
                     (PairingCommand::Approve { .. }, _) => {
                         println!("approved sender {}", v["senderId"].as_str().unwrap_or("?"))
                     }
@@ -442,7 +443,7 @@ fn main() -> ExitCode {
             json,
             remote,
         }) => {
-            let since_ms = match since.as_deref().map(parse_age) {
+            let since_ms = match since.as_deref().map(tables::parse_age) {
                 None => 0,
                 Some(Ok(age)) => pinclaw::ids::now_ms() - age.as_millis() as i64,
                 Some(Err(e)) => {
@@ -455,7 +456,7 @@ fn main() -> ExitCode {
                 if json {
                     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
                 } else {
-                    print_audit(v)
+                    tables::print_audit(v)
                 }
             })
         }
@@ -472,7 +473,7 @@ fn main() -> ExitCode {
                 ),
             };
             remote_call(&cli.gateway, remote, method, params, |v| match &command {
-                ApprovalsCommand::List { json: false } => print_approvals(v),
+                ApprovalsCommand::List { json: false } => tables::print_approvals(v),
                 ApprovalsCommand::List { json: true } => {
                     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
                 }
@@ -834,15 +835,15 @@ fn run_chat(
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let options = pinclaw::chat::ChatOptions {
+    let options = pinclaw::cli::chat::ChatOptions {
         url: url.clone(),
         client,
         session,
         message,
     };
-    match rt.block_on(pinclaw::chat::run(options)) {
+    match rt.block_on(pinclaw::cli::chat::run(options)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(pinclaw::chat::ChatError::Connection(e)) => {
+        Err(pinclaw::cli::chat::ChatError::Connection(e)) => {
             eprintln!("error: {}", connect_error(&url, &e));
             ExitCode::FAILURE
         }
@@ -918,285 +919,4 @@ fn connect_error(url: &str, e: &pinclaw::client::ClientError) -> String {
     } else {
         format!("cannot connect to {url}: {text}")
     }
-}
-
-/// `90s`, `30m`, `1h`, `7d` as a duration.
-fn parse_age(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration like 90s, 30m, 1h or 7d"))?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" | "" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: the unit is s, m, h or d")),
-    };
-    Ok(std::time::Duration::from_secs(n.saturating_mul(seconds)))
-}
-
-fn print_audit(v: &Value) {
-    let empty = Vec::new();
-    let entries = v["entries"].as_array().unwrap_or(&empty);
-    if entries.is_empty() {
-        println!("nothing in the audit log for that time");
-        return;
-    }
-    let rows: Vec<Vec<String>> = entries
-        .iter()
-        .map(|e| {
-            vec![
-                local_time(e["ts"].as_i64().unwrap_or(0)),
-                s(&e["who"]),
-                s(&e["action"]),
-                s(&e["what"]),
-                s(&e["outcome"]),
-            ]
-        })
-        .collect();
-    print_table(&["WHEN (UTC)", "WHO", "ACTION", "WHAT", "OUTCOME"], &rows);
-}
-
-/// `2026-12-01 21:15:29` (UTC) for a time in ms.
-fn local_time(ms: i64) -> String {
-    pinclaw::agent::tools::iso8601(ms)
-        .replace('T', " ")
-        .trim_end_matches('Z')
-        .to_owned()
-}
-
-fn print_approvals(v: &Value) {
-    let empty = Vec::new();
-    let list = v["approvals"].as_array().unwrap_or(&empty);
-    if list.is_empty() {
-        println!("nothing waits for approval");
-        return;
-    }
-    let now = pinclaw::ids::now_ms();
-    let rows: Vec<Vec<String>> = list
-        .iter()
-        .map(|a| {
-            let left = (a["expiresAtMs"].as_i64().unwrap_or(now) - now).max(0) / 1000;
-            vec![
-                a["id"].as_str().unwrap_or("?").to_owned(),
-                a["summary"].as_str().unwrap_or("?").to_owned(),
-                format!("{left} s"),
-            ]
-        })
-        .collect();
-    print_table(&["ID", "WAITING FOR", "EXPIRES IN"], &rows);
-    println!("\napprove with: pinclaw approvals approve <ID>   (or deny <ID>)");
-}
-
-/// An aligned table: a header row, then one row per item.
-fn print_table(header: &[&str], rows: &[Vec<String>]) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut out = String::new();
-        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                out.push_str(cell);
-                out.push_str(&" ".repeat(w - cell.chars().count() + 2));
-            }
-        }
-        println!("{}", out.trim_end());
-    };
-    line(header.to_vec());
-    for row in rows {
-        line(row.iter().map(String::as_str).collect());
-    }
-}
-
-fn print_devices(v: &Value) {
-    let empty = Vec::new();
-    let pending = v["pending"].as_array().unwrap_or(&empty);
-    let paired = v["paired"].as_array().unwrap_or(&empty);
-    if !pending.is_empty() {
-        println!("Pending ({})", pending.len());
-        let rows: Vec<Vec<String>> = pending
-            .iter()
-            .map(|p| {
-                vec![
-                    s(&p["requestId"]),
-                    short(p["deviceId"].as_str()),
-                    s(&p["role"]),
-                    format!("{}/{}", s(&p["clientId"]), s(&p["clientMode"])),
-                    s(&p["remoteIp"]),
-                ]
-            })
-            .collect();
-        print_table(&["REQUEST", "DEVICE", "ROLE", "CLIENT", "FROM"], &rows);
-        println!();
-    }
-    println!("Paired ({})", paired.len());
-    let rows: Vec<Vec<String>> = paired
-        .iter()
-        .map(|d| {
-            let roles: Vec<&str> = d["roles"]
-                .as_array()
-                .unwrap_or(&empty)
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            vec![
-                s(&d["deviceId"]),
-                roles.join(","),
-                s(&d["approvedVia"]),
-                if d["connected"] == true {
-                    "connected"
-                } else {
-                    "offline"
-                }
-                .to_owned(),
-            ]
-        })
-        .collect();
-    if !rows.is_empty() {
-        print_table(&["DEVICE", "ROLES", "APPROVED VIA", "STATE"], &rows);
-    }
-    if !pending.is_empty() {
-        println!("\napprove with: pinclaw devices approve <REQUEST>");
-    }
-}
-
-fn print_nodes(v: &Value) {
-    let empty = Vec::new();
-    let nodes = v["nodes"].as_array().unwrap_or(&empty);
-    let rows: Vec<Vec<String>> = nodes
-        .iter()
-        .map(|n| {
-            let commands = n["commands"].as_array().map(Vec::len).unwrap_or(0);
-            vec![
-                s(&n["displayName"]),
-                short(n["nodeId"].as_str()),
-                s(&n["platform"]),
-                if n["connected"] == true {
-                    "connected"
-                } else {
-                    "offline"
-                }
-                .to_owned(),
-                format!("{commands}"),
-                if n["gatewayLocal"] == true {
-                    "this board"
-                } else {
-                    ""
-                }
-                .to_owned(),
-            ]
-        })
-        .collect();
-    if rows.is_empty() {
-        println!("no nodes");
-    } else {
-        print_table(
-            &["NAME", "NODE", "PLATFORM", "STATE", "COMMANDS", ""],
-            &rows,
-        );
-    }
-}
-
-fn print_node_requests(v: &Value) {
-    let empty = Vec::new();
-    let pending = v["pending"].as_array().unwrap_or(&empty);
-    if pending.is_empty() {
-        println!("no node waits for approval");
-        return;
-    }
-    let rows: Vec<Vec<String>> = pending
-        .iter()
-        .map(|p| {
-            let commands: Vec<&str> = p["commands"]
-                .as_array()
-                .unwrap_or(&empty)
-                .iter()
-                .filter_map(Value::as_str)
-                .collect();
-            vec![
-                s(&p["requestId"]),
-                s(&p["displayName"]),
-                short(p["nodeId"].as_str()),
-                commands.join(","),
-            ]
-        })
-        .collect();
-    print_table(&["REQUEST", "NAME", "NODE", "COMMANDS"], &rows);
-    println!("\napprove with: pinclaw nodes approve <REQUEST>");
-}
-
-/// A string field, `-` when absent.
-fn s(v: &Value) -> String {
-    v.as_str().unwrap_or("-").to_owned()
-}
-
-fn print_channels(v: &Value) {
-    let empty = serde_json::Map::new();
-    let accounts = v["channelAccounts"].as_object().unwrap_or(&empty);
-    if accounts.is_empty() {
-        println!("no chat channels configured (see [channels.telegram] in the config)");
-    }
-    for (id, list) in accounts {
-        let label = v["channelLabels"][id].as_str().unwrap_or(id);
-        for a in list.as_array().into_iter().flatten() {
-            let flag = |key: &str, yes: &'static str, no: &'static str| {
-                if a[key] == true { yes } else { no }
-            };
-            println!(
-                "{label} {}{}: {}, {}, health {}, restarts {}, outbox {}",
-                a["accountId"].as_str().unwrap_or("?"),
-                a["name"]
-                    .as_str()
-                    .map(|n| format!(" ({n})"))
-                    .unwrap_or_default(),
-                flag("running", "running", "stopped"),
-                flag("connected", "connected", "disconnected"),
-                a["healthState"].as_str().unwrap_or("?"),
-                a["restartCount"],
-                a["outboxPending"],
-            );
-            if let Some(error) = a["lastError"].as_str() {
-                println!("  last error: {error}");
-            }
-        }
-    }
-}
-
-fn print_pairing(v: &Value) {
-    let empty = Vec::new();
-    let requests = v["requests"].as_array().unwrap_or(&empty);
-    if requests.is_empty() {
-        println!("nobody waits for DM pairing");
-        return;
-    }
-    let rows: Vec<Vec<String>> = requests
-        .iter()
-        .map(|r| {
-            vec![
-                s(&r["requestId"]),
-                s(&r["channel"]),
-                format!("{} ({})", s(&r["senderId"]), s(&r["senderLabel"])),
-                s(&r["createdAt"]),
-                s(&r["expiresAt"]),
-            ]
-        })
-        .collect();
-    print_table(&["REQUEST", "CHANNEL", "SENDER", "SINCE", "EXPIRES"], &rows);
-    println!("\napprove with: pinclaw pairing approve <channel> <CODE the sender was given>");
-}
-
-fn short(id: Option<&str>) -> String {
-    id.map(|s| s.chars().take(12).collect())
-        .unwrap_or_else(|| "?".into())
 }
