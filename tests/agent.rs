@@ -610,3 +610,44 @@ async fn a_failed_run_is_visible_in_history_events_and_session_state() {
     assert_eq!(health["sessions"]["count"], 1);
     gw.stop().await;
 }
+
+/// A key reused for a different message is refused with a clear error,
+/// never answered with the first message's run, and so after a restart.
+#[tokio::test]
+async fn a_key_reused_for_another_message_is_refused_even_after_a_restart() {
+    let fake = FakeProvider::start();
+    fake.set_default(text_reply("ok", Duration::ZERO));
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for restart in [false, true] {
+        let gw = start(dir.path(), &fake).await;
+        let mut op = gw.client(&["operator.write", "operator.read"]).await;
+        if !restart {
+            send(&mut op, "main", "is the relay on?", "m1", None).await;
+            wait_run(&mut op, "m1").await;
+        }
+        let reused = op
+            .call(
+                "chat.send",
+                json!({"sessionKey": "main", "message": "and the heater?", "idempotencyKey": "m1"}),
+            )
+            .await;
+        match reused {
+            Err(ClientError::Rpc { message, error, .. }) => {
+                assert_eq!(
+                    error["details"]["code"], "IDEMPOTENCY_KEY_REUSED",
+                    "{error}"
+                );
+                assert!(
+                    message.contains("already used for a different message"),
+                    "{message}"
+                );
+            }
+            other => panic!("a reused key must be refused (restart: {restart}): {other:?}"),
+        }
+        // The same message with the same key is a retry: answered, not refused.
+        let again = send(&mut op, "main", "is the relay on?", "m1", None).await;
+        assert_eq!(again["runId"], "m1");
+        gw.stop().await;
+    }
+    assert_eq!(fake.requests().len(), 1, "one run only");
+}
