@@ -861,6 +861,18 @@ fn remote_call(
     params: Value,
     print: impl Fn(&Value),
 ) -> ExitCode {
+    // One copy of the call for every printer (each closure type would
+    // otherwise get its own, ~3 KB apiece).
+    call_and_print(gw, remote, method, params, &print)
+}
+
+fn call_and_print(
+    gw: &GatewayArgs,
+    remote: RemoteArgs,
+    method: &str,
+    params: Value,
+    print: &dyn Fn(&Value),
+) -> ExitCode {
     let (url, options) = match connection(gw, remote) {
         Ok(c) => c,
         Err(code) => return code,
