@@ -29,10 +29,17 @@ use crate::ids;
 use crate::session::EventSink;
 use crate::store::Store;
 
+/// What [`check`] built on the way and [`bind`] uses: the providers (keys
+/// read) and the system prompt (its file read).
+pub struct Checked {
+    providers: Option<Arc<crate::provider::Providers>>,
+    system_prompt: String,
+}
+
 /// Every reason the gateway would refuse `settings` at start, found
 /// without touching the hardware, the state directory or the port: what
 /// `pinclaw config check` reports, and what [`bind`] checks first.
-pub fn check(settings: &GatewaySettings) -> Vec<crate::config::Problem> {
+pub fn check(settings: &GatewaySettings) -> Result<Checked, Vec<crate::config::Problem>> {
     use crate::config::Problem;
     let config = &settings.config;
     let mut problems = config.problems();
@@ -46,23 +53,40 @@ pub fn check(settings: &GatewaySettings) -> Vec<crate::config::Problem> {
                 .map(|e| Problem::new(e.key_path(&config.board), e.to_string())),
         );
     }
-    if let Err(e) = providers(settings) {
-        problems.push(e);
+    let providers = providers(settings).map_err(|e| problems.push(e)).ok();
+    let system_prompt = config
+        .agent
+        .load_system_prompt()
+        .map_err(|e| problems.push(Problem::new("agent.system_prompt_file", e)))
+        .ok();
+    match (providers, system_prompt) {
+        (Some(providers), Some(system_prompt)) if problems.is_empty() => Ok(Checked {
+            providers,
+            system_prompt,
+        }),
+        _ => Err(problems),
     }
-    if let Err(e) = config.agent.load_system_prompt() {
-        problems.push(Problem::new("agent.system_prompt_file", e));
-    }
-    problems
 }
 
 /// Check `settings`, prepare everything the gateway needs, and bind its port.
-pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError> {
+pub async fn bind(settings: GatewaySettings) -> Result<Gateway, GatewayError> {
     settings.check_safety()?;
-    let problems = check(&settings);
-    if !problems.is_empty() {
+    let checked = check(&settings).map_err(|problems| {
         let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        return Err(GatewayError::Config(all.join("\n")));
-    }
+        GatewayError::Config(all.join("\n"))
+    })?;
+    bind_checked(settings, checked).await
+}
+
+/// [`bind`] for settings [`check`] has passed already.
+pub async fn bind_checked(
+    mut settings: GatewaySettings,
+    checked: Checked,
+) -> Result<Gateway, GatewayError> {
+    let Checked {
+        providers,
+        system_prompt,
+    } = checked;
     crate::gateway::create_state_dir(&settings.state_dir)?;
     let generated_token = ensure_token(&mut settings)?;
     let store = Store::open(&settings.state_dir.join("state.redb"))?;
@@ -78,7 +102,6 @@ pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError
         board_node_id,
         hostname.clone(),
     ));
-    let providers = providers(&settings).map_err(|p| GatewayError::Config(p.to_string()))?;
     let addr = std::net::SocketAddr::new(settings.bind, settings.port);
     let listener = crate::gateway::listen(addr)?;
     let bus = Arc::new(Bus::new(json!({
@@ -97,9 +120,6 @@ pub async fn bind(mut settings: GatewaySettings) -> Result<Gateway, GatewayError
         debounce: Duration::from_millis(agent_config.debounce_ms),
         default_mode: agent_config.queue_mode,
     };
-    let system_prompt = agent_config
-        .load_system_prompt()
-        .map_err(GatewayError::Config)?;
     let nodes_config = settings.config.nodes.clone();
     let max_connections = settings.max_connections;
     let hub = crate::channel::Hub::new(

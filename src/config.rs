@@ -243,20 +243,12 @@ pub enum ConfigError {
 impl Config {
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&read(path)?, path)
     }
 
     /// Read a config file and check it against the schema only.
     pub fn load_schema(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse_schema(&text, path)
+        Self::parse_schema(&read(path)?, path)
     }
 
     /// Parse and validate config text; `path` is used in messages. The
@@ -278,12 +270,13 @@ impl Config {
         let config: Config = toml::from_str(text).map_err(|e| {
             let offset = e.span().map(|s| s.start).unwrap_or(0);
             let (line, column) = line_column(text, offset);
+            let key = key_path_at(text, offset);
             ConfigError::Invalid {
                 path: path.to_owned(),
                 line,
                 column,
-                key: key_path_at(text, offset),
-                message: plain_words(&key_path_at(text, offset), e.message().trim()),
+                message: plain_words(&key, e.message().trim()),
+                key,
             }
         })?;
         Ok(config)
@@ -294,10 +287,12 @@ impl Config {
         let mut out = Vec::new();
         let mut range = |key: &str, value: u64, min: u64, max: u64| {
             if value < min || value > max {
-                out.push(Problem::new(
-                    key,
-                    format!("must be between {min} and {max}"),
-                ));
+                let message = if max == u64::MAX {
+                    format!("must be at least {min}")
+                } else {
+                    format!("must be between {min} and {max}")
+                };
+                out.push(Problem::new(key, message));
             }
         };
         range("nodes.max_nodes", self.nodes.max_nodes as u64, 1, 1024);
@@ -345,25 +340,32 @@ impl Config {
     /// Locate problems in the file's text (`file:line:column` where the key
     /// is written).
     pub fn locate(text: &str, path: &Path, problems: Vec<Problem>) -> Vec<ConfigError> {
+        if problems.is_empty() {
+            return Vec::new();
+        }
+        // Parsed once for all of them (the text parsed before, so this holds).
+        let doc = toml::de::DeTable::parse(text).ok();
         problems
             .into_iter()
-            .map(|p| match locate_key(text, &p.key) {
-                Some(offset) => {
-                    let (line, column) = line_column(text, offset);
-                    ConfigError::Invalid {
+            .map(
+                |p| match doc.as_ref().and_then(|d| locate_key(d.get_ref(), &p.key)) {
+                    Some(offset) => {
+                        let (line, column) = line_column(text, offset);
+                        ConfigError::Invalid {
+                            path: path.to_owned(),
+                            line,
+                            column,
+                            key: p.key,
+                            message: p.message,
+                        }
+                    }
+                    None => ConfigError::Semantic {
                         path: path.to_owned(),
-                        line,
-                        column,
                         key: p.key,
                         message: p.message,
-                    }
-                }
-                None => ConfigError::Semantic {
-                    path: path.to_owned(),
-                    key: p.key,
-                    message: p.message,
+                    },
                 },
-            })
+            )
             .collect()
     }
 }
@@ -394,12 +396,12 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Byte offset where the deepest existing part of `key`
-/// (`a.b[2].c`) is written: the key itself, or the table that would hold it.
-fn locate_key(text: &str, key: &str) -> Option<usize> {
+/// Byte offset in the parsed document where the deepest existing part of
+/// `key` (`a.b[2].c`) is written: the key itself, or the table that would
+/// hold it.
+fn locate_key(doc: &toml::de::DeTable<'_>, key: &str) -> Option<usize> {
     use toml::de::{DeTable, DeValue};
-    let doc = DeTable::parse(text).ok()?;
-    let mut table: &DeTable<'_> = doc.get_ref();
+    let mut table: &DeTable<'_> = doc;
     let mut found: Option<usize> = None;
     for part in key.split('.') {
         let (name, index) = match part.split_once('[') {
@@ -449,6 +451,14 @@ fn plain_words(key: &str, message: &str) -> String {
         _ => return message.to_owned(),
     };
     format!("{head}expected {plain}")
+}
+
+/// The text of a config file.
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 /// Resolve a bind value to an address: `loopback`, `lan` or a literal IP.

@@ -552,7 +552,7 @@ fn config_check(file: Option<PathBuf>) -> ExitCode {
         }
     };
     let checked = GatewaySettings::from_config(config.clone(), Some(file.clone()))
-        .map(|settings| pinclaw::app::check(&settings))
+        .map(|settings| pinclaw::app::check(&settings).err().unwrap_or_default())
         .unwrap_or_else(|_| config.problems());
     match report_problems(Some(&file), checked) {
         Ok(()) => {
@@ -593,7 +593,7 @@ fn report_problems(
 }
 
 /// Merge flags (and their env vars) over the config file over defaults.
-fn settings(args: &GatewayArgs) -> Result<GatewaySettings, ExitCode> {
+fn settings(args: &GatewayArgs) -> Result<(GatewaySettings, pinclaw::app::Checked), ExitCode> {
     let mut config = load_config(args.config.as_ref())?;
     if let Some(port) = args.port {
         config.gateway.port = port;
@@ -620,8 +620,13 @@ fn settings(args: &GatewayArgs) -> Result<GatewaySettings, ExitCode> {
             return Err(ExitCode::from(2));
         }
     };
-    report_problems(args.config.as_deref(), pinclaw::app::check(&settings))?;
-    Ok(settings)
+    match pinclaw::app::check(&settings) {
+        Ok(checked) => Ok((settings, checked)),
+        Err(problems) => {
+            report_problems(args.config.as_deref(), problems)?;
+            Err(ExitCode::from(2))
+        }
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
@@ -636,7 +641,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
 }
 
 fn run_gateway(args: GatewayArgs) -> ExitCode {
-    let settings = match settings(&args) {
+    let (settings, checked) = match settings(&args) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -650,7 +655,7 @@ fn run_gateway(args: GatewayArgs) -> ExitCode {
     };
     rt.block_on(async move {
         let state_dir = settings.state_dir.clone();
-        let gateway = match pinclaw::app::bind(settings).await {
+        let gateway = match pinclaw::app::bind_checked(settings, checked).await {
             Ok(g) => g,
             Err(e @ (gateway::GatewayError::Refused(_) | gateway::GatewayError::Config(_))) => {
                 eprintln!("error: {e}");
