@@ -5,426 +5,209 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
 use serde_json::{Value, json};
 
-use pinclaw::cli::tables;
+use pinclaw::cli::args::{self, Matches, Stop};
+use pinclaw::cli::{spec, tables};
 use pinclaw::client::{Client, ClientOptions};
 use pinclaw::config::{self, AuthMode, Config, Secret};
 use pinclaw::gateway::{self, GatewaySettings};
 
-#[derive(Parser)]
-#[command(
-    name = "pinclaw",
-    version,
-    about = "An OpenClaw-compatible gateway for Raspberry Pi boards"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    gateway: GatewayArgs,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the gateway (the default).
-    Gateway(GatewayArgs),
-    /// Configuration tools.
-    Config {
-        #[command(subcommand)]
-        command: ConfigCommand,
-    },
-    /// Manage paired devices on a running gateway.
-    Devices {
-        #[command(subcommand)]
-        command: DevicesCommand,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Join a gateway (pinclaw or OpenClaw) as a node serving this board.
-    Node(NodeArgs),
-    /// Manage nodes (other boards, OpenClaw node hosts) on a running gateway.
-    Nodes {
-        #[command(subcommand)]
-        command: NodesCommand,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Chat channels (Telegram) of a running gateway: their state.
-    Channels {
-        #[command(subcommand)]
-        command: ChannelsCommand,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// DM pairing: who asked to talk to the bot, approve or reject them.
-    Pairing {
-        #[command(subcommand)]
-        command: PairingCommand,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Send a message to a chat through a channel (durable: delivered
-    /// once the channel works).
-    Send {
-        /// Channel id (default: the only configured channel).
-        #[arg(long)]
-        channel: Option<String>,
-        /// Chat id (a user's id for a DM; groups are negative), @channelname,
-        /// or <chatId>:topic:<topicId>.
-        #[arg(long, allow_hyphen_values = true)]
-        to: String,
-        /// Forum topic id.
-        #[arg(long)]
-        thread: Option<String>,
-        /// The text (Markdown).
-        message: String,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Chat with the assistant in this terminal (or `-m` for one message).
-    Chat {
-        /// Session key.
-        #[arg(long, default_value = "main")]
-        session: String,
-        /// Send this one message, print the final answer and exit
-        /// (non-zero when the run fails).
-        #[arg(short, long)]
-        message: Option<String>,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Who did what: actuator writes, node invokes, approvals, pairing
-    /// decisions, oldest first.
-    Audit {
-        /// How far back: `90s`, `30m`, `1h`, `7d` (default: everything kept).
-        #[arg(long)]
-        since: Option<String>,
-        /// At most this many entries (the newest).
-        #[arg(long, default_value_t = 100)]
-        limit: usize,
-        /// Print raw JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Approvals: writes to `confirm = true` outputs wait here for a yes.
-    Approvals {
-        #[command(subcommand)]
-        command: ApprovalsCommand,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-    /// Call any gateway method and print the JSON result.
-    Call {
-        /// Method name, e.g. `health` or `status`.
-        method: String,
-        /// Parameters as a JSON object.
-        #[arg(long, default_value = "{}")]
-        params: String,
-        #[command(flatten)]
-        remote: RemoteArgs,
-    },
-}
-
-#[derive(Subcommand)]
-enum ConfigCommand {
-    /// Validate a config file (default: --config / PINCLAW_CONFIG).
-    Check {
-        /// The file to check.
-        file: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum DevicesCommand {
-    /// List pending requests and paired devices.
-    List {
-        /// Print raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Approve a pending pairing request.
-    Approve {
-        /// The request id (from `devices list`).
-        request_id: String,
-    },
-    /// Reject a pending pairing request.
-    Reject {
-        /// The request id.
-        request_id: String,
-    },
-    /// Remove a paired device (its connections are closed).
-    Remove {
-        /// The device id.
-        device_id: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ApprovalsCommand {
-    /// What waits for an operator's decision.
-    List {
-        /// Print raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Let it happen (the id from `approvals list`; a unique prefix will do).
-    Approve {
-        /// The approval id.
-        id: String,
-    },
-    /// Refuse it.
-    Deny {
-        /// The approval id.
-        id: String,
-    },
-}
-
-#[derive(Subcommand)]
-enum ChannelsCommand {
-    /// One line per account: running, connected, health, last error.
-    Status {
-        /// Print raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Subcommand)]
-enum PairingCommand {
-    /// Pending DM pairing requests.
-    List {
-        /// Print raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Let a sender talk to the bot: the code they were given (or the
-    /// request id from `pairing list`).
-    Approve {
-        /// Channel id (`telegram`).
-        channel: String,
-        /// The pairing code.
-        code: String,
-        /// Tell the sender they were approved.
-        #[arg(long)]
-        notify: bool,
-    },
-    /// Dismiss a pairing request.
-    Reject {
-        /// Channel id (`telegram`).
-        channel: String,
-        /// The pairing code (or request id).
-        code: String,
-    },
-}
-
-#[derive(Args)]
-struct NodeArgs {
-    /// Gateway URL, e.g. ws://192.168.1.10:18789.
-    #[arg(long, env = "PINCLAW_NODE_URL")]
-    url: String,
-    /// Gateway token.
-    #[arg(long, env = "PINCLAW_NODE_TOKEN", hide_env_values = true)]
-    token: Option<String>,
-    /// Gateway password.
-    #[arg(long, env = "PINCLAW_NODE_PASSWORD", hide_env_values = true)]
-    password: Option<String>,
-    /// Display name (default: the hostname).
-    #[arg(long)]
-    name: Option<String>,
-}
-
-#[derive(Subcommand)]
-enum NodesCommand {
-    /// List known nodes (connected or not).
-    List {
-        /// Print raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Command surfaces waiting for approval.
-    Pending {
-        /// Print raw JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Approve a node's declared commands.
-    Approve {
-        /// The request id (from `nodes pending`).
-        request_id: String,
-    },
-    /// Reject a node's pending commands.
-    Reject {
-        /// The request id.
-        request_id: String,
-    },
-}
-
-#[derive(Args, Clone, Default)]
+/// The gateway's settings from flags and their environment variables.
+#[derive(Clone, Default)]
 struct GatewayArgs {
-    /// Config file.
-    #[arg(long, env = "PINCLAW_CONFIG", global = true)]
     config: Option<PathBuf>,
-    /// Port for HTTP and WebSocket.
-    #[arg(long, env = "PINCLAW_GATEWAY_PORT", global = true)]
     port: Option<u16>,
-    /// `loopback`, `lan` or an IP address.
-    #[arg(long)]
     bind: Option<String>,
-    /// `token`, `password` or `none`.
-    #[arg(long)]
     auth: Option<AuthMode>,
-    /// Shared token.
-    #[arg(long, env = "PINCLAW_GATEWAY_TOKEN", hide_env_values = true)]
     token: Option<String>,
-    /// Shared password.
-    #[arg(long, env = "PINCLAW_GATEWAY_PASSWORD", hide_env_values = true)]
     password: Option<String>,
-    /// State directory.
-    #[arg(long, env = "PINCLAW_STATE_DIR", global = true)]
     state_dir: Option<PathBuf>,
 }
 
-#[derive(Args, Clone)]
+/// Where a client command finds the gateway, from flags and environment.
+#[derive(Clone)]
 struct RemoteArgs {
-    /// Gateway URL (default: ws://127.0.0.1:<configured port>).
-    #[arg(long, env = "PINCLAW_GATEWAY_URL", global = true)]
     url: Option<String>,
-    /// Shared token (default: PINCLAW_GATEWAY_TOKEN, the config, or the state dir's token file).
-    #[arg(
-        long,
-        env = "PINCLAW_GATEWAY_TOKEN",
-        hide_env_values = true,
-        global = true
-    )]
     token: Option<String>,
-    /// Shared password.
-    #[arg(
-        long,
-        env = "PINCLAW_GATEWAY_PASSWORD",
-        hide_env_values = true,
-        global = true
-    )]
     password: Option<String>,
 }
 
+/// A flag's value, else its environment variable's (non-empty).
+fn flag_or_env(m: &Matches, name: &str, env: &str) -> Option<String> {
+    m.value(name)
+        .map(str::to_owned)
+        .or_else(|| std::env::var(env).ok().filter(|v| !v.is_empty()))
+}
+
+/// A usage error in the parser's format, exit code 2.
+fn usage_error(m: &Matches, message: &str) -> ExitCode {
+    let command = m
+        .path
+        .iter()
+        .fold(String::from("pinclaw"), |s, w| s + " " + w);
+    eprintln!("error: {message}\n\nFor more information, try '{command} --help'.");
+    ExitCode::from(2)
+}
+
+impl GatewayArgs {
+    fn from_matches(m: &Matches) -> Result<Self, ExitCode> {
+        let port = match flag_or_env(m, "port", "PINCLAW_GATEWAY_PORT") {
+            None => None,
+            Some(p) => match p.parse::<u16>() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    return Err(usage_error(
+                        m,
+                        &format!(
+                            "invalid value '{p}' for '--port': expected a port number 0–65535"
+                        ),
+                    ));
+                }
+            },
+        };
+        let auth = match m.value("auth").map(str::parse::<AuthMode>) {
+            None => None,
+            Some(Ok(mode)) => Some(mode),
+            Some(Err(e)) => return Err(usage_error(m, &format!("--auth: {e}"))),
+        };
+        Ok(Self {
+            config: flag_or_env(m, "config", "PINCLAW_CONFIG").map(PathBuf::from),
+            port,
+            bind: m.value("bind").map(str::to_owned),
+            auth,
+            token: flag_or_env(m, "token", "PINCLAW_GATEWAY_TOKEN"),
+            password: flag_or_env(m, "password", "PINCLAW_GATEWAY_PASSWORD"),
+            state_dir: flag_or_env(m, "state-dir", "PINCLAW_STATE_DIR").map(PathBuf::from),
+        })
+    }
+}
+
+impl RemoteArgs {
+    fn from_matches(m: &Matches) -> Self {
+        Self {
+            url: flag_or_env(m, "url", "PINCLAW_GATEWAY_URL"),
+            token: flag_or_env(m, "token", "PINCLAW_GATEWAY_TOKEN"),
+            password: flag_or_env(m, "password", "PINCLAW_GATEWAY_PASSWORD"),
+        }
+    }
+}
+
+/// Print raw JSON.
+fn print_json(v: &Value) {
+    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        None => run_gateway(cli.gateway),
-        Some(Command::Gateway(mut args)) => {
-            args.config = args.config.or(cli.gateway.config);
-            args.state_dir = args.state_dir.or(cli.gateway.state_dir);
-            run_gateway(args)
+    let words = std::env::args_os()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned());
+    let m = match args::parse(&spec::ROOT, spec::GLOBALS, env!("CARGO_PKG_VERSION"), words) {
+        Ok(m) => m,
+        Err(Stop::Print(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
         }
-        Some(Command::Config {
-            command: ConfigCommand::Check { file },
-        }) => config_check(file.or(cli.gateway.config)),
-        Some(Command::Devices { command, remote }) => {
-            let (method, params) = match &command {
-                DevicesCommand::List { .. } => ("device.pair.list", json!({})),
-                DevicesCommand::Approve { request_id } => {
-                    ("device.pair.approve", json!({"requestId": request_id}))
-                }
-                DevicesCommand::Reject { request_id } => {
-                    ("device.pair.reject", json!({"requestId": request_id}))
-                }
-                DevicesCommand::Remove { device_id } => {
-                    ("device.pair.remove", json!({"deviceId": device_id}))
-                }
-            };
-            let pretty = !matches!(command, DevicesCommand::List { json: true });
-            remote_call(&cli.gateway, remote, method, params, |v| {
-                if pretty && method == "device.pair.list" {
-                    tables::print_devices(v)
-                } else {
-                    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
-                }
-            })
+        Err(Stop::Usage(text)) => {
+            eprint!("{text}");
+            return ExitCode::from(2);
         }
-        Some(Command::Node(args)) => run_node(&cli.gateway, args),
-        Some(Command::Nodes { command, remote }) => {
-            let (method, params) = match &command {
-                NodesCommand::List { .. } => ("node.list", json!({})),
-                NodesCommand::Pending { .. } => ("node.pair.list", json!({})),
-                NodesCommand::Approve { request_id } => {
-                    ("node.pair.approve", json!({"requestId": request_id}))
-                }
-                NodesCommand::Reject { request_id } => {
-                    ("node.pair.reject", json!({"requestId": request_id}))
-                }
-            };
-            remote_call(&cli.gateway, remote, method, params, |v| match &command {
-                NodesCommand::List { json: false } => tables::print_nodes(v),
-                NodesCommand::Pending { json: false } => tables::print_node_requests(v),
-                NodesCommand::List { json: true } | NodesCommand::Pending { json: true } => {
-                    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
-                }
-                NodesCommand::Approve { .. } => println!(
-                    "approved node {}",
-                    v["node"]["nodeId"]
-                        .as_str()
-                        .or(v["nodeId"].as_str())
-                        .unwrap_or("?")
-                ),
-                NodesCommand::Reject { .. } => println!("rejected"),
-            })
-        }
-        Some(Command::Channels {
-            command: ChannelsCommand::Status { json },
-            remote,
-        }) => remote_call(&cli.gateway, remote, "channels.status", json!({}), |v| {
+    };
+    let gw = match GatewayArgs::from_matches(&m) {
+        Ok(gw) => gw,
+        Err(code) => return code,
+    };
+    let remote = RemoteArgs::from_matches(&m);
+    let json = m.flag("json");
+    let pos = |i: usize| m.pos(i).unwrap_or_default().to_owned();
+    let call = |method: &str, params: Value, print: &dyn Fn(&Value)| {
+        call_and_print(&gw, remote.clone(), method, params, print)
+    };
+    match m.path.as_slice() {
+        [] | ["gateway"] => run_gateway(gw.clone()),
+        ["config", "check"] => config_check(m.pos(0).map(PathBuf::from).or(gw.config.clone())),
+        ["devices", "list"] => call("device.pair.list", json!({}), &|v| {
             if json {
-                println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+                print_json(v)
+            } else {
+                tables::print_devices(v)
+            }
+        }),
+        ["devices", "approve"] => call(
+            "device.pair.approve",
+            json!({"requestId": pos(0)}),
+            &print_json,
+        ),
+        ["devices", "reject"] => call(
+            "device.pair.reject",
+            json!({"requestId": pos(0)}),
+            &print_json,
+        ),
+        ["devices", "remove"] => call(
+            "device.pair.remove",
+            json!({"deviceId": pos(0)}),
+            &print_json,
+        ),
+        ["node"] => run_node(&gw, &m),
+        ["nodes", "list"] => call("node.list", json!({}), &|v| {
+            if json {
+                print_json(v)
+            } else {
+                tables::print_nodes(v)
+            }
+        }),
+        ["nodes", "pending"] => call("node.pair.list", json!({}), &|v| {
+            if json {
+                print_json(v)
+            } else {
+                tables::print_node_requests(v)
+            }
+        }),
+        ["nodes", "approve"] => call("node.pair.approve", json!({"requestId": pos(0)}), &|v| {
+            println!(
+                "approved node {}",
+                v["node"]["nodeId"]
+                    .as_str()
+                    .or(v["nodeId"].as_str())
+                    .unwrap_or("?")
+            )
+        }),
+        ["nodes", "reject"] => call("node.pair.reject", json!({"requestId": pos(0)}), &|_| {
+            println!("rejected")
+        }),
+        ["channels", "status"] => call("channels.status", json!({}), &|v| {
+            if json {
+                print_json(v)
             } else {
                 tables::print_channels(v)
             }
         }),
-        Some(Command::Pairing { command, remote }) => {
-            let (method, params) = match &command {
-                PairingCommand::List { .. } => ("channels.pairing.list", json!({})),
-                PairingCommand::Approve {
-                    channel,
-                    code,
-                    notify,
-                } => (
-                    "channels.pairing.approve",
-                    json!({"channel": channel, "code": code, "notify": notify}),
-                ),
-                PairingCommand::Reject { channel, code } => (
-                    "channels.pairing.dismiss",
-                    json!({"channel": channel, "code": code}),
-                ),
+        ["pairing", "list"] => call("channels.pairing.list", json!({}), &|v| {
+            if json {
+                print_json(v)
+            } else {
+                tables::print_pairing(v)
+            }
+        }),
+        ["pairing", "approve"] => call(
+            "channels.pairing.approve",
+            json!({"channel": pos(0), "code": pos(1), "notify": m.flag("notify")}),
+            &|v| println!("approved sender {}", v["senderId"].as_str().unwrap_or("?")),
+        ),
+        ["pairing", "reject"] => call(
+            "channels.pairing.dismiss",
+            json!({"channel": pos(0), "code": pos(1)}),
+            &|v| println!("dismissed sender {}", v["senderId"].as_str().unwrap_or("?")),
+        ),
+        ["send"] => {
+            let Some(to) = m.value("to") else {
+                return usage_error(&m, "the required option '--to <VALUE>' was not provided");
             };
-            let pretty = !matches!(command, PairingCommand::List { json: true });
-            remote_call(&cli.gateway, remote, method, params, |v| {
-                match (&command, pretty) {
-                    (PairingCommand::List { .. }, true) => tables::print_pairing(v),
-                    (PairingCommand::Approve { .. }, _) => {
-                        println!("approved sender {}", v["senderId"].as_str().unwrap_or("?"))
-                    }
-                    (PairingCommand::Reject { .. }, _) => {
-                        println!("dismissed sender {}", v["senderId"].as_str().unwrap_or("?"))
-                    }
-                    _ => println!("{}", serde_json::to_string_pretty(v).unwrap_or_default()),
-                }
-            })
-        }
-        Some(Command::Send {
-            channel,
-            to,
-            thread,
-            message,
-            remote,
-        }) => {
             let params = json!({
-                "channel": channel, "to": to, "threadId": thread, "message": message,
-                "idempotencyKey": pinclaw::ids::uuid_v4(),
+                "channel": m.value("channel"), "to": to, "threadId": m.value("thread"),
+                "message": pos(0), "idempotencyKey": pinclaw::ids::uuid_v4(),
             });
-            remote_call(&cli.gateway, remote, "send", params, |v| {
+            call("send", params, &|v| {
                 println!(
                     "sent to {} (message {})",
                     v["chatId"].as_str().unwrap_or("?"),
@@ -432,52 +215,44 @@ fn main() -> ExitCode {
                 )
             })
         }
-        Some(Command::Chat {
-            session,
-            message,
-            remote,
-        }) => run_chat(&cli.gateway, remote, session, message),
-        Some(Command::Audit {
-            since,
-            limit,
-            json,
-            remote,
-        }) => {
-            let since_ms = match since.as_deref().map(tables::parse_age) {
+        ["chat"] => run_chat(
+            &gw,
+            remote.clone(),
+            m.value("session").unwrap_or("main").to_owned(),
+            m.value("message").map(str::to_owned),
+        ),
+        ["audit"] => {
+            let since_ms = match m.value("since").map(tables::parse_age) {
                 None => 0,
                 Some(Ok(age)) => pinclaw::ids::now_ms() - age.as_millis() as i64,
-                Some(Err(e)) => {
-                    eprintln!("error: --since: {e}");
-                    return ExitCode::from(2);
-                }
+                Some(Err(e)) => return usage_error(&m, &format!("--since: {e}")),
+            };
+            let limit = match m.value("limit").map(str::parse::<usize>) {
+                None => 100,
+                Some(Ok(n)) => n,
+                Some(Err(_)) => return usage_error(&m, "--limit: expected a whole number"),
             };
             let params = json!({"sinceMs": since_ms, "limit": limit});
-            remote_call(&cli.gateway, remote, "audit.list", params, |v| {
+            call("audit.list", params, &|v| {
                 if json {
-                    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
+                    print_json(v)
                 } else {
                     tables::print_audit(v)
                 }
             })
         }
-        Some(Command::Approvals { command, remote }) => {
-            let (method, params) = match &command {
-                ApprovalsCommand::List { .. } => ("exec.approval.list", json!({})),
-                ApprovalsCommand::Approve { id } => (
-                    "exec.approval.resolve",
-                    json!({"id": id, "decision": "allow"}),
-                ),
-                ApprovalsCommand::Deny { id } => (
-                    "exec.approval.resolve",
-                    json!({"id": id, "decision": "deny"}),
-                ),
-            };
-            remote_call(&cli.gateway, remote, method, params, |v| match &command {
-                ApprovalsCommand::List { json: false } => tables::print_approvals(v),
-                ApprovalsCommand::List { json: true } => {
-                    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default())
-                }
-                _ => println!(
+        ["approvals", "list"] => call("exec.approval.list", json!({}), &|v| {
+            if json {
+                print_json(v)
+            } else {
+                tables::print_approvals(v)
+            }
+        }),
+        ["approvals", decision @ ("approve" | "deny")] => call(
+            "exec.approval.resolve",
+            json!({"id": pos(0), "decision": if *decision == "approve" { "allow" } else { "deny" }}),
+            &|v| {
+                println!(
                     "{} {}",
                     if v["decision"] == "allow" {
                         "approved"
@@ -485,20 +260,14 @@ fn main() -> ExitCode {
                         "denied"
                     },
                     v["id"].as_str().unwrap_or("?")
-                ),
-            })
-        }
-        Some(Command::Call {
-            method,
-            params,
-            remote,
-        }) => {
-            let mut params: Value = match serde_json::from_str(&params) {
+                )
+            },
+        ),
+        ["call"] => {
+            let method = pos(0);
+            let mut params: Value = match serde_json::from_str(m.value("params").unwrap_or("{}")) {
                 Ok(v) => v,
-                Err(e) => {
-                    eprintln!("error: --params is not valid JSON: {e}");
-                    return ExitCode::from(2);
-                }
+                Err(e) => return usage_error(&m, &format!("--params is not valid JSON: {e}")),
             };
             // A fresh key per call: a fixed one would answer a second,
             // different message from the first one's cache.
@@ -508,7 +277,7 @@ fn main() -> ExitCode {
             {
                 obj.insert("idempotencyKey".into(), json!(pinclaw::ids::uuid_v4()));
             }
-            remote_call(&cli.gateway, remote, &method, params, |v| {
+            call(&method, params, &|v| {
                 // One answer per question: `payloadJSON` repeats `payload`
                 // (OpenClaw clients read either).
                 let mut v = v.clone();
@@ -517,9 +286,10 @@ fn main() -> ExitCode {
                 {
                     obj.remove("payloadJSON");
                 }
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default())
+                print_json(&v)
             })
         }
+        other => usage_error(&m, &format!("unknown command '{}'", other.join(" "))),
     }
 }
 
@@ -704,7 +474,13 @@ fn run_gateway(args: GatewayArgs) -> ExitCode {
     })
 }
 
-fn run_node(gw: &GatewayArgs, args: NodeArgs) -> ExitCode {
+fn run_node(gw: &GatewayArgs, m: &Matches) -> ExitCode {
+    let Some(url) = flag_or_env(m, "url", "PINCLAW_NODE_URL") else {
+        return usage_error(
+            m,
+            "the gateway to join is required: --url <VALUE> (or PINCLAW_NODE_URL)",
+        );
+    };
     let config = match load_config(gw.config.as_ref()) {
         Ok(c) => c,
         Err(code) => return code,
@@ -730,14 +506,14 @@ fn run_node(gw: &GatewayArgs, args: NodeArgs) -> ExitCode {
                 return ExitCode::from(2);
             }
         };
-        let name = args.name.unwrap_or_else(|| {
+        let name = m.value("name").map(str::to_owned).unwrap_or_else(|| {
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|h| h.trim().to_owned())
                 .unwrap_or_else(|_| "pinclaw-node".into())
         });
-        let mut options = pinclaw::node::host::NodeHostOptions::new(args.url, name, state_dir);
-        options.token = args.token;
-        options.password = args.password;
+        let mut options = pinclaw::node::host::NodeHostOptions::new(url, name, state_dir);
+        options.token = flag_or_env(m, "token", "PINCLAW_NODE_TOKEN");
+        options.password = flag_or_env(m, "password", "PINCLAW_NODE_PASSWORD");
         let handler =
             std::sync::Arc::new(pinclaw::node::board_handler::BoardHandler(board.clone()));
         let result = pinclaw::node::host::run(options, handler, shutdown_signal()).await;
@@ -857,18 +633,6 @@ fn run_chat(
             ExitCode::FAILURE
         }
     }
-}
-
-fn remote_call(
-    gw: &GatewayArgs,
-    remote: RemoteArgs,
-    method: &str,
-    params: Value,
-    print: impl Fn(&Value),
-) -> ExitCode {
-    // One copy of the call for every printer (each closure type would
-    // otherwise get its own, ~3 KB apiece).
-    call_and_print(gw, remote, method, params, &print)
 }
 
 fn call_and_print(

@@ -328,3 +328,33 @@ fn tells_systemd_ready_watchdog_and_stopping() {
     let status = child.wait().unwrap_or_else(|e| panic!("{e}"));
     assert!(status.success());
 }
+
+#[test]
+fn usage_errors_exit_2_and_help_lists_the_commands() {
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let out = run(&["devices"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("a subcommand is required"), "{err}");
+    assert!(err.contains("approve  Approve a pending pairing request."), "{err}");
+    let out = run(&["send", "hello"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'--to <VALUE>' was not provided"));
+    let out = run(&["--port", "70000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected a port number"));
+    let out = run(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("approvals") && help.contains("--state-dir"), "{help}");
+    let out = run(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        concat!("pinclaw ", env!("CARGO_PKG_VERSION"))
+    );
+}
