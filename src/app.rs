@@ -127,6 +127,10 @@ pub async fn bind_checked(
         settings.config.session.dm_scope,
         channels(&settings),
     );
+    let (history, sample_plan) = sampling(&settings.config, &board);
+    if let Some(history) = &history {
+        history.restore(&store, &board).await;
+    }
     let (shutdown, _) = watch::channel(false);
     let shared = Arc::new_cyclic(|weak: &Weak<Shared>| {
         let bus_events: Arc<dyn EventSink> = Arc::new(BusEvents(bus.clone()));
@@ -153,6 +157,8 @@ pub async fn bind_checked(
             local_node: Some(local_node),
             approvals: approvals::Approvals::default(),
             board: Some(board),
+            history,
+            sample_plan,
             idempotency: idempotency::Idempotency::default(),
             sessions: crate::session::Sessions::new(lanes, store.clone(), runner, events),
             channels: hub.clone(),
@@ -182,6 +188,29 @@ pub async fn bind_checked(
         Err(e) => tracing::warn!("could not re-queue waiting messages: {e}"),
     }
     Ok(Gateway::new(shared, listener, generated_token))
+}
+
+/// The sensor history (unless `[history] hours = 0`) and which sensor the
+/// sampler reads how often.
+fn sampling(
+    config: &crate::config::Config,
+    board: &crate::node::BoardCommands,
+) -> (
+    Option<Arc<crate::gateway::sensors::SensorHistory>>,
+    crate::gateway::sensors::SamplePlan,
+) {
+    let mut plan = crate::gateway::sensors::SamplePlan::default();
+    if config.history.hours == 0 {
+        return (None, plan);
+    }
+    let step = Duration::from_secs(config.history.step_s);
+    for device in &board.spec().devices {
+        if device.kind.is_sensor() {
+            plan.read_every(&device.name, step);
+        }
+    }
+    let history = crate::gateway::sensors::SensorHistory::new(step, config.history.slots());
+    (Some(Arc::new(history)), plan)
 }
 
 /// The chat channels the config enables.

@@ -66,6 +66,34 @@ pub struct Config {
     pub channels: ChannelsConfig,
     /// Logging.
     pub logging: LoggingConfig,
+    /// Recent sensor values kept for sparklines (`sensors.history`).
+    pub history: HistoryConfig,
+}
+
+/// `[history]`: the sensor history rings.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistoryConfig {
+    /// How far back, in hours (0 turns sampling for the history off).
+    pub hours: u64,
+    /// One sample per this many seconds (each sensor is read this often).
+    pub step_s: u64,
+}
+
+impl Default for HistoryConfig {
+    fn default() -> Self {
+        Self {
+            hours: 24,
+            step_s: 60,
+        }
+    }
+}
+
+impl HistoryConfig {
+    /// Slots per ring.
+    pub fn slots(&self) -> usize {
+        (self.hours.saturating_mul(3600) / self.step_s.max(1)) as usize
+    }
 }
 
 /// `[session]`.
@@ -328,6 +356,19 @@ impl Config {
             1,
             u64::MAX,
         );
+        range("history.step_s", self.history.step_s, 1, 3600);
+        if self.history.slots() > limits::MAX_HISTORY_SLOTS {
+            out.push(Problem::new(
+                "history.hours",
+                format!(
+                    "{} h at one sample per {} s is {} samples per sensor field; at most {} fit",
+                    self.history.hours,
+                    self.history.step_s,
+                    self.history.slots(),
+                    limits::MAX_HISTORY_SLOTS
+                ),
+            ));
+        }
         if let Err(m) = parse_bind(&self.gateway.bind) {
             out.push(Problem::new("gateway.bind", m));
         }

@@ -246,6 +246,23 @@ pub const BOARD_SENSOR_RETRY_MS: u64 = 1000;
 /// blocking the backend's edge thread.
 pub const BOARD_EDGE_QUEUE: usize = 64;
 
+/// Board changes (writes, sensor reads, input edges) buffered for each
+/// watcher (dashboard connections, automations, MQTT, the sensor history).
+/// A watcher more than this many changes behind loses the oldest ones and
+/// is told how many (it re-reads the state it needs); publishing never
+/// waits for a watcher.
+pub const BOARD_CHANGES_QUEUE: usize = 256;
+
+/// Sensor fields with a history ring (`sensors.history`, the dashboard's
+/// sparklines). Each ring costs 4 bytes per slot (5.6 KiB for 24 h at one
+/// minute). A field beyond the cap is not recorded (its live value still
+/// is shown).
+pub const MAX_HISTORY_SERIES: usize = 32;
+
+/// Most slots per history ring (`[history]` `hours × 3600 / step_s`); a
+/// config asking for more is refused by `config check`.
+pub const MAX_HISTORY_SLOTS: usize = 10_080;
+
 /// Longest pulse an output may be switched on for (`gpio.pulse`). It fits
 /// inside the default [`NODE_INVOKE_TIMEOUT`], so the caller sees the pulse
 /// end. A longer pulse is refused with `OUT_OF_RANGE`.

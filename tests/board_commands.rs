@@ -10,7 +10,7 @@ use board_support::{auto_config, frozen, guarded_relay1, settle, sim_config, sim
 use pinclaw::board::sim::SimBoard;
 use pinclaw::board::{DeviceSpec, Level};
 use pinclaw::node::BoardCommands;
-use pinclaw::node::board_commands::{COMMANDS, command_schemas};
+use pinclaw::node::board_commands::{COMMANDS, SIM_COMMANDS, command_schemas};
 use serde_json::{Value, json};
 
 /// The sim profile with its demo devices, plus config devices, behind the
@@ -77,7 +77,9 @@ async fn board_info_and_sensors_list_keep_their_payloads() {
         json!({"name": "cpu_temp", "kind": "cpu_temp", "label": "SoC temperature"})
     );
 
-    assert_eq!(node.commands(), COMMANDS);
+    // The simulator adds `sim.set` to the real board's commands.
+    assert_eq!(node.commands(), SIM_COMMANDS);
+    assert_eq!(&SIM_COMMANDS[..COMMANDS.len()], COMMANDS);
     let schemas = command_schemas();
     let described: Vec<&str> = schemas
         .as_array()
@@ -85,7 +87,7 @@ async fn board_info_and_sensors_list_keep_their_payloads() {
         .iter()
         .filter_map(|s| s["command"].as_str())
         .collect();
-    assert_eq!(described, node.commands(), "every command has a schema");
+    assert_eq!(described, COMMANDS, "every command has a schema");
 
     let list = call(&node, "sensors.list", json!({})).await;
     let sensors = list["sensors"].as_array().unwrap();

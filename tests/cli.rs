@@ -341,7 +341,10 @@ fn usage_errors_exit_2_and_help_lists_the_commands() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("a subcommand is required"), "{err}");
-    assert!(err.contains("approve  Approve a pending pairing request."), "{err}");
+    assert!(
+        err.contains("approve  Approve a pending pairing request."),
+        "{err}"
+    );
     let out = run(&["send", "hello"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'--to <VALUE>' was not provided"));
@@ -351,7 +354,10 @@ fn usage_errors_exit_2_and_help_lists_the_commands() {
     let out = run(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
-    assert!(help.contains("approvals") && help.contains("--state-dir"), "{help}");
+    assert!(
+        help.contains("approvals") && help.contains("--state-dir"),
+        "{help}"
+    );
     let out = run(&["--version"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),

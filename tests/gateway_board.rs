@@ -242,3 +242,171 @@ async fn edges_become_node_events() {
     assert_eq!(event["payload"]["payload"]["active"], true);
     gw.stop().await;
 }
+
+/// Waits for the next `board.change` of `name` (other node events skipped).
+async fn next_change(client: &mut Client, name: &str) -> Value {
+    loop {
+        let event = client
+            .wait_event("node.event", Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|e| panic!("no board.change for {name}: {e}"));
+        if event["payload"]["event"] == "board.change"
+            && event["payload"]["payload"]["name"] == name
+        {
+            return event["payload"]["payload"].clone();
+        }
+    }
+}
+
+#[tokio::test]
+async fn sim_set_drives_inputs_and_sensors_and_every_change_is_published() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let gw = TestGateway::start(dir.path()).await;
+    let mut admin = gw.client(&["operator.admin"]).await;
+    let mut watcher = gw.client(&["operator.read"]).await;
+    let mut writer = gw.client(&["operator.write"]).await;
+
+    // Admin only: a writer may switch relays but not fake the world.
+    let refused = local_invoke(
+        &mut writer,
+        "sim.set",
+        json!({"name": "pir1", "value": true}),
+        "s0",
+    )
+    .await
+    .expect_err("sim.set needs operator.admin");
+    assert!(refused.to_string().contains("operator.admin"), "{refused}");
+
+    // An input, as if wired: an edge follows (both the OpenClaw-style
+    // board.edge and the board.change every watcher gets).
+    local_invoke(
+        &mut admin,
+        "sim.set",
+        json!({"name": "pir1", "value": true}),
+        "s1",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let change = next_change(&mut watcher, "pir1").await;
+    assert_eq!(
+        (change["kind"].as_str(), change["value"].as_bool()),
+        (Some("input"), Some(true))
+    );
+
+    // A sensor field: the next read says so, and the change is pushed at once.
+    let read = local_invoke(
+        &mut admin,
+        "sim.set",
+        json!({"name": "room", "temperature_c": 30.5}),
+        "s2",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        read["payload"]["readings"]["temperature"]["value"], 30.5,
+        "{read}"
+    );
+    let change = next_change(&mut watcher, "room").await;
+    assert_eq!(change["kind"], "reading");
+    assert_eq!(change["values"]["temperature_c"], 30.5);
+    assert!(change["values"]["humidity_pct"].is_number(), "{change}");
+
+    // Another client's write reaches the watcher too.
+    local_invoke(
+        &mut writer,
+        "gpio.write",
+        json!({"name": "relay1", "value": true}),
+        "w1",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let change = next_change(&mut watcher, "relay1").await;
+    assert_eq!(
+        (change["kind"].as_str(), change["value"].as_bool()),
+        (Some("output"), Some(true))
+    );
+
+    // Specific errors for what cannot be.
+    for (params, needle) in [
+        (
+            json!({"name": "room", "temperature": 1}),
+            "has no field `temperature` (it has temperature_c, humidity_pct, pressure_hpa)",
+        ),
+        (
+            json!({"name": "relay1", "value": true}),
+            "`value` drives inputs",
+        ),
+        (json!({"name": "pir1"}), "give `value` for an input"),
+        (json!({"name": "nope", "value": true}), "nope"),
+        (
+            json!({"name": "room", "temperature_c": "hot"}),
+            "must be a number",
+        ),
+    ] {
+        let e = local_invoke(
+            &mut admin,
+            "sim.set",
+            params.clone(),
+            &format!("bad{params}"),
+        )
+        .await
+        .expect_err("refused");
+        assert!(e.to_string().contains(needle), "{params}: {e}");
+    }
+
+    // The forced value is in the sensor's history, one slot per step.
+    let history = admin
+        .call(
+            "sensors.history",
+            json!({"name": "room", "field": "temperature_c"}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(history["stepMs"], 60_000);
+    let values = history["fields"]["temperature_c"]["values"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(values.last(), Some(&json!(30.5)), "{history}");
+    assert!(
+        history["fields"].get("humidity_pct").is_none(),
+        "one field asked for"
+    );
+    let e = admin
+        .call("sensors.history", json!({"name": "relay1"}))
+        .await
+        .expect_err("not a sensor");
+    assert!(e.to_string().contains("not a sensor"), "{e}");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn the_sensor_history_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let gw = TestGateway::start(dir.path()).await;
+    // A reading ten minutes ago (the sampler fills the current minute).
+    let ts = pinclaw::ids::now_ms() as u64 - 600_000;
+    let history = gw
+        .handle
+        .shared()
+        .history
+        .clone()
+        .unwrap_or_else(|| panic!("history on"));
+    history.record(&pinclaw::board::BoardChange::Reading {
+        name: "water".into(),
+        values: vec![("temperature_c", 12.25)],
+        ts,
+    });
+    gw.stop().await; // snapshots at shutdown
+
+    let gw = TestGateway::start(dir.path()).await;
+    let mut op = gw.client(&["operator.read"]).await;
+    let history = op
+        .call("sensors.history", json!({"name": "water", "sinceMs": ts}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let field = &history["fields"]["temperature_c"];
+    assert_eq!(field["startMs"], ts / 60_000 * 60_000, "{history}");
+    assert_eq!(field["values"][0], 12.25, "{history}");
+    gw.stop().await;
+}

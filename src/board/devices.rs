@@ -17,12 +17,13 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use super::changes::{BoardChange, Changes};
 use super::error::{BoardError, ConfigError};
 use super::hal::{Board, EdgeEvent, EdgeSink, PinMode};
 use super::info::{BoardInfo, DeviceInfo, PinState, SensorInfo};
 use super::outputs::{self, Outputs, PlannedWrite, WriteOutcome, WriteRequest};
 use super::profile::{self, BackendKind, BoardConfig, BoardSpec, Device, DeviceKind};
-use super::sensors::reading::{Reading, SensorState, read_named};
+use super::sensors::reading::{self, Reading, SensorState, read_named};
 use super::sim::SimBoard;
 use super::worker::BoardWorker;
 use crate::limits::BOARD_EDGE_QUEUE;
@@ -73,6 +74,7 @@ pub struct DeviceTable {
     _events_tx: mpsc::Sender<EdgeEvent>,
     drops: Arc<AtomicU64>,
     debounced: Arc<AtomicU64>,
+    changes: Changes,
 }
 
 impl std::fmt::Debug for DeviceTable {
@@ -184,6 +186,7 @@ impl DeviceTable {
             _events_tx: tx,
             drops,
             debounced,
+            changes: Changes::default(),
         })
     }
 
@@ -211,6 +214,13 @@ impl DeviceTable {
     pub fn take_events(&self) -> Option<mpsc::Receiver<EdgeEvent>> {
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         events.take()
+    }
+
+    /// The change feed: every successful write and sensor read is published
+    /// here by the table; input edges by whoever takes the edge events
+    /// ([`DeviceTable::take_events`]) and forwards them.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
     }
 
     /// Edge events dropped because the queue was full.
@@ -261,10 +271,22 @@ impl DeviceTable {
         }
         let board = Arc::clone(&self.board);
         let sensors = Arc::clone(&self.sensors);
-        self.worker
+        let mut reading = self
+            .worker
             .sensors()
             .run(move || read_named(board.as_ref(), &device, &sensors))
-            .await
+            .await?;
+        if let Some(sim) = &self.sim {
+            for (field, value) in sim.forced(name) {
+                reading.set_field(field, value);
+            }
+        }
+        self.changes.publish(BoardChange::Reading {
+            name: name.to_owned(),
+            values: reading.fields(),
+            ts: reading.ts,
+        });
+        Ok(reading)
     }
 
     /// Reads input or output `name` on the pin I/O thread (an output reads
@@ -303,9 +325,93 @@ impl DeviceTable {
     /// Executes a planned write on the pin I/O thread, under the output's
     /// rate limit. A pulse returns once it has ended.
     pub async fn execute(&self, plan: PlannedWrite) -> Result<WriteOutcome, BoardError> {
-        self.outputs
+        let outcome = self
+            .outputs
             .execute(&self.board, self.worker.io(), plan)
-            .await
+            .await?;
+        let ts = super::hal::now_ms();
+        self.changes.publish(match &outcome {
+            WriteOutcome::Switched { name, value } => BoardChange::Output {
+                name: name.clone(),
+                value: *value,
+                ts,
+            },
+            WriteOutcome::Pulsed { name, .. } => BoardChange::Output {
+                name: name.clone(),
+                value: false,
+                ts,
+            },
+            WriteOutcome::PwmSet { name, duty, .. } => BoardChange::Pwm {
+                name: name.clone(),
+                duty: *duty,
+                ts,
+            },
+        });
+        Ok(outcome)
+    }
+
+    /// The simulator only: drives input `name` to its logical `active`
+    /// state as if wired (an edge follows, debounced as on hardware).
+    pub fn sim_input(&self, name: &str, active: bool) -> Result<(), BoardError> {
+        let (sim, device) = self.sim_device(name)?;
+        let DeviceKind::Input {
+            pin, active_low, ..
+        } = device.kind
+        else {
+            return Err(BoardError::invalid_params(format!(
+                "sim.set: `{name}` is a {}; `value` drives inputs (give a sensor's fields instead)",
+                device.kind.name()
+            )));
+        };
+        sim.set_input(pin, super::hal::Level::from_bool(active != active_low))
+            .map(|_| ())
+    }
+
+    /// The simulator only: forces fields of sensor `name` (`temperature_c`
+    /// …) in every later read, then reads it so watchers see the change at
+    /// once.
+    pub async fn sim_sensor(
+        &self,
+        name: &str,
+        values: &[(String, f64)],
+    ) -> Result<Reading, BoardError> {
+        let (sim, device) = self.sim_device(name)?;
+        let known: Vec<&'static str> = reading::fields(&device.kind).collect();
+        if known.is_empty() {
+            return Err(BoardError::invalid_params(format!(
+                "sim.set: `{name}` is a {}, not a sensor; give `value` for an input",
+                device.kind.name()
+            )));
+        }
+        let mut forced = Vec::with_capacity(values.len());
+        for (field, value) in values {
+            let Some(f) = known.iter().find(|k| **k == field.as_str()) else {
+                return Err(BoardError::invalid_params(format!(
+                    "sim.set: `{name}` has no field `{field}` (it has {})",
+                    known.join(", ")
+                )));
+            };
+            if !value.is_finite() {
+                return Err(BoardError::invalid_params(format!(
+                    "sim.set: `{field}` must be a finite number"
+                )));
+            }
+            forced.push((*f, *value));
+        }
+        for (field, value) in forced {
+            sim.force(name, field, value);
+        }
+        self.read_sensor(name).await
+    }
+
+    fn sim_device(&self, name: &str) -> Result<(&Arc<SimBoard>, &Device), BoardError> {
+        let sim = self
+            .sim
+            .as_ref()
+            .ok_or_else(|| BoardError::UnknownCommand {
+                command: "sim.set".into(),
+            })?;
+        Ok((sim, declared(&self.spec, name)?))
     }
 
     /// Puts every output in its safe state for a graceful shutdown: digital

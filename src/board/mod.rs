@@ -15,6 +15,9 @@
 //!   [`PinState`]).
 //! - [`outputs`]: write requests, plans (with whether an operator must
 //!   approve), rate limits, pulses and the write-generation rule.
+//! - [`changes`]: the change feed (writes, reads, edges) every watcher
+//!   of the board subscribes to.
+//! - [`history`]: fixed rings of recent sensor values (sparklines).
 //! - [`worker`]: the board's own threads (pin I/O, sensor reads), so
 //!   hardware calls never wait on tokio's blocking pool.
 //!
@@ -24,9 +27,11 @@
 
 #![warn(missing_docs)]
 
+pub mod changes;
 pub mod devices;
 pub mod error;
 pub mod hal;
+pub mod history;
 pub mod info;
 pub mod outputs;
 pub mod profile;
@@ -37,6 +42,7 @@ pub mod worker;
 #[cfg(all(target_os = "linux", any(target_arch = "aarch64", target_arch = "arm")))]
 pub mod rpi;
 
+pub use changes::{BoardChange, Changes};
 pub use devices::{DeviceTable, open_board};
 pub use error::{BoardError, ConfigError};
 pub use hal::{

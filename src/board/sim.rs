@@ -220,6 +220,8 @@ pub struct SimBoard {
     default_root: SysRoot,
     i2c_devices: SimI2cMap,
     buses: Vec<(u8, Mutex<DynI2c>)>,
+    /// Sensor fields forced by `sim.set`: device → (field, value).
+    forced: Mutex<BTreeMap<String, Vec<(&'static str, f64)>>>,
 }
 
 impl std::fmt::Debug for SimBoard {
@@ -277,6 +279,7 @@ impl SimBoard {
             default_root: SysRoot::default(),
             i2c_devices,
             buses,
+            forced: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -347,6 +350,31 @@ impl SimBoard {
             if changed { p.sink.clone() } else { None }
         };
         Ok(sink.map(|s| s.push(level, at)).unwrap_or(false))
+    }
+
+    /// Drives an input pin to `level` now, as if the outside world changed
+    /// it (`sim.set`); debounced like a wired input against the simulator's
+    /// own monotonic clock.
+    pub fn set_input(&self, pin: u8, level: Level) -> Result<bool, BoardError> {
+        static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let at = EPOCH.get_or_init(std::time::Instant::now).elapsed();
+        self.inject(pin, level, at)
+    }
+
+    /// Forces sensor `device`'s `field` to `value` in every later read
+    /// (`sim.set`), until set again.
+    pub fn force(&self, device: &str, field: &'static str, value: f64) {
+        let mut forced = lock(&self.forced);
+        let fields = forced.entry(device.to_string()).or_default();
+        match fields.iter_mut().find(|(f, _)| *f == field) {
+            Some(slot) => slot.1 = value,
+            None => fields.push((field, value)),
+        }
+    }
+
+    /// The fields forced on sensor `device`.
+    pub fn forced(&self, device: &str) -> Vec<(&'static str, f64)> {
+        lock(&self.forced).get(device).cloned().unwrap_or_default()
     }
 
     /// Plays a script of input changes on the tokio clock (a demo's motion

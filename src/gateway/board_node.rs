@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tokio::sync::broadcast;
 
 use super::Shared;
 use super::approvals::Decision;
 use super::local_node::{BoxFuture, LocalNode};
-use crate::board::BoardError;
+use crate::board::{BoardChange, BoardError};
 use crate::ids;
 use crate::node::BoardCommands;
 use crate::protocol::error::{ErrorShape, codes};
@@ -150,16 +151,42 @@ impl LocalNode for BoardNode {
     }
 }
 
-/// Publish the board's edge events (motion, buttons) as `node.event`.
-pub async fn publish_edges(board: Arc<BoardCommands>, node_id: String, shared: Arc<Shared>) {
-    let Some(mut events) = board.take_events() else {
-        return;
-    };
-    while let Some(edge) = events.recv().await {
-        let payload = serde_json::to_value(&edge).unwrap_or(Value::Null);
+/// Publish what happens on the board to operators as `node.event`: each
+/// debounced edge as `board.edge` (OpenClaw node-event style) and, after
+/// forwarding edges into the board's change feed, every change (edges,
+/// writes by anyone, sensor reads) as `board.change` (`{kind, name, …}`),
+/// so a dashboard shows another client's switch within a moment.
+pub async fn publish_board(board: Arc<BoardCommands>, node_id: String, shared: Arc<Shared>) {
+    let feed = board.devices().changes().clone();
+    let mut changes = feed.subscribe();
+    let mut edges = board.take_events();
+    let node_event = |event: &str, payload: Value| {
         shared.bus.broadcast(
             "node.event",
-            &json!({"nodeId": node_id, "event": "board.edge", "payload": payload, "ts": ids::now_ms()}),
+            &json!({"nodeId": node_id, "event": event, "payload": payload, "ts": ids::now_ms()}),
         );
+    };
+    loop {
+        tokio::select! {
+            edge = async { edges.as_mut()?.recv().await }, if edges.is_some() => {
+                let Some(edge) = edge else {
+                    edges = None;
+                    continue;
+                };
+                node_event("board.edge", serde_json::to_value(&edge).unwrap_or(Value::Null));
+                feed.publish(BoardChange::Input {
+                    name: edge.device,
+                    value: edge.active,
+                    ts: edge.ts,
+                });
+            }
+            change = changes.recv() => match change {
+                Ok(change) => node_event("board.change", change.to_json()),
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::debug!("board.change: {n} change(s) not published (too many at once)");
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            },
+        }
     }
 }

@@ -27,6 +27,7 @@ pub mod methods;
 mod nodes;
 pub mod outbound;
 mod pairing;
+pub mod sensors;
 mod socket;
 mod stream;
 
@@ -190,6 +191,10 @@ pub struct Shared {
     pub approvals: approvals::Approvals,
     /// The board (also reachable as `local_node`), for edge events and shutdown.
     pub(crate) board: Option<Arc<crate::node::BoardCommands>>,
+    /// Recent sensor values (`sensors.history`), when sampled.
+    pub history: Option<Arc<sensors::SensorHistory>>,
+    /// Which sensors the sampler reads how often.
+    pub(crate) sample_plan: sensors::SamplePlan,
     /// Results of side-effecting requests, by idempotency key.
     pub idempotency: idempotency::Idempotency,
     /// Process start, for `uptimeMs`.
@@ -352,11 +357,22 @@ impl Gateway {
         shared.channels.start();
         let periodic = tokio::spawn(periodic_events(shared.clone()));
         let edges = match (&shared.board, &shared.local_node) {
-            (Some(board), Some(node)) => Some(tokio::spawn(board_node::publish_edges(
+            (Some(board), Some(node)) => Some(tokio::spawn(board_node::publish_board(
                 board.clone(),
                 node.node_id().to_owned(),
                 shared.clone(),
             ))),
+            _ => None,
+        };
+        let sampler = match (&shared.board, &shared.history) {
+            (Some(board), Some(history)) if !shared.sample_plan.is_empty() => {
+                Some(tokio::spawn(sensors::run(
+                    board.clone(),
+                    shared.sample_plan.clone(),
+                    history.clone(),
+                    shared.store.clone(),
+                )))
+            }
             _ => None,
         };
         tokio::pin!(shutdown);
@@ -377,8 +393,8 @@ impl Gateway {
         let deadline = Instant::now() + limits::SHUTDOWN_GRACE - Duration::from_millis(1500);
         shared.ready.store(false, Ordering::Relaxed);
         periodic.abort();
-        if let Some(edges) = edges {
-            edges.abort();
+        for task in [edges, sampler].into_iter().flatten() {
+            task.abort();
         }
         drop(self.listener);
         let running = shared.sessions.abort_all();
@@ -399,6 +415,9 @@ impl Gateway {
             && let Err(e) = board.shutdown()
         {
             tracing::warn!("board shutdown: {e}");
+        }
+        if let Some(history) = &shared.history {
+            history.snapshot(&shared.store).await;
         }
         shared.store.close().await;
         tracing::info!("gateway stopped");

@@ -37,6 +37,19 @@ pub const COMMANDS: &[&str] = &[
     "pwm.set",
 ];
 
+/// The commands of the simulated board: the real ones plus `sim.set`
+/// (admin only), which drives inputs and sensor values as if wired.
+pub const SIM_COMMANDS: &[&str] = &[
+    "board.info",
+    "sensors.list",
+    "sensors.read",
+    "gpio.read",
+    "gpio.write",
+    "gpio.pulse",
+    "pwm.set",
+    "sim.set",
+];
+
 /// A write that needs an operator's approval before it may run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfirmRequest {
@@ -212,9 +225,13 @@ impl BoardCommands {
         &self.devices
     }
 
-    /// The commands this node answers.
+    /// The commands this node answers (`sim.set` only on the simulator).
     pub fn commands(&self) -> &'static [&'static str] {
-        COMMANDS
+        if self.devices.sim().is_some() {
+            SIM_COMMANDS
+        } else {
+            COMMANDS
+        }
     }
 
     /// The resolved profile and devices.
@@ -274,7 +291,7 @@ impl BoardCommands {
     fn plan(&self, command: &str, params: Value) -> Result<Option<PlannedWrite>, BoardError> {
         match write_request(command, params)? {
             Some(request) => self.devices.plan(&request).map(Some),
-            None if COMMANDS.contains(&command) => Ok(None),
+            None if self.commands().contains(&command) => Ok(None),
             None => Err(unknown(command)),
         }
     }
@@ -304,6 +321,7 @@ impl BoardCommands {
                 let p: NameParams = parse(command, params)?;
                 to_payload(command, self.devices.read_pin(&p.name).await?)
             }
+            "sim.set" if self.devices.sim().is_some() => self.sim_set(params).await,
             _ => {
                 let plan = self
                     .plan(command, params)?
@@ -317,6 +335,51 @@ impl BoardCommands {
                 Ok(write_payload(self.devices.execute(plan).await?))
             }
         }
+    }
+}
+
+impl BoardCommands {
+    /// `sim.set {name, value}` for an input, `{name, <field>: number, …}`
+    /// for a sensor (`temperature_c`, `humidity_pct`, `pressure_hpa`).
+    async fn sim_set(&self, params: Value) -> Result<Value, BoardError> {
+        let Value::Object(mut fields) = params else {
+            return Err(BoardError::invalid_params(
+                "sim.set: params must be an object {name, value} or {name, <field>: number}",
+            ));
+        };
+        let name = match fields.remove("name") {
+            Some(Value::String(name)) => name,
+            _ => {
+                return Err(BoardError::invalid_params(
+                    "sim.set: `name` (a string) is required",
+                ));
+            }
+        };
+        if let Some(value) = fields.remove("value") {
+            if let Some(extra) = fields.keys().next() {
+                return Err(BoardError::invalid_params(format!(
+                    "sim.set: `value` drives an input; `{extra}` cannot be given with it"
+                )));
+            }
+            let active = parse_on_off(&value)?;
+            self.devices.sim_input(&name, active)?;
+            return Ok(json!({ "name": name, "value": active }));
+        }
+        if fields.is_empty() {
+            return Err(BoardError::invalid_params(
+                "sim.set: give `value` for an input or at least one field for a sensor",
+            ));
+        }
+        let values = fields
+            .into_iter()
+            .map(|(k, v)| match v.as_f64() {
+                Some(n) => Ok((k, n)),
+                None => Err(BoardError::invalid_params(format!(
+                    "sim.set: `{k}` must be a number"
+                ))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        to_payload("sim.set", self.devices.sim_sensor(&name, &values).await?)
     }
 }
 

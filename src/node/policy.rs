@@ -38,7 +38,8 @@ pub const ADMIN_COMMANDS: &[&str] = &[
 
 /// Commands whose invocation (not approval) needs `operator.admin`.
 pub fn invoke_needs_admin(command: &str) -> bool {
-    command.starts_with("browser.proxy") || matches!(command, "fs.listDir" | "terminal.upload")
+    command.starts_with("browser.proxy")
+        || matches!(command, "fs.listDir" | "terminal.upload" | "sim.set")
 }
 
 /// `[nodes]` allow/deny lists from the config.

@@ -16,6 +16,7 @@ mod actor;
 mod audit;
 mod channels;
 mod devices;
+mod history;
 mod inbox;
 mod meta;
 mod nodes;
@@ -48,7 +49,7 @@ pub use self::actor::Counters;
 use self::actor::{Command, Pending, ReadCommand};
 
 /// How many tables the store has (the `create_tables` of its modules).
-const TABLES: usize = 18;
+const TABLES: usize = 19;
 
 /// A table of JSON records by string key.
 pub(super) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -180,6 +181,7 @@ impl Store {
             runs::create_tables(&txn)?;
             channels::create_tables(&txn)?;
             audit::create_tables(&txn)?;
+            history::create_tables(&txn)?;
             txn.commit().map_err(db_err)?;
         }
         let counters = Arc::new(Counters::default());

@@ -96,6 +96,76 @@ pub fn quantities(kind: &DeviceKind) -> &'static [&'static str] {
     }
 }
 
+/// The name of a quantity as a field, with its unit in the name, as MQTT
+/// topics, automations and the sensor history call it: `temperature_c`,
+/// `humidity_pct`, `pressure_hpa`, `flags`.
+pub fn field_name(quantity: &str) -> &'static str {
+    match quantity {
+        "temperature" => "temperature_c",
+        "humidity" => "humidity_pct",
+        "pressure" => "pressure_hpa",
+        _ => "flags",
+    }
+}
+
+/// The fields a sensor kind reports, first = primary (see [`field_name`]).
+pub fn fields(kind: &DeviceKind) -> impl Iterator<Item = &'static str> {
+    quantities(kind).iter().map(|q| field_name(q))
+}
+
+/// The field of a single-quantity reading, from its unit.
+fn field_of_unit(unit: &str) -> &'static str {
+    match unit {
+        "°C" => "temperature_c",
+        "%" => "humidity_pct",
+        "hPa" => "pressure_hpa",
+        _ => "flags",
+    }
+}
+
+impl Reading {
+    /// Every field of this reading with its value, primary first (a reading
+    /// whose state is unknown has none).
+    pub fn fields(&self) -> Vec<(&'static str, f64)> {
+        match (&self.readings, self.value) {
+            (Some(readings), _) => {
+                let mut out: Vec<_> = readings
+                    .iter()
+                    .map(|(q, v)| (field_name(q), v.value))
+                    .collect();
+                // The primary quantity first, as `value` has it.
+                let primary = field_of_unit(self.unit);
+                out.sort_by_key(|(f, _)| *f != primary);
+                out
+            }
+            (None, Some(ReadingValue::Measured(v))) => vec![(field_of_unit(self.unit), v)],
+            (None, Some(ReadingValue::Flags(bits))) => vec![("flags", f64::from(bits))],
+            (None, None) => Vec::new(),
+        }
+    }
+
+    /// Replaces one field's value (the simulator's forced values); a field
+    /// the reading does not have is left alone. Returns whether it had it.
+    pub fn set_field(&mut self, field: &str, value: f64) -> bool {
+        let mut found = false;
+        if let Some(readings) = &mut self.readings {
+            for (q, v) in readings.iter_mut() {
+                if field_name(q) == field {
+                    v.value = value;
+                    found = true;
+                }
+            }
+        }
+        if field_of_unit(self.unit) == field
+            && matches!(self.value, Some(ReadingValue::Measured(_)))
+        {
+            self.value = Some(ReadingValue::Measured(value));
+            found = true;
+        }
+        found
+    }
+}
+
 /// Per-device state that outlives one read: the DHT22 caches.
 #[derive(Debug, Default)]
 pub struct SensorState {

@@ -15,6 +15,7 @@ mod devices;
 mod health;
 mod node_role;
 mod nodes;
+mod sensors;
 mod sessions;
 mod system;
 
@@ -303,6 +304,12 @@ pub static METHODS: &[Method] = &[
         system::models_list
     ),
     method!("audit.list", Operator(scopes::READ), Beside, audit::list),
+    method!(
+        "sensors.history",
+        Operator(scopes::READ),
+        Inline,
+        sensors::history
+    ),
     method!(
         "exec.approval.list",
         Operator(scopes::APPROVALS),
