@@ -4,11 +4,13 @@
 //! reading a zoneinfo file (`TimeZone::named`, `TimeZone::local`).
 
 pub mod civil;
+pub mod cron;
 pub mod every;
 mod posix;
 pub mod tz;
 
 pub use civil::CivilDateTime;
+pub use cron::{CronError, CronExpr};
 pub use every::{format_duration, format_instant, parse_duration, parse_instant};
 pub use tz::{LocalResult, TimeZone, TzError};
 
