@@ -370,3 +370,8 @@ pub const MAX_TZIF_BYTES: usize = 64 * 1024;
 /// Longest `every` interval (`parse_duration`). A longer one is refused with
 /// an error when the schedule is parsed.
 pub const SCHEDULE_MAX_EVERY: Duration = Duration::from_secs(366 * 86_400);
+
+/// Missed cron runs `Schedule::missed_between` counts (one `next_after`
+/// each) after the gateway was down. Beyond it counting stops and
+/// `Missed::capped` is set; the job still fires once either way.
+pub const SCHEDULE_MAX_MISSED_COUNT: u64 = 1000;
