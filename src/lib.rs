@@ -10,6 +10,7 @@
 pub mod abort;
 pub mod agent;
 pub mod app;
+pub mod automation;
 pub mod backoff;
 pub mod board;
 pub mod channel;

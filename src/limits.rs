@@ -373,3 +373,22 @@ pub const TELEGRAM_STALL_GRACE: Duration = Duration::from_secs(5);
 /// Longest text of one Telegram message we send (Telegram allows 4096; a
 /// longer reply is split at paragraph and line boundaries).
 pub const TELEGRAM_CHUNK_CHARS: usize = 4000;
+
+// ---- Automations (schedules) ----
+
+/// Largest zoneinfo (TZif) file read or parsed (`TimeZone::named`, `local`,
+/// `from_tzif`). Real files are under 4 KB; every count in a file is checked
+/// against the bytes present, so this also bounds what parsing allocates. A
+/// bigger file is refused with `TzError::TooLarge`: the zone does not load,
+/// so an automation naming it is refused (`pinclaw config check`,
+/// `cron.add`), and `TimeZone::local` falls back to UTC.
+pub const MAX_TZIF_BYTES: usize = 64 * 1024;
+
+/// Longest `every` interval (`parse_duration`). A longer one is refused with
+/// an error when the schedule is parsed.
+pub const SCHEDULE_MAX_EVERY: Duration = Duration::from_secs(366 * 86_400);
+
+/// Missed cron runs `Schedule::missed_between` counts (one `next_after`
+/// each) after the gateway was down. Beyond it counting stops and
+/// `Missed::capped` is set; the job still fires once either way.
+pub const SCHEDULE_MAX_MISSED_COUNT: u64 = 1000;

@@ -1,0 +1,3 @@
+//! Automations: things the gateway does on its own at scheduled times.
+
+pub mod schedule;
