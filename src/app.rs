@@ -34,6 +34,7 @@ use crate::store::Store;
 pub struct Checked {
     providers: Option<Arc<crate::provider::Providers>>,
     system_prompt: String,
+    automations: Vec<crate::automation::config::Automation>,
 }
 
 /// Every reason the gateway would refuse `settings` at start, found
@@ -46,13 +47,16 @@ pub fn check(settings: &GatewaySettings) -> Result<Checked, Vec<crate::config::P
     if let Err(e) = settings.check_safety() {
         problems.push(Problem::new("gateway.auth.mode", e.to_string()));
     }
-    if let Err(e) = crate::board::profile::resolve(&config.board) {
-        problems.extend(
-            e.each()
-                .into_iter()
-                .map(|e| Problem::new(e.key_path(&config.board), e.to_string())),
-        );
-    }
+    let spec = crate::board::profile::resolve(&config.board)
+        .map_err(|e| {
+            problems.extend(
+                e.each()
+                    .into_iter()
+                    .map(|e| Problem::new(e.key_path(&config.board), e.to_string())),
+            )
+        })
+        .ok();
+    let automations = check_automations(config, spec.as_ref(), &mut problems);
     let providers = providers(settings).map_err(|e| problems.push(e)).ok();
     let system_prompt = config
         .agent
@@ -63,9 +67,35 @@ pub fn check(settings: &GatewaySettings) -> Result<Checked, Vec<crate::config::P
         (Some(providers), Some(system_prompt)) if problems.is_empty() => Ok(Checked {
             providers,
             system_prompt,
+            automations,
         }),
         _ => Err(problems),
     }
+}
+
+/// The `[[automations]]` checked against the board's devices and commands.
+fn check_automations(
+    config: &crate::config::Config,
+    spec: Option<&crate::board::BoardSpec>,
+    problems: &mut Vec<crate::config::Problem>,
+) -> Vec<crate::automation::config::Automation> {
+    use crate::node::board_commands::{COMMANDS, SIM_COMMANDS, check_call};
+    let commands = match spec.map(|s| s.backend) {
+        Some(crate::board::profile::BackendKind::Sim) => SIM_COMMANDS,
+        _ => COMMANDS,
+    };
+    let validate = |command: &str, params: &serde_json::Value| match spec {
+        Some(spec) => check_call(spec, command, params).map_err(|e| e.to_string()),
+        None => Ok(()),
+    };
+    let cx = crate::automation::config::Context {
+        board: spec,
+        commands,
+        validate: &validate,
+    };
+    let (automations, found) = crate::automation::config::check(config, &cx);
+    problems.extend(found);
+    automations
 }
 
 /// Check `settings`, prepare everything the gateway needs, and bind its port.
@@ -86,6 +116,7 @@ pub async fn bind_checked(
     let Checked {
         providers,
         system_prompt,
+        automations,
     } = checked;
     crate::gateway::create_state_dir(&settings.state_dir)?;
     let generated_token = ensure_token(&mut settings)?;
@@ -127,7 +158,13 @@ pub async fn bind_checked(
         settings.config.session.dm_scope,
         channels(&settings),
     );
-    let (history, sample_plan) = sampling(&settings.config, &board);
+    let (history, mut sample_plan) = sampling(&settings.config, &board);
+    for a in &automations {
+        if let crate::automation::config::Trigger::Threshold(t) = &a.trigger {
+            sample_plan.read_every(&t.device, Duration::from_millis(t.sample_ms));
+        }
+    }
+    let engine_settings = settings.config.automation.clone();
     if let Some(history) = &history {
         history.restore(&store, &board).await;
     }
@@ -148,6 +185,14 @@ pub async fn bind_checked(
             Box::new(move || crate::agent::tools::NodeAccess::summary(summary_access.as_ref())),
         );
         let runner: Arc<dyn crate::session::Runner> = Arc::new(Arc::new(runner));
+        let engine = crate::automation::engine::Engine::new(
+            automations,
+            Arc::new(crate::gateway::automations::GatewayHands(weak.clone())),
+            store.clone(),
+            Arc::new(ids::now_ms),
+            engine_settings.max_actions_per_minute,
+            crate::automation::config::default_tz(&engine_settings),
+        );
         Shared {
             nodes: crate::node::NodeRegistry::new(nodes_config.max_nodes),
             node_policy: crate::node::CommandPolicy {
@@ -159,6 +204,7 @@ pub async fn bind_checked(
             board: Some(board),
             history,
             sample_plan,
+            automations: engine,
             idempotency: idempotency::Idempotency::default(),
             sessions: crate::session::Sessions::new(lanes, store.clone(), runner, events),
             channels: hub.clone(),
@@ -180,6 +226,9 @@ pub async fn bind_checked(
         Arc::new(BusEvents(shared.bus.clone())),
         about(Arc::downgrade(&shared)),
     );
+    if let Err(e) = shared.automations.load().await {
+        tracing::warn!("automation state not restored: {e}");
+    }
     match shared.sessions.recover().await {
         Ok(0) => {}
         Ok(n) => {

@@ -68,6 +68,17 @@ pub struct Config {
     pub logging: LoggingConfig,
     /// Recent sensor values kept for sparklines (`sensors.history`).
     pub history: HistoryConfig,
+    /// The automation engine's own settings (`[automation]`).
+    pub automation: crate::automation::config::EngineConfig,
+    /// What the board does on its own (`[[automations]]`).
+    pub automations: Vec<crate::automation::config::AutomationConfig>,
+}
+
+impl Config {
+    /// Whether the MQTT bridge is configured (`[mqtt] url`).
+    pub fn mqtt_configured(&self) -> bool {
+        false
+    }
 }
 
 /// `[history]`: the sensor history rings.

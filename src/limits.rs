@@ -268,6 +268,27 @@ pub const MAX_HISTORY_SLOTS: usize = 10_080;
 /// end. A longer pulse is refused with `OUT_OF_RANGE`.
 pub const MAX_PULSE_MS: u64 = 20_000;
 
+// ---- Automations ----
+
+/// Runs kept in the automation run history (`cron.runs`, `pinclaw
+/// automations list`); the oldest goes.
+pub const MAX_AUTOMATION_RUNS: usize = 1000;
+
+/// Runtime cron jobs (`cron.add`); one more is refused with a clear error
+/// (config automations do not count).
+pub const MAX_CRON_JOBS: usize = 100;
+
+/// Automations in the config file; more are refused by `config check`.
+pub const MAX_AUTOMATIONS: usize = 200;
+
+/// How long an automation's write to a `confirm = true` output waits for
+/// an operator before it gives up (the run ends with an error).
+pub const AUTOMATION_APPROVAL_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The longest an MQTT payload or other outside text is quoted into a
+/// notification or agent message; the rest is cut.
+pub const AUTOMATION_MAX_TRIGGER_TEXT: usize = 512;
+
 // ---- Channels (Telegram and the ones after it) ----
 
 /// How long a DM pairing code stays valid (OpenClaw: 1 h).

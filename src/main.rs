@@ -263,6 +263,63 @@ fn main() -> ExitCode {
                 )
             },
         ),
+        ["automations", "list"] => call(
+            "cron.list",
+            json!({"includeDisabled": true, "limit": 200}),
+            &|v| {
+                if json {
+                    print_json(v)
+                } else {
+                    tables::print_automations(v)
+                }
+            },
+        ),
+        ["automations", "run"] => {
+            call(
+                "cron.run",
+                json!({"id": pos(0), "mode": "force"}),
+                &|v| match v["runId"].as_str() {
+                    Some(run) => println!(
+                        "started {} (run {run}); see `pinclaw automations runs`",
+                        pos(0)
+                    ),
+                    None => println!("not started: {}", v["reason"].as_str().unwrap_or("?")),
+                },
+            )
+        }
+        ["automations", verb @ ("enable" | "disable")] => call(
+            "cron.update",
+            json!({"id": pos(0), "patch": {"enabled": *verb == "enable"}}),
+            &|v| {
+                println!(
+                    "{} is {}",
+                    v["name"].as_str().unwrap_or("?"),
+                    if v["enabled"] == true {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    }
+                )
+            },
+        ),
+        ["automations", "runs"] => {
+            let limit = match m.value("limit").map(str::parse::<usize>) {
+                None => 20,
+                Some(Ok(n)) => n,
+                Some(Err(_)) => return usage_error(&m, "--limit: expected a whole number"),
+            };
+            let params = match m.pos(0) {
+                Some(name) => json!({"id": name, "limit": limit}),
+                None => json!({"scope": "all", "limit": limit}),
+            };
+            call("cron.runs", params, &|v| {
+                if json {
+                    print_json(v)
+                } else {
+                    tables::print_automation_runs(v)
+                }
+            })
+        }
         ["call"] => {
             let method = pos(0);
             let mut params: Value = match serde_json::from_str(m.value("params").unwrap_or("{}")) {

@@ -139,7 +139,8 @@ pub(super) fn level_for(active: bool, active_low: bool) -> Level {
 }
 
 /// Validates `request` against the declared devices.
-pub(super) fn plan(spec: &BoardSpec, request: &WriteRequest) -> Result<PlannedWrite, BoardError> {
+/// Validates a write against the declared devices (see [`PlannedWrite`]).
+pub fn plan(spec: &BoardSpec, request: &WriteRequest) -> Result<PlannedWrite, BoardError> {
     let device = declared(spec, request.device())?;
     let op = match *request {
         WriteRequest::Set { on, .. } => {

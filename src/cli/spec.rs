@@ -238,6 +238,45 @@ static COMMANDS: &[Cmd] = &[
             leaf("deny", "Refuse it.", &[required("id", "The approval id.")]),
         ],
     ),
+    group(
+        "automations",
+        "What the board does on its own: config automations and cron jobs.",
+        &[
+            leaf(
+                "list",
+                "Every automation: its trigger, actions, last and next run.",
+                &[JSON],
+            ),
+            leaf(
+                "run",
+                "Run one now (even if disabled).",
+                &[required("name", "The automation's name (or a job's id).")],
+            ),
+            leaf(
+                "enable",
+                "Enable one (also after the actions-per-minute cap stopped it).",
+                &[required("name", "The automation's name (or a job's id).")],
+            ),
+            leaf(
+                "disable",
+                "Disable one until enabled again (kept across restarts).",
+                &[required("name", "The automation's name (or a job's id).")],
+            ),
+            leaf(
+                "runs",
+                "The run history, newest first, with each run's outcome and error.",
+                &[
+                    Arg {
+                        name: "name",
+                        kind: Kind::Optional,
+                        help: "Only this automation's runs.",
+                    },
+                    value("limit", "At most this many runs (default: 20)."),
+                    JSON,
+                ],
+            ),
+        ],
+    ),
     leaf(
         "call",
         "Call any gateway method and print the JSON result.",

@@ -274,3 +274,70 @@ fn short(id: Option<&str>) -> String {
     id.map(|s| s.chars().take(12).collect())
         .unwrap_or_else(|| "?".into())
 }
+
+/// `cron.list`: every automation and cron job, with how its last run went.
+pub fn print_automations(v: &Value) {
+    let now = crate::ids::now_ms();
+    let ago = |ms: Option<i64>| match ms {
+        Some(ms) => relative(ms - now),
+        None => "-".into(),
+    };
+    list(
+        &v["jobs"],
+        "no automations (add [[automations]] to the config, or `openclaw cron add`)",
+        &[
+            "NAME", "WHEN", "DO", "ON", "LAST RUN", "STATUS", "NEXT", "ERROR",
+        ],
+        |j| {
+            let p = &j["pinclaw"];
+            let name = match p["source"].as_str() {
+                Some("runtime") => format!("{} ({})", s(&j["name"]), s(&j["id"])),
+                _ => s(&j["name"]),
+            };
+            vec![
+                name,
+                s(&p["when"]),
+                s(&p["do"]),
+                if j["enabled"] == true { "yes" } else { "no" }.into(),
+                ago(j["lastRunAtMs"].as_i64()),
+                s(&j["lastRunStatus"]),
+                ago(j["nextRunAtMs"].as_i64()),
+                s(&j["lastRunError"]),
+            ]
+        },
+    );
+}
+
+/// `cron.runs`: the run history, newest first.
+pub fn print_automation_runs(v: &Value) {
+    list(
+        &v["entries"],
+        "no runs yet",
+        &["WHEN (UTC)", "NAME", "STATUS", "TOOK", "ERROR"],
+        |r| {
+            vec![
+                utc_time(r["runAtMs"].as_i64().unwrap_or(0)),
+                s(&r["jobName"]),
+                s(&r["status"]),
+                format!("{} ms", r["durationMs"].as_u64().unwrap_or(0)),
+                s(&r["error"]),
+            ]
+        },
+    );
+}
+
+/// `in 5m` / `3h ago` for a signed span in ms.
+pub fn relative(delta_ms: i64) -> String {
+    let secs = delta_ms.unsigned_abs() / 1000;
+    let span = match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m", secs / 60),
+        3600..86_400 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    };
+    if delta_ms >= 0 {
+        format!("in {span}")
+    } else {
+        format!("{span} ago")
+    }
+}

@@ -59,6 +59,7 @@ pub static EVENTS: &[Event] = &[
     event("node.invoke.cancel", Targeted, false),
     event("exec.approval.requested", Scope(scopes::APPROVALS), false),
     event("exec.approval.resolved", Scope(scopes::APPROVALS), false),
+    event("cron", Scope(scopes::READ), false),
 ];
 
 /// The entry of an event, if the gateway emits it.

@@ -13,6 +13,7 @@ pub mod admission;
 pub mod agent_bridge;
 pub mod approvals;
 pub mod auth;
+pub mod automations;
 pub mod board_node;
 pub mod bus;
 mod conn;
@@ -195,6 +196,8 @@ pub struct Shared {
     pub history: Option<Arc<sensors::SensorHistory>>,
     /// Which sensors the sampler reads how often.
     pub(crate) sample_plan: sensors::SamplePlan,
+    /// The automation engine (config automations and cron jobs).
+    pub automations: Arc<crate::automation::engine::Engine>,
     /// Results of side-effecting requests, by idempotency key.
     pub idempotency: idempotency::Idempotency,
     /// Process start, for `uptimeMs`.
@@ -364,17 +367,23 @@ impl Gateway {
             ))),
             _ => None,
         };
-        let sampler = match (&shared.board, &shared.history) {
-            (Some(board), Some(history)) if !shared.sample_plan.is_empty() => {
-                Some(tokio::spawn(sensors::run(
-                    board.clone(),
-                    shared.sample_plan.clone(),
-                    history.clone(),
-                    shared.store.clone(),
-                )))
-            }
+        let sampler = match &shared.board {
+            Some(board) if !shared.sample_plan.is_empty() => Some(tokio::spawn(sensors::run(
+                board.clone(),
+                shared.sample_plan.clone(),
+                shared.history.clone(),
+                shared.store.clone(),
+            ))),
             _ => None,
         };
+        let automations = shared.board.as_ref().map(|board| {
+            tokio::spawn(
+                shared
+                    .automations
+                    .clone()
+                    .run(board.devices().changes().subscribe(), None),
+            )
+        });
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -393,7 +402,7 @@ impl Gateway {
         let deadline = Instant::now() + limits::SHUTDOWN_GRACE - Duration::from_millis(1500);
         shared.ready.store(false, Ordering::Relaxed);
         periodic.abort();
-        for task in [edges, sampler].into_iter().flatten() {
+        for task in [edges, sampler, automations].into_iter().flatten() {
             task.abort();
         }
         drop(self.listener);

@@ -125,11 +125,11 @@ impl SensorHistory {
 }
 
 /// Reads every planned sensor on its interval and records every reading
-/// into `history`; snapshots hourly. Runs until aborted.
+/// into `history` (if kept); snapshots it hourly. Runs until aborted.
 pub async fn run(
     board: Arc<BoardCommands>,
     plan: SamplePlan,
-    history: Arc<SensorHistory>,
+    history: Option<Arc<SensorHistory>>,
     store: Store,
 ) {
     let mut changes = board.devices().changes().subscribe();
@@ -157,14 +157,20 @@ pub async fn run(
             .min(snapshot_at);
         tokio::select! {
             change = changes.recv() => match change {
-                Ok(change) => history.record(&change),
+                Ok(change) => {
+                    if let Some(history) = &history {
+                        history.record(&change);
+                    }
+                }
                 Err(RecvError::Lagged(n)) => tracing::debug!("sensor history missed {n} change(s)"),
                 Err(RecvError::Closed) => return,
             },
             _ = tokio::time::sleep_until(next) => {
                 let now = Instant::now();
                 if now >= snapshot_at {
-                    history.snapshot(&store).await;
+                    if let Some(history) = &history {
+                        history.snapshot(&store).await;
+                    }
                     snapshot_at = now + SNAPSHOT_EVERY;
                 }
                 for (at, device, every) in due.iter_mut() {

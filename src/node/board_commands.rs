@@ -115,7 +115,7 @@ fn parse<T: DeserializeOwned>(command: &str, params: Value) -> Result<T, BoardEr
 }
 
 /// Reads a logical on/off value: `true`/`false`, `1`/`0`, `"on"`/`"off"`.
-fn parse_on_off(v: &Value) -> Result<bool, BoardError> {
+pub fn parse_on_off(v: &Value) -> Result<bool, BoardError> {
     match v {
         Value::Bool(b) => Ok(*b),
         Value::Number(n) if n.as_u64() == Some(1) => Ok(true),
@@ -335,6 +335,41 @@ impl BoardCommands {
                 Ok(write_payload(self.devices.execute(plan).await?))
             }
         }
+    }
+}
+
+/// Checks a call against `spec` without touching the board: the params of
+/// every command, and for a write the device and value (what `config
+/// check` says of an automation's `invoke`).
+pub fn check_call(spec: &BoardSpec, command: &str, params: &Value) -> Result<(), BoardError> {
+    if let Some(request) = write_request(command, params.clone())? {
+        return crate::board::outputs::plan(spec, &request).map(|_| ());
+    }
+    match command {
+        "board.info" | "sensors.list" => parse::<NoParams>(command, params.clone()).map(|_| ()),
+        "sensors.read" | "gpio.read" => {
+            let p: NameParams = parse(command, params.clone())?;
+            let device = spec.device(&p.name).ok_or(BoardError::UnknownDevice {
+                name: p.name.clone(),
+            })?;
+            let wanted_sensor = command == "sensors.read";
+            let pin = matches!(
+                device.kind,
+                crate::board::DeviceKind::Input { .. } | crate::board::DeviceKind::Output { .. }
+            );
+            match (wanted_sensor, device.kind.is_sensor(), pin) {
+                (true, false, _) => Err(BoardError::NotASensor {
+                    name: p.name,
+                    kind: device.kind.name(),
+                }),
+                (false, _, false) => Err(BoardError::NotAPin {
+                    name: p.name,
+                    kind: device.kind.name(),
+                }),
+                _ => Ok(()),
+            }
+        }
+        _ => Err(unknown(command)),
     }
 }
 

@@ -14,6 +14,7 @@
 
 mod actor;
 mod audit;
+mod automations;
 mod channels;
 mod devices;
 mod history;
@@ -24,6 +25,7 @@ mod runs;
 mod sessions;
 
 pub use audit::AuditEntry;
+pub use automations::{AutomationRun, AutomationState, AutomationsSnapshot, Revert};
 pub use channels::{AllowedSender, ChannelCursor, OutboxItem, PairingRequest};
 pub use devices::{DeviceToken, PairedDevice, PendingPairing};
 pub use inbox::{Eviction, InboxItem};
@@ -49,7 +51,7 @@ pub use self::actor::Counters;
 use self::actor::{Command, Pending, ReadCommand};
 
 /// How many tables the store has (the `create_tables` of its modules).
-const TABLES: usize = 19;
+const TABLES: usize = 21;
 
 /// A table of JSON records by string key.
 pub(super) type JsonTable = TableDefinition<'static, &'static str, &'static [u8]>;
@@ -182,6 +184,7 @@ impl Store {
             channels::create_tables(&txn)?;
             audit::create_tables(&txn)?;
             history::create_tables(&txn)?;
+            automations::create_tables(&txn)?;
             txn.commit().map_err(db_err)?;
         }
         let counters = Arc::new(Counters::default());

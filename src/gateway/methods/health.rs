@@ -56,6 +56,16 @@ struct Connections {
     nodes: usize,
 }
 
+/// Automations and cron jobs: how many, and how many fail.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AutomationHealth {
+    total: usize,
+    enabled: usize,
+    /// Last run failed, or stopped by the actions-per-minute cap.
+    failing: usize,
+}
+
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ModelRuntime {
@@ -91,6 +101,7 @@ struct HealthSnapshot {
     sessions: SessionCount,
     connections: Connections,
     providers: Option<crate::provider::ProviderHealth>,
+    automations: AutomationHealth,
     model_runtime: ModelRuntime,
     event_loop: EventLoop,
 }
@@ -155,6 +166,14 @@ fn snapshot(shared: &Shared) -> HealthSnapshot {
         sessions: sessions(),
         connections: Connections { operators, nodes },
         providers,
+        automations: {
+            let list = shared.automations.list();
+            AutomationHealth {
+                total: list.len(),
+                enabled: list.iter().filter(|e| e.enabled).count(),
+                failing: shared.automations.failing(),
+            }
+        },
         model_runtime: ModelRuntime {
             degraded,
             pending_agents: NONE,

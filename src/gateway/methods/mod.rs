@@ -11,6 +11,7 @@ mod approvals;
 mod audit;
 mod channels;
 mod chat;
+mod cron;
 mod devices;
 mod health;
 mod node_role;
@@ -304,6 +305,14 @@ pub static METHODS: &[Method] = &[
         system::models_list
     ),
     method!("audit.list", Operator(scopes::READ), Beside, audit::list),
+    method!("cron.status", Operator(scopes::READ), Inline, cron::status),
+    method!("cron.list", Operator(scopes::READ), Inline, cron::list),
+    method!("cron.get", Operator(scopes::READ), Inline, cron::get),
+    method!("cron.runs", Operator(scopes::READ), Beside, cron::runs),
+    method!("cron.add", Operator(scopes::ADMIN), Beside, cron::add),
+    method!("cron.update", Operator(scopes::ADMIN), Beside, cron::update),
+    method!("cron.remove", Operator(scopes::ADMIN), Beside, cron::remove),
+    method!("cron.run", Operator(scopes::ADMIN), Beside, cron::run),
     method!(
         "sensors.history",
         Operator(scopes::READ),
