@@ -195,7 +195,7 @@ async fn confirm_outputs_wait_for_an_operator() {
         .call("exec.approval.list", json!({}))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(listed["approvals"][0]["id"], request["payload"]["id"]);
+    assert_eq!(listed[0]["id"], request["payload"]["id"]);
     approver
         .call(
             "exec.approval.resolve",

@@ -1032,3 +1032,67 @@ fn openclaw_channels_status_shows_the_telegram_account() {
     }
     assert!(!status.stdout.contains(bot_token) && !status.stderr.contains(bot_token));
 }
+
+/// OpenClaw's `cron` commands manage pinclaw's automations: a job added
+/// with `cron add` is listed (next to the config's own automation, which is
+/// read-only), run, disabled and removed.
+#[test]
+fn openclaw_cron_manages_pinclaws_automations() {
+    let tools = match find_tools() {
+        Ok(t) => t,
+        Err(reason) => return skip(&reason),
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("pinclaw.toml");
+    std::fs::write(
+        &config,
+        "[[automations]]\nname = \"porch-evening\"\nwhen = { cron = \"0 19 * * *\", tz = \"Europe/Berlin\" }\n\
+         do = { invoke = { command = \"gpio.write\", params = { name = \"relay1\", value = true }, for_s = 7200 } }\n",
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    let (_gw, url) = match start_pinclaw_with(dir.path(), &["--config", &config]) {
+        Start::Ready(gw, url) => (gw, url),
+        Start::CannotExec(reason) => return skip(&reason),
+    };
+    let p = dir.path();
+    let run = |name: &'static str, args: &[&str]| run_cli(&tools, p, name, args, &url, TOKEN);
+
+    let added = run(
+        "cron add",
+        &["cron", "add", "--name", "room-check", "--every", "1h", "--message", "how warm is the room?"],
+    );
+    assert!(added.status.success(), "{}", added.describe());
+    let job = added.json();
+    let id = job["id"].as_str().unwrap_or_else(|| panic!("no id:\n{}", added.describe())).to_owned();
+    assert_eq!(job["schedule"], serde_json::json!({"kind": "every", "everyMs": 3_600_000}));
+    assert!(job["nextRunAtMs"].as_i64().is_some(), "{}", added.describe());
+
+    // The CLI validates every page of cron.list (all six page fields).
+    let list = run("cron list", &["cron", "list", "--all"]);
+    assert!(list.status.success(), "{}", list.describe());
+    let names: Vec<String> = list.json()["jobs"]
+        .as_array()
+        .map(|jobs| jobs.iter().filter_map(|j| j["name"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    assert!(names.contains(&"room-check".to_owned()), "{}", list.describe());
+    assert!(names.contains(&"porch-evening".to_owned()), "{}", list.describe());
+
+    let ran = run("cron run", &["cron", "run", &id]);
+    assert!(ran.status.success(), "{}", ran.describe());
+    assert_eq!(ran.json()["enqueued"], true, "{}", ran.describe());
+
+    let disabled = run("cron disable", &["cron", "disable", "porch-evening"]);
+    assert!(disabled.status.success(), "{}", disabled.describe());
+    assert_eq!(disabled.json()["enabled"], false, "{}", disabled.describe());
+    let refused = run("cron rm config", &["cron", "rm", "porch-evening"]);
+    assert_eq!(refused.status.code(), Some(1), "{}", refused.describe());
+    assert!(refused.stderr.contains("declared in the config file"), "{}", refused.describe());
+
+    let removed = run("cron rm", &["cron", "rm", &id]);
+    assert!(removed.status.success(), "{}", removed.describe());
+    assert_eq!(removed.json()["removed"], true, "{}", removed.describe());
+    let gone = run("cron get gone", &["cron", "get", &id]);
+    assert_eq!(gone.status.code(), Some(1), "{}", gone.describe());
+    assert!(gone.stderr.contains("Automation not found"), "{}", gone.describe());
+}

@@ -953,7 +953,7 @@ impl Engine {
                 },
                 None => None,
             };
-            let mut message = template::render(&a.message, vars, true);
+            let mut message = template::render(&a.message, vars, template::OUTSIDE);
             let data: serde_json::Map<String, Value> = vars
                 .iter()
                 .map(|(k, v)| ((*k).to_owned(), json!(v)))
@@ -978,7 +978,7 @@ impl Engine {
             }
         }
         if let Some(m) = &actions.mqtt {
-            let payload = template::render(&m.payload, vars, false);
+            let payload = template::render(&m.payload, vars, &[]);
             match self.hands.mqtt(m.topic.clone(), payload, m.retain).await {
                 Ok(()) => did.push(format!("published to {}", m.topic)),
                 Err(e) => errors.push(format!("mqtt: {e}")),
@@ -1197,7 +1197,7 @@ fn notification(
     note: Option<&str>,
     run_id: &str,
 ) -> OutboxItem {
-    let mut body = template::render(text, vars, false);
+    let mut body = template::render(text, vars, &[]);
     if let Some(note) = note {
         body.push_str(&format!("\n({note})"));
     }
@@ -1212,7 +1212,7 @@ fn notification(
 /// Params with templates filled in (string values only).
 fn render_params(params: &Value, vars: &[(&'static str, String)]) -> Value {
     match params {
-        Value::String(s) => Value::String(template::render(s, vars, false)),
+        Value::String(s) => Value::String(template::render(s, vars, &[])),
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(k, v)| (k.clone(), render_params(v, vars)))

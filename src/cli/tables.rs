@@ -67,7 +67,7 @@ pub fn utc_time(ms: i64) -> String {
 pub fn print_approvals(v: &Value) {
     let now = crate::ids::now_ms();
     let any = list(
-        &v["approvals"],
+        v,
         "nothing waits for approval",
         &["ID", "WAITING FOR", "EXPIRES IN"],
         |a| {

@@ -82,7 +82,14 @@ impl Approvals {
         let now = ids::now_ms();
         request["id"] = json!(id);
         request["ts"] = json!(now);
+        request["createdAtMs"] = json!(now);
         request["expiresAtMs"] = json!(now + timeout.as_millis() as i64);
+        // OpenClaw's approval shape: what to approve as `request.command`.
+        request["request"] = json!({
+            "command": request["summary"],
+            "host": "node",
+            "nodeId": request["nodeId"],
+        });
         let (tx, rx) = oneshot::channel();
         {
             let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());

@@ -7,9 +7,11 @@ use serde_json::{Value, json};
 use super::{Call, Reply, parse};
 use crate::protocol::error::{ErrorShape, codes};
 
-/// `exec.approval.list`: pending approvals, oldest first.
+/// `exec.approval.list`: pending approvals, oldest first, as OpenClaw's
+/// array of `{id, request: {command, …}, createdAtMs, expiresAtMs}` (plus
+/// pinclaw's `summary`, `kind`, `nodeId`, `device`).
 pub async fn list(call: &Call, _params: Value) -> Reply {
-    Ok(json!({"approvals": call.shared.approvals.list()}))
+    Ok(Value::Array(call.shared.approvals.list()))
 }
 
 #[derive(Deserialize)]
