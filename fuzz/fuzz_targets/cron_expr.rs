@@ -5,14 +5,41 @@
 //! whole second later than the instant at which the expression matches the
 //! wall clock (or the end of a gap that swallowed a match), and asking again
 //! from just before it gives it again (nothing fires in between).
+//!
+//! The same text also goes through the other schedule parsers: an `every`
+//! duration is positive, within its cap, and formats to text that parses
+//! back to it; an `at` instant (in UTC and in the zone) formats to RFC 3339
+//! that parses back to it.
 
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use pinclaw::automation::schedule::{CivilDateTime, CronExpr, TimeZone};
+use pinclaw::automation::schedule::{
+    CivilDateTime, CronExpr, TimeZone, format_duration, format_instant, parse_duration,
+    parse_instant,
+};
+use pinclaw::limits::SCHEDULE_MAX_EVERY;
+
+fn other_parsers(text: &str, zones: &[TimeZone]) {
+    if let Ok(d) = parse_duration(text) {
+        assert!(!d.is_zero() && d <= SCHEDULE_MAX_EVERY, "{text:?}: {d:?}");
+        assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{text:?}");
+    }
+    for tz in zones {
+        if let Ok(ms) = parse_instant(text, tz) {
+            assert_eq!(parse_instant(&format_instant(ms), tz), Ok(ms), "{text:?}");
+        }
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(expr) = CronExpr::parse(&String::from_utf8_lossy(data)) else {
+    let text = String::from_utf8_lossy(data);
+    let zones = [
+        TimeZone::utc(),
+        TimeZone::from_posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap(),
+    ];
+    other_parsers(&text, &zones);
+    let Ok(expr) = CronExpr::parse(&text) else {
         return;
     };
     assert_eq!(CronExpr::parse(&expr.to_string()).as_ref(), Ok(&expr));
@@ -27,10 +54,6 @@ fuzz_target!(|data: &[u8]| {
         -1,
         i64::MIN,
         i64::MAX,
-    ];
-    let zones = [
-        TimeZone::utc(),
-        TimeZone::from_posix("CET-1CEST,M3.5.0,M10.5.0/3").unwrap(),
     ];
     for tz in &zones {
         for after in instants {
