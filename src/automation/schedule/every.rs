@@ -167,11 +167,15 @@ fn scan(text: &str) -> Option<(CivilDateTime, i64, Option<i64>)> {
 /// (midnight). Without an offset the time is a wall time in `tz` (OpenClaw
 /// passes UTC unless the job names a zone): one that occurs twice means the
 /// first, one skipped by a jump forward means the instant the jump lands.
+/// The instant must lie in the years 0000–9999 UTC, so that
+/// `format_instant` can write it back.
 pub fn parse_instant(s: &str, tz: &TimeZone) -> Result<i64, ScheduleError> {
-    let (wall, ms, offset) = scan(s.trim()).ok_or_else(|| ScheduleError::Instant {
+    let fail = |reason: &str| ScheduleError::Instant {
         text: shown(s),
-        reason: "expected a time like 2026-12-24T18:00:00+01:00".into(),
-    })?;
+        reason: reason.into(),
+    };
+    let (wall, ms, offset) =
+        scan(s.trim()).ok_or_else(|| fail("expected a time like 2026-12-24T18:00:00+01:00"))?;
     let secs = match offset {
         Some(off) => wall.to_seconds() - off,
         None => match tz.local_to_utc(wall) {
@@ -180,7 +184,10 @@ pub fn parse_instant(s: &str, tz: &TimeZone) -> Result<i64, ScheduleError> {
             | LocalResult::Gap { ends_at: t } => t,
         },
     };
-    Ok(secs * 1000 + ms)
+    const YEARS_0000_TO_9999_MS: std::ops::Range<i64> = -62_167_219_200_000..253_402_300_800_000;
+    Some(secs * 1000 + ms)
+        .filter(|ms| YEARS_0000_TO_9999_MS.contains(ms))
+        .ok_or_else(|| fail("outside the years 0000 to 9999 in UTC"))
 }
 
 /// RFC 3339 text in UTC of unix ms (`2026-12-24T17:00:00Z`, with `.250` when
@@ -258,7 +265,11 @@ mod tests {
         2026-12-24T18:00:00+1           | UTC    | error
         2026-12-24T18:00:00Zx           | UTC    | error
         ２０２６-12-24                  | UTC    | error
-        tomorrow                        | UTC    | error";
+        tomorrow                        | UTC    | error
+        0000-01-01T00:00:00Z            | UTC    | 0000-01-01T00:00:00Z
+        0000-01-01T00:30:00+01:00       | UTC    | error
+        9999-12-31T23:59:59.999Z        | UTC    | 9999-12-31T23:59:59.999Z
+        9999-12-31T23:30:00-01:00       | UTC    | error";
 
     /// Offsets in all forms; no offset: the zone's wall time (a skipped
     /// time: the end of the gap; a repeated one: the first).

@@ -187,7 +187,16 @@ impl PosixTz {
         if c.peek().is_some() {
             return Err(bad("unexpected text after the rule"));
         }
-        Ok(Self { std, dst })
+        let zone = Self { std, dst };
+        // The calendar repeats every 400 years: a rule without a change in
+        // them has none at all and is daylight time all year (tzcode).
+        match dst {
+            Some(d) if (2000..2400).all(|y| zone.changes(&d, y) == [None, None]) => Ok(Self {
+                std: d.off,
+                dst: None,
+            }),
+            _ => Ok(zone),
+        }
     }
 
     /// The standard and the daylight offset (the same twice without daylight time).
@@ -195,47 +204,62 @@ impl PosixTz {
         [self.std, self.dst.map_or(self.std, |d| d.off)]
     }
 
-    /// The period containing `t`. Changes are computed per year as the
-    /// reference tzcode does: a year whose daylight time would last a whole
-    /// year or more has no changes, and a rule with none is daylight time
-    /// all year (`EST5EDT,0/0,J365/25`).
+    /// A year's changes `(instant, to daylight time)`, as the reference
+    /// tzcode computes them: none when daylight time would last a whole year
+    /// or more (or not at all).
+    fn changes(&self, dst: &Dst, year: i64) -> [Option<(i64, bool)>; 2] {
+        let jan1 = days_from_civil(year, 1, 1).saturating_mul(86_400);
+        let mut start = dst.start.seconds_in_year(year) - i64::from(self.std);
+        let mut end = dst.end.seconds_in_year(year) - i64::from(dst.off);
+        let reversed = end < start;
+        if reversed {
+            std::mem::swap(&mut start, &mut end);
+        }
+        let year_secs = (365 + i64::from(is_leap(year))) * 86_400;
+        if !reversed && (start == end || end - start >= year_secs) {
+            return [None, None];
+        }
+        [
+            Some((jan1.saturating_add(start), !reversed)),
+            Some((jan1.saturating_add(end), reversed)),
+        ]
+    }
+
+    /// The period containing `t`: from the last change at or before it to
+    /// the next one. A change may land in a neighbouring year, and some
+    /// years have none (but one in any 400 years: see `parse`).
     pub(crate) fn period_at(&self, t: i64) -> Period {
         let Some(dst) = self.dst else {
             return Period::always(self.std);
         };
         let year = civil_from_days(t.div_euclid(86_400)).0;
-        let jan1 = |y| days_from_civil(y, 1, 1).saturating_mul(86_400);
-        let mut changes = [(0_i64, false); 6];
-        let mut n = 0;
-        for y in year - 1..=year + 1 {
-            let mut start = dst.start.seconds_in_year(y) - i64::from(self.std);
-            let mut end = dst.end.seconds_in_year(y) - i64::from(dst.off);
-            let reversed = end < start;
-            if reversed {
-                std::mem::swap(&mut start, &mut end);
+        // The latest change at or before `t` (`before`), or the earliest after
+        // it, searching until the year beyond the first year with one.
+        let search = |years: &mut dyn Iterator<Item = i64>, before: bool| {
+            let wanted = |at: i64| if before { at <= t } else { at > t };
+            let closer = |at: i64, than: i64| if before { at > than } else { at < than };
+            let (mut best, mut hit_year): (Option<(i64, bool)>, Option<i64>) = (None, None);
+            for y in years {
+                if hit_year.is_some_and(|h: i64| h.abs_diff(y) > 1) {
+                    break;
+                }
+                for (at, to_dst) in self.changes(&dst, y).into_iter().flatten() {
+                    if wanted(at) && best.is_none_or(|b| closer(at, b.0)) {
+                        (best, hit_year) = (Some((at, to_dst)), hit_year.or(Some(y)));
+                    }
+                }
             }
-            if reversed || (start < end && end - start < (365 + i64::from(is_leap(y))) * 86_400) {
-                changes[n] = (jan1(y).saturating_add(start), !reversed);
-                changes[n + 1] = (jan1(y).saturating_add(end), reversed);
-                n += 2;
-            }
-        }
-        let changes = &mut changes[..n];
-        changes.sort_by_key(|c| c.0);
-        let Some(&(_, first_is_dst)) = changes.first() else {
-            return Period::always(dst.off);
+            best
         };
-        let i = changes.partition_point(|c| c.0 <= t);
-        let (start, is_dst) = match i.checked_sub(1) {
-            Some(k) => changes[k],
-            None => (jan1(year - 1).min(t), !first_is_dst),
-        };
-        let after = || jan1(year + 2).max(t.saturating_add(1));
-        let end = changes.get(i).map_or_else(after, |c| c.0);
+        let last = search(&mut (year - 401..=year + 1).rev(), true);
+        let next = search(&mut (year - 1..=year + 401), false);
+        let off = last.is_some_and(|c| c.1); // none: before all changes
+        let start = last.map_or(i64::MIN, |c| c.0);
+        let end = next.map_or(i64::MAX, |c| c.0);
         Period {
             start,
             end,
-            off: if is_dst { dst.off } else { self.std },
+            off: if off { dst.off } else { self.std },
         }
     }
 }
@@ -287,6 +311,30 @@ mod tests {
             (summer.start, summer.end),
             (at("2026-03-29T01:00Z"), at("2026-10-25T01:00Z"))
         );
+    }
+
+    /// Found by the `tzif` fuzz target: in years where the 4th Sunday of
+    /// March is the last one, this rule has no change, and periods computed
+    /// from neighbouring years disagreed about the offset in between.
+    #[test]
+    fn every_instant_of_a_period_has_its_offset() {
+        let rules = [
+            "ICT-1GMT0,M03.4.0,M3.5.0/1",
+            "AAA0BBB,0/0,365/0",
+            "CET-1CEST,M3.5.0,M10.5.0/3",
+        ];
+        for rule in rules.map(|r| PosixTz::parse(r).unwrap()) {
+            for t in (at("1899-01-01T00:00Z")..at("1910-01-01T00:00Z")).step_by(86_400 * 5 + 3607) {
+                let p = rule.period_at(t);
+                assert!(p.start <= t && t < p.end, "{rule:?} at {t}");
+                for u in [p.start, t - 1, t + 1, p.end - 1]
+                    .into_iter()
+                    .filter(|u| (p.start..p.end).contains(u))
+                {
+                    assert_eq!(rule.period_at(u).off, p.off, "{rule:?} at {u}, in {p:?}");
+                }
+            }
+        }
     }
 
     #[test]
