@@ -121,7 +121,11 @@ cooldown_s = 60
     let mut admin = hub.gw.client(&["operator.admin"]).await;
     sim_set(&mut admin, json!({"name": "pir1", "value": true})).await;
     let sent = hub.tg.wait_replies(1, WAIT).await;
-    assert!(sent[0].text.starts_with("Motion in the hall at "), "{}", sent[0].text);
+    assert!(
+        sent[0].text.starts_with("Motion in the hall at "),
+        "{}",
+        sent[0].text
+    );
     assert_eq!(sent[0].chat_id, "42");
     // Off and on again, past the PIR's 200 ms debounce: inside the cooldown.
     tokio::time::sleep(Duration::from_millis(250)).await;
@@ -129,7 +133,11 @@ cooldown_s = 60
     tokio::time::sleep(Duration::from_millis(250)).await;
     sim_set(&mut admin, json!({"name": "pir1", "value": true})).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(hub.tg.replies().len(), 1, "the cooldown let a second one through");
+    assert_eq!(
+        hub.tg.replies().len(),
+        1,
+        "the cooldown let a second one through"
+    );
     let r = runs(&mut admin, "hall-motion").await;
     assert_eq!(r.len(), 1, "{r:?}");
     assert_eq!(r[0]["status"], "ok");
@@ -191,12 +199,21 @@ do = { invoke = { command = "gpio.write", params = { name = "heater", value = tr
     let sent = hub.tg.wait_replies(1, WAIT).await;
     assert!(sent[0].text.contains("Button: heating"), "{}", sent[0].text);
     assert!(
-        sent[0].text.contains("waiting for an operator's approval: gpio.write heater = on"),
+        sent[0]
+            .text
+            .contains("waiting for an operator's approval: gpio.write heater = on"),
         "{}",
         sent[0].text
     );
-    assert_eq!(read_pin(&mut admin, "heater").await, false, "never switched before approval");
-    let pending = admin.call("exec.approval.list", json!({})).await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        read_pin(&mut admin, "heater").await,
+        false,
+        "never switched before approval"
+    );
+    let pending = admin
+        .call("exec.approval.list", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
     let id = pending
         .as_array()
         .and_then(|a| a.first())
@@ -204,7 +221,10 @@ do = { invoke = { command = "gpio.write", params = { name = "heater", value = tr
         .unwrap_or_else(|| panic!("no approval pending: {pending}"))
         .to_owned();
     admin
-        .call("exec.approval.resolve", json!({"id": id, "decision": "allow"}))
+        .call(
+            "exec.approval.resolve",
+            json!({"id": id, "decision": "allow"}),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let r = until_runs(&mut admin, "heat", 1).await;
@@ -248,9 +268,11 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
             .call("cron.list", json!({"includeDisabled": true}))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        stopped = list["jobs"]
-            .as_array()
-            .and_then(|jobs| jobs.iter().find(|j| j["state"]["autoDisabled"].is_object()).cloned());
+        stopped = list["jobs"].as_array().and_then(|jobs| {
+            jobs.iter()
+                .find(|j| j["state"]["autoDisabled"].is_object())
+                .cloned()
+        });
         if stopped.is_some() {
             break;
         }
@@ -265,18 +287,33 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
         "{stopped}"
     );
     // The relay stops switching, and health says an automation is failing.
-    let sim = hub.gw.handle.board().and_then(|b| b.sim().cloned()).unwrap();
+    let sim = hub
+        .gw
+        .handle
+        .board()
+        .and_then(|b| b.sim().cloned())
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let writes = sim.writes(17);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sim.writes(17), writes, "still switching");
     assert!(writes <= 12, "{writes} writes: the cap did not hold");
-    let health = admin.call("health", json!({})).await.unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(health["automations"]["failing"], 1, "{}", health["automations"]);
+    let health = admin
+        .call("health", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        health["automations"]["failing"], 1,
+        "{}",
+        health["automations"]
+    );
     // An operator enables it again.
     let name = stopped["name"].as_str().unwrap_or_default();
     let back = admin
-        .call("cron.update", json!({"id": name, "patch": {"enabled": true}}))
+        .call(
+            "cron.update",
+            json!({"id": name, "patch": {"enabled": true}}),
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(back["enabled"], true);

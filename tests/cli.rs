@@ -364,3 +364,54 @@ fn usage_errors_exit_2_and_help_lists_the_commands() {
         concat!("pinclaw ", env!("CARGO_PKG_VERSION"))
     );
 }
+
+/// `config check` names every mistake in `[[automations]]`: unknown
+/// devices, fields, channels, commands and placeholders, each at its
+/// `file:line:column`.
+#[test]
+fn config_check_refuses_automations_that_name_what_does_not_exist() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let bad = dir.path().join("automations.toml");
+    let text = r#"[[automations]]
+name = "hall-motion"
+when = { device = "pir9", to = "on" }
+do = { notify = { channel = "telegram", to = "123456789", text = "Motion" } }
+
+[[automations]]
+name = "too-warm"
+when = { device = "room", field = "temperature", above = 28.0 }
+do = { notify = { channel = "signal", to = "1", text = "{value} {temp}" } }
+
+[[automations]]
+name = "porch"
+when = { cron = "0 25 * * *", tz = "Europe/Berlin" }
+do = { invoke = { command = "gpio.toggle", params = { name = "relay1" } } }
+
+[[automations]]
+name = "porch"
+when = { every = "15m" }
+do = { invoke = { command = "gpio.write", params = { name = "relay1", value = "maybe" } } }
+"#;
+    std::fs::write(&bad, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = Command::new(BIN)
+        .args(["config", "check"])
+        .arg(&bad)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for line in [
+        "automations.toml:3:10: automations[0].when.device: no device `pir9` is declared on this board",
+        "automations.toml:4:19: automations[0].do.notify.channel: the telegram channel is not enabled",
+        "automations.toml:8:27: automations[1].when.field: `room` has no field `temperature` (it has temperature_c, humidity_pct, pressure_hpa)",
+        "automations[1].do.notify.text: unknown placeholder {temp}",
+        "automations[1].do.notify.channel: unknown channel `signal`",
+        "automations.toml:13:10: automations[2].when.cron: hour field: 25 is out of range 0–23",
+        "automations[2].do.invoke.command: this board has no command `gpio.toggle`",
+        "automations.toml:17:1: automations[3].name: `porch` is used twice",
+        "automations[3].do.invoke.params: invalid params: value `maybe` is not on/off",
+    ] {
+        assert!(stderr.contains(line), "missing {line:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("9 problems in"), "{stderr}");
+}

@@ -1060,23 +1060,54 @@ fn openclaw_cron_manages_pinclaws_automations() {
 
     let added = run(
         "cron add",
-        &["cron", "add", "--name", "room-check", "--every", "1h", "--message", "how warm is the room?"],
+        &[
+            "cron",
+            "add",
+            "--name",
+            "room-check",
+            "--every",
+            "1h",
+            "--message",
+            "how warm is the room?",
+        ],
     );
     assert!(added.status.success(), "{}", added.describe());
     let job = added.json();
-    let id = job["id"].as_str().unwrap_or_else(|| panic!("no id:\n{}", added.describe())).to_owned();
-    assert_eq!(job["schedule"], serde_json::json!({"kind": "every", "everyMs": 3_600_000}));
-    assert!(job["nextRunAtMs"].as_i64().is_some(), "{}", added.describe());
+    let id = job["id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no id:\n{}", added.describe()))
+        .to_owned();
+    assert_eq!(
+        job["schedule"],
+        serde_json::json!({"kind": "every", "everyMs": 3_600_000})
+    );
+    assert!(
+        job["nextRunAtMs"].as_i64().is_some(),
+        "{}",
+        added.describe()
+    );
 
     // The CLI validates every page of cron.list (all six page fields).
     let list = run("cron list", &["cron", "list", "--all"]);
     assert!(list.status.success(), "{}", list.describe());
     let names: Vec<String> = list.json()["jobs"]
         .as_array()
-        .map(|jobs| jobs.iter().filter_map(|j| j["name"].as_str().map(str::to_owned)).collect())
+        .map(|jobs| {
+            jobs.iter()
+                .filter_map(|j| j["name"].as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
-    assert!(names.contains(&"room-check".to_owned()), "{}", list.describe());
-    assert!(names.contains(&"porch-evening".to_owned()), "{}", list.describe());
+    assert!(
+        names.contains(&"room-check".to_owned()),
+        "{}",
+        list.describe()
+    );
+    assert!(
+        names.contains(&"porch-evening".to_owned()),
+        "{}",
+        list.describe()
+    );
 
     let ran = run("cron run", &["cron", "run", &id]);
     assert!(ran.status.success(), "{}", ran.describe());
@@ -1087,12 +1118,20 @@ fn openclaw_cron_manages_pinclaws_automations() {
     assert_eq!(disabled.json()["enabled"], false, "{}", disabled.describe());
     let refused = run("cron rm config", &["cron", "rm", "porch-evening"]);
     assert_eq!(refused.status.code(), Some(1), "{}", refused.describe());
-    assert!(refused.stderr.contains("declared in the config file"), "{}", refused.describe());
+    assert!(
+        refused.stderr.contains("declared in the config file"),
+        "{}",
+        refused.describe()
+    );
 
     let removed = run("cron rm", &["cron", "rm", &id]);
     assert!(removed.status.success(), "{}", removed.describe());
     assert_eq!(removed.json()["removed"], true, "{}", removed.describe());
     let gone = run("cron get gone", &["cron", "get", &id]);
     assert_eq!(gone.status.code(), Some(1), "{}", gone.describe());
-    assert!(gone.stderr.contains("Automation not found"), "{}", gone.describe());
+    assert!(
+        gone.stderr.contains("Automation not found"),
+        "{}",
+        gone.describe()
+    );
 }

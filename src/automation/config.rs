@@ -382,7 +382,8 @@ pub fn check(config: &Config, cx: &Context<'_>) -> (Vec<Automation>, Vec<Problem
             problem("name", format!("`{}` is used twice", a.name));
         }
         let trigger = trigger(&a.when, &tz, config, cx, &mut problem);
-        actions(&a.actions, config, cx, &trigger, &mut problem);
+        let known = template::placeholders(&a.when);
+        actions(&a.actions, config, cx, &known, &mut problem);
         let quiet = a.quiet_hours.as_ref().and_then(|q| {
             let parsed = (hhmm(&q.from), hhmm(&q.to));
             let zone = match &q.tz {
@@ -770,7 +771,7 @@ fn actions(
     d: &Do,
     config: &Config,
     cx: &Context<'_>,
-    trigger: &Option<(Trigger, String)>,
+    placeholders: &[&str],
     problem: &mut dyn FnMut(&str, String),
 ) {
     if d.invoke.is_none() && d.notify.is_none() && d.agent.is_none() && d.mqtt.is_none() {
@@ -780,11 +781,8 @@ fn actions(
         );
         return;
     }
-    let placeholders = trigger.as_ref().map(|(t, _)| template::placeholders(t));
     let mut text = |key: &str, text: &str| {
-        if let Some(known) = &placeholders
-            && let Err(e) = template::check(text, known)
-        {
+        if let Err(e) = template::check(text, placeholders) {
             problem(key, e);
         }
     };

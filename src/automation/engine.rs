@@ -891,45 +891,67 @@ impl Engine {
                 }
                 notify_sent = true;
             }
-            let before = match inv.for_s {
-                Some(_) => self.undo_params(&node, &inv.command, &params).await,
-                None => None,
-            };
-            match self
-                .hands
-                .invoke(
-                    who.clone(),
-                    node.clone(),
-                    inv.command.clone(),
-                    params.clone(),
-                )
-                .await
-            {
-                Ok(_) => {
-                    did.push(format!("{} {}", inv.command, compact(&params)));
-                    if let (Some(for_s), Some((command, undo))) = (inv.for_s, before) {
-                        let revert = Revert {
+            // The undo is stored (durably) before the write, so a crash at
+            // any instant leaves it to run after the restart; undoing a
+            // write that never happened restores what was there anyway.
+            let mut revert =
+                match inv.for_s {
+                    Some(for_s) => self.undo_params(&node, &inv.command, &params).await.map(
+                        |(command, undo)| Revert {
                             key: run_id.to_owned(),
                             automation: automation.name.clone(),
-                            node,
+                            node: node.clone(),
                             command,
                             params: undo,
                             due_ms: self.now() + for_s as i64 * 1000,
-                        };
-                        match self.store.automation_revert(revert.clone(), false).await {
-                            Ok(()) => {
-                                self.lock().reverts.push(revert);
-                                self.wake.notify_one();
-                            }
-                            Err(e) => errors
-                                .push(format!("the revert after {for_s} s was not saved: {e}")),
+                        },
+                    ),
+                    None => None,
+                };
+            if let Some(r) = &revert
+                && let Err(e) = self.store.automation_revert(r.clone(), false).await
+            {
+                errors.push(format!("not switched: its undo could not be saved: {e}"));
+                revert = None;
+            }
+            let saved = revert.is_some() || inv.for_s.is_none();
+            let result = match saved {
+                true => {
+                    self.hands
+                        .invoke(
+                            who.clone(),
+                            node.clone(),
+                            inv.command.clone(),
+                            params.clone(),
+                        )
+                        .await
+                }
+                false => Err("not attempted".into()),
+            };
+            match (result, revert) {
+                (Ok(_), revert) => {
+                    did.push(format!("{} {}", inv.command, compact(&params)));
+                    if let (Some(mut r), Some(for_s)) = (revert, inv.for_s) {
+                        // Counted from the write (an approval may have taken minutes).
+                        r.due_ms = self.now() + for_s as i64 * 1000;
+                        if let Err(e) = self.store.automation_revert(r.clone(), false).await {
+                            tracing::warn!("the undo's time was not updated: {e}");
                         }
+                        self.lock().reverts.push(r);
+                        self.wake.notify_one();
                     }
                 }
-                Err(e) => {
-                    errors.push(format!("{}: {e}", inv.command));
+                (Err(e), revert) => {
+                    if saved {
+                        errors.push(format!("{}: {e}", inv.command));
+                    }
+                    if let Some(r) = revert
+                        && let Err(e) = self.store.automation_revert(r, true).await
+                    {
+                        tracing::warn!("an undo of a failed write was not removed: {e}");
+                    }
                     if waits.is_some() {
-                        notify_note = Some(format!("not done: {e}"));
+                        notify_note = Some(format!("not done: {}", errors.join("; ")));
                     }
                 }
             }

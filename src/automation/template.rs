@@ -4,18 +4,24 @@
 //! come from outside (an MQTT payload) are capped, and in agent messages
 //! inserted as quoted JSON strings, so they read as data, not instructions.
 
-use super::config::Trigger;
+use super::config::When;
 
 /// Placeholders every template may use.
 const ALWAYS: &[&str] = &["name", "time", "date", "datetime"];
 
-/// The placeholders a trigger fills in.
-pub fn placeholders(trigger: &Trigger) -> Vec<&'static str> {
-    let extra: &[&str] = match trigger {
-        Trigger::Edge { .. } => &["device", "state"],
-        Trigger::Threshold(_) => &["device", "field", "value", "limit"],
-        Trigger::Mqtt { .. } => &["topic", "payload"],
-        Trigger::Schedule(_) | Trigger::Start => &[],
+/// The placeholders the trigger written as `when` fills in (by its keys, so
+/// texts are checked even when the trigger itself has a mistake).
+pub fn placeholders(when: &When) -> Vec<&'static str> {
+    let extra: &[&str] = if when.mqtt.is_some() {
+        &["topic", "payload"]
+    } else if when.device.is_some()
+        && (when.field.is_some() || when.above.is_some() || when.below.is_some())
+    {
+        &["device", "field", "value", "limit"]
+    } else if when.device.is_some() {
+        &["device", "state"]
+    } else {
+        &[]
     };
     ALWAYS.iter().chain(extra).copied().collect()
 }
