@@ -215,6 +215,7 @@ pub async fn bind_checked(
             bus,
             started: Instant::now(),
             boot_id: ids::uuid_v4(),
+            hostname: hostname.clone(),
             admission: Admission::new(max_connections),
             limiter: Mutex::new(AuthLimiter::default()),
             ready: AtomicBool::new(false),

@@ -161,6 +161,15 @@ pub struct GatewayConfig {
     pub max_connections: usize,
     /// Authentication of clients.
     pub auth: AuthConfig,
+    /// Page origins (`https://dash.example.org`) allowed to open the
+    /// WebSocket besides the gateway's own (the dashboard); every other
+    /// browser origin is refused with 403 before the upgrade.
+    pub allowed_origins: Vec<String>,
+    /// Host names the gateway answers to besides IP addresses, `localhost`
+    /// and this machine's name (`<hostname>`, `<hostname>.local`): names
+    /// you reach it by (a DNS name, a reverse proxy's). Against DNS
+    /// rebinding, any other `Host` is refused.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for GatewayConfig {
@@ -170,6 +179,8 @@ impl Default for GatewayConfig {
             bind: "loopback".into(),
             max_connections: limits::MAX_CONNECTIONS,
             auth: AuthConfig::default(),
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
         }
     }
 }

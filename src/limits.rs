@@ -61,6 +61,14 @@ pub const MAX_HTTP_HEADERS: usize = 32;
 /// closed (with its pre-auth slot).
 pub const HTTP_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a kept-alive HTTP connection (the dashboard's page and assets)
+/// may sit idle before the next request head; then it is closed.
+pub const HTTP_KEEPALIVE_IDLE: Duration = Duration::from_secs(5);
+
+/// Requests served on one kept-alive HTTP connection; after that it is
+/// closed (the browser opens another).
+pub const HTTP_KEEPALIVE_REQUESTS: usize = 100;
+
 /// Time from socket open to a successful `connect`.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
 

@@ -215,6 +215,7 @@ fn main() -> ExitCode {
                 )
             })
         }
+        ["dashboard"] => dashboard(&gw, remote.clone()),
         ["chat"] => run_chat(
             &gw,
             remote.clone(),
@@ -613,6 +614,54 @@ async fn shutdown_signal() {
             std::future::pending::<()>().await
         }
     }
+}
+
+/// `pinclaw dashboard`: the links to open, each with the token.
+fn dashboard(gw: &GatewayArgs, remote: RemoteArgs) -> ExitCode {
+    let config = match load_config(gw.config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let bind = match gw.bind.as_deref().map_or_else(
+        || config::parse_bind(&config.gateway.bind),
+        config::parse_bind,
+    ) {
+        Ok(ip) => ip,
+        Err(e) => {
+            eprintln!("error: gateway.bind: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let port = gw.port.unwrap_or(config.gateway.port);
+    let (_, options) = match connection(gw, remote) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let urls = pinclaw::cli::dashboard::base_urls(bind, port, &gateway::hostname());
+    match &options.token {
+        Some(token) => {
+            println!("Open the dashboard (the link carries the token; keep it to yourself):");
+            for url in &urls {
+                println!("  {}", pinclaw::cli::dashboard::with_token(url, token));
+            }
+        }
+        None => {
+            println!("Open the dashboard and log in with the gateway's token or password:");
+            for url in &urls {
+                println!("  {url}");
+            }
+        }
+    }
+    if bind.is_loopback() {
+        println!(
+            "The gateway listens on this machine only; to open it from a phone, set \
+             gateway.bind = \"lan\" (with a token) and restart it."
+        );
+    }
+    println!(
+        "A new browser waits for approval: pinclaw devices list, then pinclaw devices approve <requestId>."
+    );
+    ExitCode::SUCCESS
 }
 
 /// Where the gateway is and how to authenticate: flags, then the

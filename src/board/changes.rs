@@ -5,6 +5,8 @@
 //! a watcher that falls behind loses the oldest changes and is told how many
 //! (it then re-reads what it needs), so no watcher can slow the board down.
 
+use std::sync::{Arc, Mutex};
+
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
@@ -85,16 +87,20 @@ impl BoardChange {
     }
 }
 
-/// The board's change feed: cheap to clone, publishing never blocks.
+/// The board's change feed: cheap to clone, publishing never blocks. It
+/// also remembers the latest change of every device (at most one per
+/// declared device), which is the board's last known state.
 #[derive(Debug, Clone)]
 pub struct Changes {
     tx: broadcast::Sender<BoardChange>,
+    latest: Arc<Mutex<Vec<BoardChange>>>,
 }
 
 impl Default for Changes {
     fn default() -> Self {
         Changes {
             tx: broadcast::channel(crate::limits::BOARD_CHANGES_QUEUE).0,
+            latest: Arc::default(),
         }
     }
 }
@@ -102,7 +108,21 @@ impl Default for Changes {
 impl Changes {
     /// Publishes a change to every current watcher (none is fine).
     pub fn publish(&self, change: BoardChange) {
+        {
+            let mut latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+            match latest.iter().position(|c| c.name() == change.name()) {
+                Some(i) => latest[i] = change.clone(),
+                None if latest.len() < crate::board::MAX_DEVICES => latest.push(change.clone()),
+                None => {}
+            }
+        }
         let _ = self.tx.send(change);
+    }
+
+    /// The latest change of device `name`: its last known state.
+    pub fn latest(&self, name: &str) -> Option<BoardChange> {
+        let latest = self.latest.lock().unwrap_or_else(|p| p.into_inner());
+        latest.iter().find(|c| c.name() == name).cloned()
     }
 
     /// A new watcher, seeing changes published from now on.

@@ -175,6 +175,24 @@ impl DeviceTable {
                 _ => {}
             }
         }
+        // Outputs start in their configured state, PWM at duty 0.
+        let changes = Changes::default();
+        let ts = super::hal::now_ms();
+        for d in &spec.devices {
+            match &d.kind {
+                DeviceKind::Output { initial, .. } => changes.publish(BoardChange::Output {
+                    name: d.name.clone(),
+                    value: *initial,
+                    ts,
+                }),
+                DeviceKind::Pwm { .. } => changes.publish(BoardChange::Pwm {
+                    name: d.name.clone(),
+                    duty: 0.0,
+                    ts,
+                }),
+                _ => {}
+            }
+        }
         Ok(DeviceTable {
             board,
             sim: None,
@@ -186,7 +204,7 @@ impl DeviceTable {
             _events_tx: tx,
             drops,
             debounced,
-            changes: Changes::default(),
+            changes,
         })
     }
 

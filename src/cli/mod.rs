@@ -5,5 +5,6 @@
 
 pub mod args;
 pub mod chat;
+pub mod dashboard;
 pub mod spec;
 pub mod tables;

@@ -199,6 +199,11 @@ static COMMANDS: &[Cmd] = &[
         ],
     ),
     leaf(
+        "dashboard",
+        "Print the links that open the dashboard in a browser (the token in the link's #fragment).",
+        &[],
+    ),
+    leaf(
         "chat",
         "Chat with the assistant in this terminal (or `-m` for one message).",
         &[

@@ -160,6 +160,19 @@ pub async fn publish_board(board: Arc<BoardCommands>, node_id: String, shared: A
     let feed = board.devices().changes().clone();
     let mut changes = feed.subscribe();
     let mut edges = board.take_events();
+    // Where every input stands at start (edges only tell what changes).
+    for device in &board.spec().devices {
+        if let crate::board::DeviceKind::Input { .. } = device.kind {
+            match board.devices().read_pin(&device.name).await {
+                Ok(pin) => feed.publish(BoardChange::Input {
+                    name: pin.name,
+                    value: pin.value,
+                    ts: ids::now_ms() as u64,
+                }),
+                Err(e) => tracing::warn!(device = %device.name, "cannot read its state: {e}"),
+            }
+        }
+    }
     let node_event = |event: &str, payload: Value| {
         shared.bus.broadcast(
             "node.event",

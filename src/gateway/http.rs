@@ -73,9 +73,14 @@ pub enum HeadError {
     Malformed,
 }
 
-/// Read one request head; returns it and any bytes read past its end.
-pub async fn read_head(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>), HeadError> {
-    tokio::time::timeout(limits::HTTP_HEAD_TIMEOUT, read_head_inner(stream))
+/// Read one request head within `timeout`, starting with bytes already
+/// read (`buf`); returns it and any bytes read past its end.
+pub async fn read_head(
+    stream: &mut TcpStream,
+    buf: Vec<u8>,
+    timeout: Duration,
+) -> Result<(RequestHead, Vec<u8>), HeadError> {
+    tokio::time::timeout(timeout, read_head_inner(stream, buf))
         .await
         .unwrap_or(Err(HeadError::Timeout))
 }
@@ -115,9 +120,14 @@ pub fn parse_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, HeadError>
     }
 }
 
-async fn read_head_inner(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>), HeadError> {
-    let mut buf = Vec::with_capacity(1024);
+async fn read_head_inner(
+    stream: &mut TcpStream,
+    mut buf: Vec<u8>,
+) -> Result<(RequestHead, Vec<u8>), HeadError> {
     let mut chunk = [0u8; 1024];
+    if let Some((head, len)) = parse_head(&buf)? {
+        return Ok((head, buf.split_off(len)));
+    }
     loop {
         let n = stream.read(&mut chunk).await.map_err(|_| HeadError::Io)?;
         if n == 0 {
@@ -130,28 +140,101 @@ async fn read_head_inner(stream: &mut TcpStream) -> Result<(RequestHead, Vec<u8>
     }
 }
 
-/// Write a complete response with a JSON body and `connection: close`
-/// (best effort: the peer may be gone), without closing the socket.
-pub async fn write_json(stream: &mut TcpStream, status: u16, body: &str) {
-    let reason = match status {
+impl RequestHead {
+    /// Whether the client keeps the connection open for another request
+    /// (HTTP/1.1 unless it says `connection: close`).
+    pub fn keep_alive(&self) -> bool {
+        !self.header_has_token("connection", "close")
+    }
+}
+
+/// One HTTP response: status, extra headers, body (`HEAD` sends none).
+pub struct Response<'a> {
+    /// Status code.
+    pub status: u16,
+    /// Headers besides `content-length` and `connection`.
+    pub headers: Vec<(&'static str, String)>,
+    /// The body.
+    pub body: &'a [u8],
+}
+
+impl<'a> Response<'a> {
+    /// A JSON answer that no cache keeps.
+    pub fn json(status: u16, body: &'a str) -> Self {
+        Response {
+            status,
+            headers: vec![
+                ("content-type", "application/json".into()),
+                ("cache-control", "no-store".into()),
+            ],
+            body: body.as_bytes(),
+        }
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
         200 => "OK",
+        304 => "Not Modified",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        421 => "Misdirected Request",
         429 => "Too Many Requests",
         431 => "Request Header Fields Too Large",
         503 => "Service Unavailable",
         _ => "Error",
-    };
-    let response = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\ncache-control: no-store\r\nconnection: close\r\n\r\n{body}",
-        body.len()
+    }
+}
+
+/// Write a response (best effort: the peer may be gone) with
+/// `connection: keep-alive` or `close`, without closing the socket.
+/// `head_only` leaves the body out (for `HEAD`).
+pub async fn write_response(
+    stream: &mut TcpStream,
+    response: &Response<'_>,
+    keep_alive: bool,
+    head_only: bool,
+) -> bool {
+    use std::fmt::Write as _;
+    let mut text = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
     );
-    let _ = tokio::time::timeout(
-        Duration::from_secs(5),
-        stream.write_all(response.as_bytes()),
+    for (name, value) in &response.headers {
+        let _ = write!(text, "{name}: {value}\r\n");
+    }
+    let connection = if keep_alive { "keep-alive" } else { "close" };
+    let body_len = if response.status == 304 {
+        0
+    } else {
+        response.body.len()
+    };
+    let _ = write!(
+        text,
+        "content-length: {body_len}\r\nconnection: {connection}\r\n\r\n"
+    );
+    let body = if head_only || response.status == 304 {
+        &[][..]
+    } else {
+        response.body
+    };
+    let write = async {
+        stream.write_all(text.as_bytes()).await?;
+        stream.write_all(body).await
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(10), write).await,
+        Ok(Ok(()))
     )
-    .await;
+}
+
+/// Write a complete response with a JSON body and `connection: close`
+/// (best effort: the peer may be gone), without closing the socket.
+pub async fn write_json(stream: &mut TcpStream, status: u16, body: &str) {
+    write_response(stream, &Response::json(status, body), false, false).await;
 }
 
 /// Write a complete response with a JSON body and close the sending side.

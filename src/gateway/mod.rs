@@ -31,6 +31,7 @@ mod pairing;
 pub mod sensors;
 mod socket;
 mod stream;
+pub mod web;
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -204,6 +205,8 @@ pub struct Shared {
     pub started: Instant,
     /// Random id of this process run.
     pub boot_id: String,
+    /// This machine's host name (the dashboard's `Host` check).
+    pub hostname: String,
     /// Socket admission counters.
     pub admission: Arc<Admission>,
     pub(crate) limiter: Mutex<AuthLimiter>,

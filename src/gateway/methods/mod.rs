@@ -9,6 +9,7 @@
 
 mod approvals;
 mod audit;
+mod board;
 mod channels;
 mod chat;
 mod cron;
@@ -305,6 +306,7 @@ pub static METHODS: &[Method] = &[
         system::models_list
     ),
     method!("audit.list", Operator(scopes::READ), Beside, audit::list),
+    method!("board.state", Operator(scopes::READ), Inline, board::state),
     method!("cron.status", Operator(scopes::READ), Inline, cron::status),
     method!("cron.list", Operator(scopes::READ), Inline, cron::list),
     method!("cron.get", Operator(scopes::READ), Inline, cron::get),
