@@ -19,13 +19,18 @@
 # gcc-aarch64-linux-gnu, binutils-arm-linux-gnueabihf, qemu-user, dpkg-dev, and
 # `pip install ziglang cargo-zigbuild`.
 #
+# The targets build at the same time, each in its own target dir (target/dist/<target>):
+# most of a release build is its one-threaded LTO, so on 2 cores three builds in
+# parallel take about half the time of one after another.
+#
 # Env: PINCLAW_RELEASE_TARGETS (a subset, e.g. "aarch64-unknown-linux-musl"),
-# PINCLAW_DIST_DIR (default dist/), CARGO_TARGET_DIR.
+# PINCLAW_RELEASE_SERIAL=1 (one build at a time), PINCLAW_DIST_DIR (default dist/),
+# CARGO_TARGET_DIR (the parent of dist/<target>; default target/).
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DIST=${PINCLAW_DIST_DIR:-$REPO/dist}
-TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}/dist
 VERSION=$(bash "$REPO/cross/version.sh")
 DEB_VERSION=$(bash "$REPO/cross/version.sh" deb)
 ALL_TARGETS="aarch64-unknown-linux-musl arm-unknown-linux-musleabihf armv7-unknown-linux-gnueabihf"
@@ -81,15 +86,13 @@ deb_arch() {
   esac
 }
 
-rm -rf "$DIST"
-mkdir -p "$DIST/bin"
-for target in $TARGETS; do
-  echo "==> $target"
-  start=$SECONDS
-  build "$target"
+# build_one TARGET: the build in target/dist/TARGET, the binary in dist/bin/TARGET/.
+build_one() {
+  local target=$1 start=$SECONDS out src
+  CARGO_TARGET_DIR=$TARGET_DIR/$target build "$target"
   out=$DIST/bin/$target
   mkdir -p "$out"
-  src=$TARGET_DIR/$target/release/pinclaw
+  src=$TARGET_DIR/$target/$target/release/pinclaw
   if [ "$target" = arm-unknown-linux-musleabihf ]; then
     cp "$src" "$out/pinclaw.unstripped"
     run arm-linux-gnueabihf-strip --strip-all -o "$out/pinclaw" "$src"
@@ -97,7 +100,38 @@ for target in $TARGETS; do
     cp "$src" "$out/pinclaw"
   fi
   echo "$target: built in $((SECONDS - start)) s"
-done
+}
+
+rm -rf "$DIST"
+mkdir -p "$DIST/bin" "$TARGET_DIR"
+if [ -n "${PINCLAW_RELEASE_SERIAL:-}" ]; then
+  for target in $TARGETS; do
+    echo "==> $target"
+    build_one "$target"
+  done
+else
+  logs=$(mktemp -d)
+  pids=()
+  for target in $TARGETS; do
+    echo "==> $target (log: $logs/$target.log)"
+    build_one "$target" >"$logs/$target.log" 2>&1 &
+    pids+=("$!")
+  done
+  failed=""
+  i=0
+  for target in $TARGETS; do
+    lines=15
+    if ! wait "${pids[$i]}"; then failed="$failed $target" lines=80; fi
+    i=$((i + 1))
+    echo "--- $target"
+    grep -vE '^ +(Compiling|Checking|Downloaded|Downloading) ' "$logs/$target.log" | tail -n "$lines"
+  done
+  rm -rf "$logs"
+  if [ -n "$failed" ]; then
+    echo "release.sh: the build failed for:$failed" >&2
+    exit 1
+  fi
+fi
 
 echo "==> checks"
 run bash "$REPO/cross/check-binaries.sh" "$DIST"
