@@ -163,7 +163,11 @@ for target in $TARGETS; do
   fi
 done
 
-(cd "$DIST" && sha256sum -- *.deb *.tar.gz 2>/dev/null >SHA256SUMS || sha256sum -- *.tar.gz >SHA256SUMS)
+(
+  cd "$DIST"
+  shopt -s nullglob
+  sha256sum -- *.deb *.tar.gz >SHA256SUMS
+)
 
 echo "==> dist/ (version $VERSION)"
 for f in "$DIST"/*.deb "$DIST"/*.tar.gz; do
