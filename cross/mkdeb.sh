@@ -103,5 +103,6 @@ EOF
 
 mkdir -p "$OUT"
 deb=$OUT/pinclaw_${VERSION}_${ARCH}.deb
-dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+# xz for releases; PINCLAW_DEB_COMPRESSION=gzip packs test packages faster.
+dpkg-deb --root-owner-group -Z"${PINCLAW_DEB_COMPRESSION:-xz}" --build "$stage" "$deb" >/dev/null
 echo "$deb"
