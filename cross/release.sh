@@ -46,6 +46,13 @@ zigbuild() {
   run cargo zigbuild "$@"
 }
 
+# The standard library built with the release profile, for size: -Zbuild-std compiles it
+# from the rust-src component (RUSTC_BOOTSTRAP=1 lets a stable toolchain take the flag, as
+# the fuzz build does) with `optimize_for_size` (core's smaller sort and formatting code) and
+# without std's `backtrace` feature (its symbolizer, ~200 KB: with panic = "abort" a panic
+# prints its message and location and nothing unwinds). About 330 KB off the aarch64 binary.
+BUILD_STD=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
+
 # build TARGET: one release binary, left at target/TARGET/release/pinclaw.
 build() {
   case $1 in
@@ -54,17 +61,16 @@ build() {
       # that comes with the rustup target: the GNU linker honours build.rs's
       # --no-eh-frame-hdr, which zig's linker does not (+157 KB, over the budget).
       need aarch64-linux-gnu-gcc "apt-get install gcc-aarch64-linux-gnu"
-      run cargo build --release --locked --target "$1" --bin pinclaw
+      RUSTC_BOOTSTRAP=1 run cargo build --release --locked --target "$1" "${BUILD_STD[@]}" --bin pinclaw
       ;;
     arm-unknown-linux-musleabihf)
       # ARMv6: rustup may not offer this target's standard library (it does not here),
       # and Debian's armhf gcc and libraries are ARMv7. So the standard library is built
-      # from the rust-src component with our release profile (RUSTC_BOOTSTRAP=1, as the
-      # fuzz build does), zig compiles the C code (ring) for ARMv6 and links its own
+      # from rust-src (above), zig compiles the C code (ring) for ARMv6 and links its own
       # ARMv6 musl (link-self-contained=no in .cargo/config.toml). Symbols are kept for
       # the ARMv6 check (objdump needs the ARM/Thumb/data mapping symbols), then stripped.
       RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_STRIP=false \
-        zigbuild --release --locked --target "$1" -Zbuild-std=std,panic_abort --bin pinclaw
+        zigbuild --release --locked --target "$1" "${BUILD_STD[@]}" --bin pinclaw
       ;;
     armv7-unknown-linux-gnueabihf)
       # glibc 2.31 (Bullseye) through zig's versioned glibc stubs; Debian 12's own libc
