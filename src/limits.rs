@@ -425,3 +425,14 @@ pub const SCHEDULE_MAX_EVERY: Duration = Duration::from_secs(366 * 86_400);
 /// each) after the gateway was down. Beyond it counting stops and
 /// `Missed::capped` is set; the job still fires once either way.
 pub const SCHEDULE_MAX_MISSED_COUNT: u64 = 1000;
+
+// ---- MQTT (src/mqtt/) ----
+
+/// Largest MQTT packet (fixed header included) the client reads or
+/// writes, unless `mqtt::Options::max_packet` says otherwise. A bigger
+/// packet from the broker is refused from its fixed header, before
+/// anything is allocated for it, and the connection is dropped (and made
+/// again with backoff); a bigger message given to `publish` is refused at
+/// once. 256 KiB holds a large Home Assistant device-discovery message
+/// (~20 KB) many times over.
+pub const MQTT_MAX_PACKET_BYTES: usize = 256 * 1024;
