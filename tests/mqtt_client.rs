@@ -48,6 +48,8 @@ struct Broker {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// More lines for the config (another listener).
+    extra_conf: String,
 }
 
 impl Broker {
@@ -73,14 +75,12 @@ impl Broker {
             .expect("mosquitto_passwd");
         assert!(made.success());
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("free port")
-                .port();
+            let port = free_port();
             let mut broker = Broker {
                 dir,
                 port,
                 child: None,
+                extra_conf: String::new(),
             };
             if broker.run() {
                 return Some(broker);
@@ -101,9 +101,10 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "user root\npersistence false\nallow_anonymous false\npassword_file {}\nlistener {} 127.0.0.1\nlog_dest stderr\nlog_type all\n",
+                "user root\npersistence false\nallow_anonymous false\npassword_file {}\nlistener {} 127.0.0.1\nlog_dest stderr\nlog_type all\n{}",
                 self.dir.path().join("pw.txt").display(),
-                self.port
+                self.port,
+                self.extra_conf
             ),
         )
         .expect("conf");
@@ -764,6 +765,84 @@ fn stop_publishes_the_last_words_and_the_broker_keeps_the_will() {
     );
 }
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+#[test]
+fn a_certificate_no_public_ca_signed_is_refused_readably() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    let (cert, key) = (
+        broker.dir.path().join("c.pem"),
+        broker.dir.path().join("k.pem"),
+    );
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        skip("no openssl to make a test certificate");
+        return;
+    }
+    let tls_port = free_port();
+    broker.extra_conf = format!(
+        "listener {tls_port} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
+        cert.display(),
+        key.display()
+    );
+    broker.stop();
+    broker.restart();
+    let mut o = broker.options("pinclaw-t11");
+    o.port = tls_port;
+    o.tls = true;
+    let e = mqtt::check(o.clone(), Duration::from_secs(10)).expect_err("self-signed");
+    eprintln!("self-signed: {e}");
+    assert!(
+        e.starts_with("connect: TLS handshake with 127.0.0.1 failed: invalid peer certificate"),
+        "{e}"
+    );
+    // The same on the client's own thread, by host name (SNI).
+    o.host = "localhost".into();
+    let a = start(o);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let status = a.client.status();
+        if let Some(error) = &status.last_error {
+            assert!(
+                error.starts_with("TLS handshake with localhost failed: invalid peer certificate"),
+                "{error}"
+            );
+            assert!(!status.connected);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{status:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 #[test]
 fn check_reports_a_round_trip_and_readable_failures() {
     let Some(broker) = Broker::start() else {
@@ -790,10 +869,7 @@ fn check_reports_a_round_trip_and_readable_failures() {
     assert!(e.contains("TLS handshake with 127.0.0.1"), "{e}");
 
     let mut nobody = broker.options("pinclaw-t8");
-    nobody.port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    nobody.port = free_port();
     let e = mqtt::check(nobody, Duration::from_secs(10)).expect_err("nothing listening");
     assert!(e.contains("cannot connect to 127.0.0.1"), "{e}");
 }
