@@ -35,6 +35,7 @@ pub struct Checked {
     providers: Option<Arc<crate::provider::Providers>>,
     system_prompt: String,
     automations: Vec<crate::automation::config::Automation>,
+    home_assistant: Option<crate::home_assistant::Connection>,
 }
 
 /// Every reason the gateway would refuse `settings` at start, found
@@ -57,6 +58,13 @@ pub fn check(settings: &GatewaySettings) -> Result<Checked, Vec<crate::config::P
         })
         .ok();
     let automations = check_automations(config, spec.as_ref(), &mut problems);
+    problems.extend(config.mqtt.problems());
+    let home_assistant = config
+        .home_assistant
+        .check()
+        .map_err(|found| problems.extend(found))
+        .ok()
+        .flatten();
     let providers = providers(settings).map_err(|e| problems.push(e)).ok();
     let system_prompt = config
         .agent
@@ -68,6 +76,7 @@ pub fn check(settings: &GatewaySettings) -> Result<Checked, Vec<crate::config::P
             providers,
             system_prompt,
             automations,
+            home_assistant,
         }),
         _ => Err(problems),
     }
@@ -117,6 +126,7 @@ pub async fn bind_checked(
         providers,
         system_prompt,
         automations,
+        home_assistant,
     } = checked;
     crate::gateway::create_state_dir(&settings.state_dir)?;
     let generated_token = ensure_token(&mut settings)?;
@@ -174,7 +184,12 @@ pub async fn bind_checked(
         let events: Arc<dyn EventSink> = Arc::new(Fanout(vec![bus_events, hub.clone()]));
         let node_access = Arc::new(GatewayNodes(weak.clone()));
         let summary_access = node_access.clone();
-        let tools = crate::agent::tools::ToolRegistry::builtin(Some(node_access));
+        let mut tools = crate::agent::tools::ToolRegistry::builtin(Some(node_access));
+        if let Some(connection) = home_assistant {
+            tools.add(Arc::new(crate::home_assistant::HomeAssistantTool::new(
+                connection,
+            )));
+        }
         let runner = crate::agent::AgentRunner::new(
             agent_config,
             system_prompt,
@@ -205,6 +220,7 @@ pub async fn bind_checked(
             history,
             sample_plan,
             automations: engine,
+            mqtt: std::sync::OnceLock::new(),
             idempotency: idempotency::Idempotency::default(),
             sessions: crate::session::Sessions::new(lanes, store.clone(), runner, events),
             channels: hub.clone(),

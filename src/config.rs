@@ -72,12 +72,16 @@ pub struct Config {
     pub automation: crate::automation::config::EngineConfig,
     /// What the board does on its own (`[[automations]]`).
     pub automations: Vec<crate::automation::config::AutomationConfig>,
+    /// The MQTT bridge (`[mqtt]`): Home Assistant entities, commands, triggers.
+    pub mqtt: crate::bridge::config::MqttConfig,
+    /// Home Assistant's REST API for the agent's `home_assistant` tool.
+    pub home_assistant: crate::home_assistant::HomeAssistantConfig,
 }
 
 impl Config {
     /// Whether the MQTT bridge is configured (`[mqtt] url`).
     pub fn mqtt_configured(&self) -> bool {
-        false
+        self.mqtt.url.is_some()
     }
 }
 

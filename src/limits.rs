@@ -301,6 +301,16 @@ pub const AUTOMATION_APPROVAL_TIMEOUT: Duration = Duration::from_secs(600);
 /// notification or agent message; the rest is cut.
 pub const AUTOMATION_MAX_TRIGGER_TEXT: usize = 512;
 
+// ---- Home Assistant ----
+
+/// The largest answer read from Home Assistant's REST API (a big
+/// installation's `/api/states`); a larger one is an error for the tool.
+pub const HOME_ASSISTANT_MAX_RESPONSE_BYTES: u64 = 2 * 1024 * 1024;
+
+/// Entities `list_states` gives the model at most (the rest are counted
+/// out; filter by domain).
+pub const HOME_ASSISTANT_MAX_LISTED: usize = 200;
+
 // ---- Channels (Telegram and the ones after it) ----
 
 /// How long a DM pairing code stays valid (OpenClaw: 1 h).

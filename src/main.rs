@@ -321,6 +321,7 @@ fn main() -> ExitCode {
                 }
             })
         }
+        ["mqtt", "check"] => mqtt_check(&gw),
         ["call"] => {
             let method = pos(0);
             let mut params: Value = match serde_json::from_str(m.value("params").unwrap_or("{}")) {
@@ -612,6 +613,41 @@ async fn shutdown_signal() {
         _ => {
             tracing::error!("cannot install signal handlers; stop with SIGKILL");
             std::future::pending::<()>().await
+        }
+    }
+}
+
+/// `pinclaw mqtt check`: one timed round trip through the broker.
+fn mqtt_check(gw: &GatewayArgs) -> ExitCode {
+    let config = match load_config(gw.config.as_ref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let Some(url) = config.mqtt.url.clone() else {
+        eprintln!("error: no [mqtt] url in the config (pinclaw mqtt check --config FILE)");
+        return ExitCode::from(2);
+    };
+    let node = config.mqtt.node_id(&gateway::hostname());
+    let options = match pinclaw::bridge::client_options(&config.mqtt, &node) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: mqtt: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match pinclaw::mqtt::check(options, std::time::Duration::from_secs(10)) {
+        Ok(r) => {
+            let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+            println!("{url}: ok");
+            println!("  connect (and auth)   {:>8.1} ms", ms(r.connect));
+            println!("  subscribe            {:>8.1} ms", ms(r.subscribe));
+            println!("  publish -> received  {:>8.1} ms  ({})", ms(r.round_trip), r.topic);
+            println!("  total                {:>8.1} ms", ms(r.total));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {url}: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -34,7 +34,7 @@ fn err(cfg: &BoardConfig) -> ConfigError {
 fn every_builtin_profile_parses_and_resolves_with_all_templates_enabled() {
     assert_eq!(
         builtin_names(),
-        vec!["pi-zero-2w", "pi-3b", "pi-4b", "pi-5", "sim"]
+        vec!["pi-zero-2w", "pi-zero", "pi-3b", "pi-4b", "pi-5", "sim"]
     );
     for name in builtin_names() {
         let p = Profile::builtin(name).unwrap();
@@ -86,7 +86,7 @@ fn every_builtin_profile_parses_and_resolves_with_all_templates_enabled() {
 
 #[test]
 fn real_board_profiles_touch_no_pins_until_enabled() {
-    for name in ["pi-zero-2w", "pi-3b", "pi-4b", "pi-5"] {
+    for name in ["pi-zero-2w", "pi-zero", "pi-3b", "pi-4b", "pi-5"] {
         let cfg = BoardConfig {
             profile: name.into(),
             simulate: true,
@@ -171,7 +171,7 @@ fn unknown_profile_lists_the_known_ones() {
     let e = err(&cfg);
     assert!(
         e.to_string()
-            .contains("pi-zero-2w, pi-3b, pi-4b, pi-5, sim"),
+            .contains("pi-zero-2w, pi-zero, pi-3b, pi-4b, pi-5, sim"),
         "{e}"
     );
 }
@@ -443,4 +443,24 @@ fn from_config_surfaces_config_errors_as_board_errors() {
         BoardError::Config(ConfigError::PinUsedTwice { .. })
     ));
     assert_eq!(e.code(), "BOARD_CONFIG");
+}
+
+#[test]
+fn every_pi_finds_its_profile_by_its_model_string() {
+    for (model, profile) in [
+        ("Raspberry Pi Zero W Rev 1.1", "pi-zero"),
+        ("Raspberry Pi Zero Rev 1.3", "pi-zero"),
+        ("Raspberry Pi Model B Plus Rev 1.2", "pi-zero"),
+        ("Raspberry Pi Model A Plus Rev 1.1", "pi-zero"),
+        ("Raspberry Pi Zero 2 W Rev 1.0", "pi-zero-2w"),
+        ("Raspberry Pi 3 Model B Rev 1.2", "pi-3b"),
+        ("Raspberry Pi 4 Model B Rev 1.4", "pi-4b"),
+        ("Raspberry Pi 5 Model B Rev 1.0", "pi-5"),
+    ] {
+        let found = profile::Profile::for_model(model)
+            .unwrap()
+            .map(|p| p.name)
+            .unwrap_or_default();
+        assert_eq!(found, profile, "{model}");
+    }
 }

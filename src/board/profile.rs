@@ -28,6 +28,7 @@ pub const DEFAULT_DEBOUNCE_MS: u32 = 50;
 /// The profiles compiled into the binary: `(name, TOML text)`.
 pub const BUILTIN_PROFILES: &[(&str, &str)] = &[
     ("pi-zero-2w", include_str!("../../boards/pi-zero-2w.toml")),
+    ("pi-zero", include_str!("../../boards/pi-zero.toml")),
     ("pi-3b", include_str!("../../boards/pi-3b.toml")),
     ("pi-4b", include_str!("../../boards/pi-4b.toml")),
     ("pi-5", include_str!("../../boards/pi-5.toml")),
@@ -643,7 +644,7 @@ fn default_profile() -> String {
 ///
 /// ```toml
 /// [board]
-/// profile = "auto"            # or pi-zero-2w, pi-3b, pi-4b, pi-5, sim
+/// profile = "auto"            # or pi-zero, pi-zero-2w, pi-3b, pi-4b, pi-5, sim
 /// enable = ["relay1", "pir1"] # switch on wiring templates of the profile
 ///
 /// [[board.devices]]           # add a device, or replace one by name
@@ -665,7 +666,7 @@ fn default_profile() -> String {
 pub struct BoardConfig {
     /// Board profile: `auto` (default: the Raspberry Pi model named by
     /// `/proc/device-tree/model`, or `sim` when it is not a Pi), or one of
-    /// `pi-zero-2w`, `pi-3b`, `pi-4b`, `pi-5`, `sim`.
+    /// `pi-zero`, `pi-zero-2w`, `pi-3b`, `pi-4b`, `pi-5`, `sim`.
     #[serde(default = "default_profile")]
     pub profile: String,
     /// Run the chosen profile on the simulated backend (try a Pi profile's

@@ -282,6 +282,15 @@ static COMMANDS: &[Cmd] = &[
             ),
         ],
     ),
+    group(
+        "mqtt",
+        "The MQTT bridge's broker.",
+        &[leaf(
+            "check",
+            "Connect with [mqtt]'s settings, subscribe, publish and receive one message, disconnect: each step timed.",
+            &[],
+        )],
+    ),
     leaf(
         "call",
         "Call any gateway method and print the JSON result.",

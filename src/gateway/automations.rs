@@ -118,13 +118,17 @@ impl Hands for GatewayHands {
     fn mqtt(
         &self,
         topic: String,
-        _payload: String,
-        _retain: bool,
+        payload: String,
+        retain: bool,
     ) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(async move {
-            Err(format!(
-                "cannot publish to {topic}: the MQTT bridge is not configured"
-            ))
+            let shared = self.shared()?;
+            match shared.mqtt.get() {
+                Some(bridge) => bridge.publish(topic, payload, retain),
+                None => Err(format!(
+                    "cannot publish to {topic}: the MQTT bridge is not running"
+                )),
+            }
         })
     }
 

@@ -199,6 +199,8 @@ pub struct Shared {
     pub(crate) sample_plan: sensors::SamplePlan,
     /// The automation engine (config automations and cron jobs).
     pub automations: Arc<crate::automation::engine::Engine>,
+    /// The MQTT bridge, once started (when `[mqtt]` is configured).
+    pub mqtt: std::sync::OnceLock<Arc<crate::bridge::Bridge>>,
     /// Results of side-effecting requests, by idempotency key.
     pub idempotency: idempotency::Idempotency,
     /// Process start, for `uptimeMs`.
@@ -379,12 +381,13 @@ impl Gateway {
             ))),
             _ => None,
         };
+        let (bridge, mqtt_messages) = start_bridge(&shared);
         let automations = shared.board.as_ref().map(|board| {
             tokio::spawn(
                 shared
                     .automations
                     .clone()
-                    .run(board.devices().changes().subscribe(), None),
+                    .run(board.devices().changes().subscribe(), mqtt_messages),
             )
         });
         tokio::pin!(shutdown);
@@ -405,7 +408,7 @@ impl Gateway {
         let deadline = Instant::now() + limits::SHUTDOWN_GRACE - Duration::from_millis(1500);
         shared.ready.store(false, Ordering::Relaxed);
         periodic.abort();
-        for task in [edges, sampler, automations].into_iter().flatten() {
+        for task in [edges, sampler, automations, bridge].into_iter().flatten() {
             task.abort();
         }
         drop(self.listener);
@@ -431,8 +434,54 @@ impl Gateway {
         if let Some(history) = &shared.history {
             history.snapshot(&shared.store).await;
         }
+        if let Some(mqtt) = shared.mqtt.get().cloned() {
+            // `offline`, then DISCONNECT (the broker keeps the will for a
+            // crash); blocking, so off the event loop.
+            let _ = tokio::task::spawn_blocking(move || mqtt.stop()).await;
+        }
         shared.store.close().await;
         tracing::info!("gateway stopped");
+    }
+}
+
+/// Starts the MQTT bridge when `[mqtt]` is configured; returns its task
+/// and the receiver of the automations' MQTT messages.
+fn start_bridge(
+    shared: &Arc<Shared>,
+) -> (
+    Option<tokio::task::JoinHandle<()>>,
+    Option<tokio::sync::mpsc::Receiver<crate::automation::engine::MqttMessage>>,
+) {
+    let config = &shared.settings.config;
+    let (Some(board), true) = (&shared.board, config.mqtt_configured()) else {
+        return (None, None);
+    };
+    let trigger_topics = shared
+        .automations
+        .list()
+        .into_iter()
+        .filter_map(|e| match e.automation.trigger {
+            crate::automation::config::Trigger::Mqtt { topic, .. } => Some(topic),
+            _ => None,
+        })
+        .collect();
+    let (to_engine, from_bridge) = tokio::sync::mpsc::channel(limits::MQTT_EVENT_QUEUE);
+    let setup = crate::bridge::Setup {
+        config: config.mqtt.clone(),
+        board_name: shared.hostname.clone(),
+        trigger_topics,
+    };
+    let hands = Arc::new(automations::GatewayHands(Arc::downgrade(shared)));
+    match crate::bridge::Bridge::start(setup, board.clone(), hands, shared.store.clone(), to_engine)
+    {
+        Ok((bridge, task)) => {
+            let _ = shared.mqtt.set(bridge);
+            (Some(task), Some(from_bridge))
+        }
+        Err(e) => {
+            tracing::error!("the MQTT bridge did not start: {e}");
+            (None, None)
+        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! The gateway's own facts: its Ed25519 identity seed.
+//! The gateway's own facts: its Ed25519 identity seed, and small records
+//! other parts keep (the MQTT bridge's discovery inventory).
 
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 
@@ -42,6 +43,27 @@ impl Store {
                 .insert(IDENTITY_SEED_KEY, seed.as_slice())
                 .map_err(db_err)?;
             Ok(seed)
+        })
+        .await
+    }
+}
+
+impl Store {
+    /// A small record by key (`None` when absent).
+    pub async fn kv_get(&self, key: &'static str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(move |txn| {
+            let table = txn.open_table(META).map_err(db_err)?;
+            Ok(table.get(key).map_err(db_err)?.map(|v| v.value().to_vec()))
+        })
+        .await
+    }
+
+    /// Saves a small record (no fsync: durable with the next one).
+    pub async fn kv_put(&self, key: &'static str, value: Vec<u8>) -> Result<(), StoreError> {
+        self.write(false, move |txn| {
+            let mut table = txn.open_table(META).map_err(db_err)?;
+            table.insert(key, value.as_slice()).map_err(db_err)?;
+            Ok(())
         })
         .await
     }

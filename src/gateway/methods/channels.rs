@@ -334,3 +334,14 @@ fn queued(why: Option<String>) -> ErrorShape {
     ErrorShape::new(codes::UNAVAILABLE, message)
         .with_details(json!({"code": "OUTBOUND_DELIVERY_QUEUED"}))
 }
+
+/// `mqtt.status`: the MQTT bridge's connection, in a channel account's
+/// shape (`running`, `connected`, `healthState`, `lastError`,
+/// `reconnectCount`, …); `{running: false}` when `[mqtt]` is not
+/// configured.
+pub async fn mqtt_status(call: &Call, _params: Value) -> Reply {
+    Ok(match call.shared.mqtt.get() {
+        Some(bridge) => bridge.status_json(),
+        None => json!({"running": false, "configured": call.shared.settings.config.mqtt_configured()}),
+    })
+}

@@ -102,6 +102,8 @@ struct HealthSnapshot {
     connections: Connections,
     providers: Option<crate::provider::ProviderHealth>,
     automations: AutomationHealth,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mqtt: Option<Value>,
     model_runtime: ModelRuntime,
     event_loop: EventLoop,
 }
@@ -174,6 +176,7 @@ fn snapshot(shared: &Shared) -> HealthSnapshot {
                 failing: shared.automations.failing(),
             }
         },
+        mqtt: shared.mqtt.get().map(|b| b.status_json()),
         model_runtime: ModelRuntime {
             degraded,
             pending_agents: NONE,

@@ -219,6 +219,12 @@ pub static METHODS: &[Method] = &[
         channels::pairing_dismiss
     ),
     method!("send", Operator(scopes::WRITE), Beside, channels::send),
+    method!(
+        "mqtt.status",
+        Operator(scopes::READ),
+        Inline,
+        channels::mqtt_status
+    ),
     method!("node.list", Operator(scopes::READ), Beside, nodes::list),
     method!(
         "node.describe",
