@@ -77,13 +77,17 @@ const invoke = (command, params, timeoutMs = 15000) =>
 const CONN_TEXT = { ok: "Connected", connecting: "Connecting…", offline: "Offline", pairing: "Waiting for approval", login: "Signed out" };
 
 gw.addEventListener("state", () => showState());
-gw.addEventListener("hello", () => refreshAll());
+gw.addEventListener("hello", () => {
+  document.body.dataset.auth = gw.hello.auth?.method || "";
+  refreshAll();
+});
 gw.addEventListener("gap", () => refreshAll());
 gw.addEventListener("event", (e) => onEvent(e.detail));
 
 function showState() {
   const state = gw.state;
   document.body.dataset.conn = state;
+  if (gw.identity) document.body.dataset.identity = gw.identity.kind;
   $("conn").textContent = CONN_TEXT[state];
   $("banner").hidden = state !== "offline";
   $("banner-text").textContent = gw.problem && gw.problem !== "connection lost" ? `Offline: ${gw.problem}. Reconnecting…` : "Offline. Reconnecting…";
@@ -304,6 +308,9 @@ function paint(d) {
       d.moreEl.textContent = flags ? `flags 0x${flags.toString(16)}` : "";
       d.el.dataset.state = flags ? "warn" : "ok";
     } else {
+      // Temperature first, then humidity, pressure, the rest.
+      const rank = (k) => ["temp", "humid", "press"].findIndex((p) => k.startsWith(p)) >>> 0;
+      fields.sort((a, b) => rank(a[0]) - rank(b[0]));
       d.valueEl.textContent = fields.length ? field(...fields[0]).text : "—";
       d.moreEl.textContent = fields
         .slice(1)
@@ -650,6 +657,8 @@ async function loadHealth(poll) {
   if (logCursor == null || logs.reset) box.replaceChildren();
   box.append(...(logs.lines || []).map((l) => h("div", { class: /\b(ERROR|WARN)\b/.test(l) ? "warn" : "" }, l)));
   while (box.childElementCount > 500) box.firstChild.remove();
+  if (!box.childElementCount) box.append(h("div", { class: "empty" }, "No log lines yet."));
+  else if (logs.lines?.length) box.querySelector(".empty")?.remove();
   logCursor = logs.cursor;
   if (atEnd) box.scrollTop = box.scrollHeight;
 }

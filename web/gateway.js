@@ -241,7 +241,7 @@ export class Gateway extends EventTarget {
     if (secret) Object.assign(auth, { token: secret, password: secret });
     if (deviceToken) auth.deviceToken = deviceToken;
     const platform = navigator.userAgentData?.platform || navigator.platform || "web";
-    const client = { ...CLIENT, version: VERSION, platform, instanceId: this.instanceId };
+    const client = { ...CLIENT, version: VERSION, platform, displayName: `Dashboard on ${platform}`, instanceId: this.instanceId };
     const signed = ["v3", this.identity.id, client.id, client.mode, ROLE, SCOPES.join(","), ts, auth.token || deviceToken || "", nonce, normalize(platform), ""];
     const device = {
       id: this.identity.id,
