@@ -19,6 +19,8 @@ mod agent_support;
 mod cdp;
 #[path = "support/fake_provider.rs"]
 mod fake_provider;
+#[path = "support/fake_telegram.rs"]
+mod fake_telegram;
 mod support;
 
 use std::path::PathBuf;
@@ -27,6 +29,7 @@ use std::time::{Duration, Instant};
 use agent_support::{agent_settings, text_reply, tool_reply};
 use cdp::{Browser, Page};
 use fake_provider::{FakeProvider, Reply};
+use fake_telegram::FakeTelegram;
 use pinclaw::board::profile::DeviceKindName;
 use pinclaw::board::{DeviceSpec, Level};
 use pinclaw::client::Client;
@@ -36,6 +39,7 @@ use support::*;
 const WAIT: Duration = Duration::from_secs(30);
 const PHONE: (u32, u32) = (390, 844);
 const DESKTOP: (u32, u32) = (1280, 800);
+const TELEGRAM_TOKEN: &str = "123456:TEST-dashboard-bot-token";
 const VIEWS: [&str; 5] = ["home", "chat", "history", "approvals", "health"];
 
 /// Prints past libtest's output capture, so a skip reason shows in CI logs.
@@ -152,15 +156,25 @@ async fn assert_fits(page: &Page<'_>, what: &str) {
 }
 
 /// The gateway: sim board, a `heater` output that needs approval, the fake
-/// model, and `pinclaw.test` as a name it answers to (the insecure-context
-/// run). `port` 0 picks one.
+/// model, Telegram on the fake Bot API (DM pairing on), and `pinclaw.test`
+/// as a name it answers to (the insecure-context run). `port` 0 picks one.
 fn gateway_settings(
     dir: &std::path::Path,
     fake: &FakeProvider,
+    tg: &FakeTelegram,
     port: u16,
 ) -> pinclaw::gateway::GatewaySettings {
-    let mut s = agent_settings(dir, fake, 16_384);
+    let mut s = agent_settings(&dir.join("state"), fake, 16_384);
     s.port = port;
+    let token_file = dir.join("telegram.token");
+    std::fs::write(&token_file, format!("{TELEGRAM_TOKEN}\n")).unwrap_or_else(|e| panic!("{e}"));
+    s.config.channels.telegram = pinclaw::channel::telegram::TelegramConfig {
+        enabled: true,
+        bot_token_file: Some(token_file),
+        api_root: tg.api_root(),
+        poll_timeout_s: 1,
+        ..Default::default()
+    };
     s.config.board.devices.push(DeviceSpec {
         name: "heater".into(),
         label: Some("Heater".into()),
@@ -170,7 +184,46 @@ fn gateway_settings(
         ..DeviceSpec::default()
     });
     s.config.gateway.allowed_hosts = vec!["pinclaw.test".into()];
+    // A sample a second, so the sparklines have a shape within the test.
+    s.config.history.step_s = 1;
+    s.config.history.hours = 1;
     s
+}
+
+/// Weather for the sim board: a few sensors drift (sim.set from another
+/// client) until aborted, so history has curves and home sees live values.
+fn weather(url: String) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut client = operator_at(&url, TOKEN, &["operator.admin"]).await;
+        for i in 0u32.. {
+            let t = f64::from(i) / 8.0;
+            let readings = [
+                ("water", json!({"temperature_c": 21.0 + 1.5 * t.sin()})),
+                (
+                    "shed",
+                    json!({"temperature_c": 14.0 + 3.0 * (0.7 * t).sin(), "humidity_pct": 70.0 + 8.0 * (0.5 * t).cos()}),
+                ),
+                (
+                    "porch",
+                    json!({"temperature_c": 17.0 + 2.0 * (0.4 * t).cos(), "humidity_pct": 62.0 + 5.0 * (0.9 * t).sin()}),
+                ),
+                (
+                    "cpu_temp",
+                    json!({"temperature_c": 47.0 + 4.0 * (1.3 * t).sin()}),
+                ),
+            ];
+            for (name, mut params) in readings {
+                params["name"] = json!(name);
+                let _ = client
+                    .call(
+                        "node.invoke",
+                        json!({"nodeId": "local", "command": "sim.set", "params": params, "idempotencyKey": format!("weather-{i}-{name}")}),
+                    )
+                    .await;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    })
 }
 
 #[tokio::test]
@@ -182,8 +235,9 @@ async fn dashboard_in_a_real_browser() {
         );
     };
     let fake = FakeProvider::start();
+    let tg = FakeTelegram::start(TELEGRAM_TOKEN);
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let gw = TestGateway::start_with(gateway_settings(dir.path(), &fake, 0)).await;
+    let gw = TestGateway::start_with(gateway_settings(dir.path(), &fake, &tg, 0)).await;
     let sim = gw
         .handle
         .board()
@@ -207,6 +261,7 @@ async fn dashboard_in_a_real_browser() {
     )
     .await;
     let shots = shots_dir();
+    let weather = weather(gw.url.clone());
 
     // 1. Login by link: the token leaves the address bar and stays in
     //    sessionStorage. 2. The browser shows up as a pending device; the
@@ -392,8 +447,23 @@ async fn dashboard_in_a_real_browser() {
         "the Approvals tab counts it"
     );
     phone
+        .eval("document.querySelector('[data-device=heater]').scrollIntoView({block: 'center'})")
+        .await;
+    phone
         .screenshot(&shots.join("home-approval-phone.png"))
         .await;
+    // The same request waits in the Approvals view.
+    open_view(&phone, "approvals").await;
+    phone
+        .wait_for(
+            "document.querySelector('#approval-list [data-testid=approval]')?.textContent.includes('heater')",
+            WAIT,
+        )
+        .await;
+    phone
+        .screenshot(&shots.join("approvals-waiting-phone.png"))
+        .await;
+    open_view(&phone, "home").await;
     phone
         .eval("document.querySelector('[data-device=heater] [data-testid=approve]').click()")
         .await;
@@ -586,6 +656,63 @@ async fn dashboard_in_a_real_browser() {
         );
     }
 
+    // Approvals also covers chat senders: a Telegram DM from a stranger
+    // (dm_policy = "pairing") waits for the owner, who approves it here.
+    tg.dm(777, "hello, is this the hub?");
+    let deadline = Instant::now() + WAIT;
+    while admin
+        .call("channels.pairing.list", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))["requests"]
+        .as_array()
+        .is_none_or(|r| r.is_empty())
+    {
+        assert!(Instant::now() < deadline, "no DM pairing request");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    open_view(&phone, "home").await;
+    phone
+        .wait_for(
+            "document.getElementById('glance').textContent.includes('Telegram ok')",
+            WAIT,
+        )
+        .await;
+    open_view(&phone, "approvals").await;
+    phone
+        .wait_for(
+            "document.querySelector('[data-testid=dm-request]')?.textContent.includes('User777')",
+            WAIT,
+        )
+        .await;
+    phone
+        .screenshot(&shots.join("approvals-pairing-phone.png"))
+        .await;
+    phone
+        .eval("document.querySelector('[data-testid=dm-request-approve]').click()")
+        .await;
+    phone
+        .wait_for("!document.querySelector('[data-testid=dm-request]')", WAIT)
+        .await;
+    let left = admin
+        .call("channels.pairing.list", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(left["requests"], json!([]), "approved: {left}");
+
+    // Health lists automations and tails the log ring (nothing logs into
+    // it in tests, so the test writes two lines of its own).
+    admin
+        .call(
+            "cron.add",
+            json!({"name": "Evening lights", "schedule": {"kind": "cron", "expr": "0 19 * * *"}, "payload": {"kind": "agentTurn", "message": "switch relay1 on"}, "sessionTarget": "isolated"}),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    pinclaw::logging::ring()
+        .push("INFO dashboard_browser: a line the test wrote into the log ring");
+    pinclaw::logging::ring()
+        .push("WARN dashboard_browser: a warning the test wrote, <b>not markup</b>");
+
     // 7. + 8. Every view, phone and desktop, light and dark: no overflow at
     //    390 px, a screenshot each.
     for (page, (w, h), name) in [(&phone, PHONE, "phone"), (&desk, DESKTOP, "desktop")] {
@@ -605,7 +732,7 @@ async fn dashboard_in_a_real_browser() {
                         "document.querySelector('#approval-list p, #approval-list article')"
                     }
                     _ => {
-                        "document.querySelector('#logs div') && document.querySelector('#health article')"
+                        "document.getElementById('logs').textContent.includes('<b>not markup</b>') && document.getElementById('health').textContent.includes('Evening lights')"
                     }
                 };
                 page.wait_for(ready, WAIT).await;
@@ -691,6 +818,7 @@ async fn dashboard_in_a_real_browser() {
         .wait_for(&format!("{} === 'On'", value_of("relay1")), WAIT)
         .await;
     let port = gw.addr.port();
+    weather.abort();
     drop(admin);
     gw.stop().await;
     phone
@@ -700,7 +828,7 @@ async fn dashboard_in_a_real_browser() {
         )
         .await;
     phone.screenshot(&shots.join("offline-phone.png")).await;
-    let gw = TestGateway::start_with(gateway_settings(dir.path(), &fake, port)).await;
+    let gw = TestGateway::start_with(gateway_settings(dir.path(), &fake, &tg, port)).await;
     phone
         .wait_for("document.body.dataset.conn === 'ok'", WAIT)
         .await;

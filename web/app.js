@@ -36,6 +36,7 @@ function ago(ms) {
 
 function span(ms) {
   const m = Math.floor(ms / 60000);
+  if (m < 1) return "under a minute";
   if (m < 60) return `${m} min`;
   const hrs = Math.floor(m / 60);
   return hrs < 48 ? `${hrs} h ${m % 60} min` : `${Math.floor(hrs / 24)} d ${hrs % 24} h`;
@@ -151,6 +152,7 @@ function refreshView() {
 
 // After every connect: everything the page shows, fetched again.
 function refreshAll() {
+  logCursor = null; // another gateway process may have answered: its own log
   loadBoard();
   loadApprovals();
   loadSessions();
@@ -162,10 +164,13 @@ function refreshAll() {
 // Views poll what has no event, only while shown and visible.
 setInterval(() => {
   if (gw.state !== "ok" || document.visibilityState === "hidden") return;
-  if (view === "health") loadHealth(true);
+  if (view === "health") loadHealth();
   if (view === "history") loadHistory();
   if (view === "approvals") loadDmPairing();
-  if (view === "home") loadGlance();
+  if (view === "home") {
+    loadGlance();
+    for (const d of devices.values()) paint(d);
+  }
 }, 10000);
 
 function onEvent({ event, payload }) {
@@ -253,10 +258,25 @@ async function loadBoard() {
 }
 
 // One tile per device: [data-device=name], its value in [data-testid=value].
+// Line icons (24×24, stroked) for a tile's kind.
+const ICONS = {
+  temp: "M10 13.5V5a2 2 0 1 1 4 0v8.5a4 4 0 1 1-4 0zM12 10v6",
+  chip: "M7 7h10v10H7zM10 3v4m4-4v4m-4 10v4m4-4v4M3 10h4m-4 4h4m10-4h4m-4 4h4",
+  bolt: "M13 3 5 13.5h6L10 21l8-10.5h-6z",
+  power: "M12 3.5v8M7.2 6.8a7 7 0 1 0 9.6 0",
+  fan: "M12 10.5a1.5 1.5 0 1 0 0 3 1.5 1.5 0 1 0 0-3M12 10.5C11 6 12 3.5 15 4s2 4-1.5 7.5M13.5 12c4.5-1 7 0 6.5 3s-4 2-7.5-1.5M12 13.5c1 4.5 0 7-3 6.5s-2-4 1.5-7.5M10.5 12C6 13 3.5 12 4 9s4-2 7.5 1.5",
+  motion: "M12 12h.01M8.5 8.5a5 5 0 0 0 0 7M15.5 8.5a5 5 0 0 1 0 7M5.5 5.5a9.2 9.2 0 0 0 0 13M18.5 5.5a9.2 9.2 0 0 1 0 13",
+  button: "M12 12m-3.5 0a3.5 3.5 0 1 0 7 0 3.5 3.5 0 1 0-7 0M12 12m-8 0a8 8 0 1 0 16 0 8 8 0 1 0-16 0",
+};
+function icon(d) {
+  const name = { output: "power", pwm: "fan", cpu_temp: "chip", throttled: "bolt" }[d.kind] || (isInput(d) ? (motion(d) ? "motion" : "button") : "temp");
+  return h("svg:svg", { viewBox: "0 0 24 24", class: "icon", "aria-hidden": "true" }, h("svg:path", { d: ICONS[name] }));
+}
+
 function tile(d) {
   d.valueEl = h("span", { class: "value", "data-testid": "value" });
   d.noteEl = h("span", { class: "note" });
-  d.el = h("article", { class: `tile ${d.kind}`, "data-device": d.name, "data-kind": d.kind }, h("span", { class: "label" }, d.label || d.name));
+  d.el = h("article", { class: `tile ${d.kind}`, "data-device": d.name, "data-kind": d.kind }, h("div", { class: "head" }, h("span", { class: "label" }, d.label || d.name), icon(d)));
   if (isSwitch(d)) {
     d.control = h("button", { type: "button", role: "switch", class: "switch", "aria-label": d.label || d.name, onclick: () => toggle(d) }, h("span", { class: "knob" }));
     d.el.append(h("div", { class: "row" }, d.valueEl, d.control));
@@ -282,7 +302,9 @@ function paint(d) {
   const pending = d.busy === "confirm" || waiting.length > 0;
   d.el.classList.toggle("pending", pending);
   d.el.toggleAttribute("aria-busy", pending || !!d.busy);
-  let note = d.error || (pending ? "Waiting for approval" : d.ts ? `Updated ${clock(d.ts)}` : "");
+  // A value shows its age only once it is old enough to doubt.
+  const stale = d.ts && Date.now() - d.ts > 15 * 60000 ? `Updated ${ago(d.ts)}` : "";
+  let note = d.error || (pending ? "Waiting for approval" : stale);
   if (isSwitch(d)) {
     const on = d.value === true;
     d.valueEl.textContent = d.value == null ? "—" : on ? "On" : "Off";
@@ -404,6 +426,8 @@ async function loadHistory() {
     }
     const rows = Object.entries(hist.fields || {}).map(([name, series]) => sparkRow(name, series, hist.stepMs || 60000)).filter(Boolean);
     if (rows.length) cards.push(h("article", { class: "card chart", "data-device": d.name }, h("h3", {}, d.label || d.name), rows));
+    const kept = Object.values(hist.fields || {})[0]?.values.length * (hist.stepMs || 60000);
+    if (kept) $("history-span").textContent = kept >= 5400000 ? `Last ${Math.round(kept / 3600000)} hours` : `Last ${Math.round(kept / 60000)} minutes`;
   }
   $("charts").replaceChildren(...cards);
   $("charts-empty").hidden = cards.length > 0;
@@ -425,16 +449,20 @@ function sparkRow(name, { startMs, values }, stepMs) {
   const min = Math.min(...seen);
   const max = Math.max(...seen);
   const last = seen[seen.length - 1];
-  const range = max - min || 1;
+  const range = max - min;
   const W = 300;
   const H = 48;
   const x = (i) => (buckets.length > 1 ? (i / (buckets.length - 1)) * W : W);
-  const y = (v) => H - 4 - ((v - min) / range) * (H - 8);
-  // A polyline per run without gaps.
+  const y = (v) => (range ? H - 4 - ((v - min) / range) * (H - 8) : H / 2);
+  // A polyline per run of values; a gap of a few missed samples is bridged,
+  // a longer one (the hub was off) breaks the line.
   const lines = [];
   let run = [];
+  let gap = 0;
   buckets.forEach((v, i) => {
-    if (v == null) return run.length && (lines.push(run), (run = []));
+    if (v == null) return gap++;
+    if (gap > 3) lines.push(run), (run = []);
+    gap = 0;
     run.push(`${x(i).toFixed(1)},${y(v).toFixed(1)}`);
   });
   if (run.length) lines.push(run);
@@ -445,7 +473,13 @@ function sparkRow(name, { startMs, values }, stepMs) {
   const svg = h(
     "svg:svg",
     { viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none", class: "spark", role: "img", "aria-label": `${f.label} since ${clock(since)}: from ${lo} to ${hi}, now ${f.text}` },
-    lines.map((pts) => (pts.length === 1 ? h("svg:circle", { cx: pts[0].split(",")[0], cy: pts[0].split(",")[1], r: 2 }) : h("svg:polyline", { points: pts.join(" ") }))),
+    // Each run: a soft area under it, then the line (a lone sample is a dot).
+    lines.map((pts) => {
+      const [x0, y0] = pts[0].split(",");
+      if (pts.length === 1) return h("svg:circle", { cx: x0, cy: y0, r: 2 });
+      const x1 = pts[pts.length - 1].split(",")[0];
+      return [h("svg:polygon", { class: "area", points: `${x0},${H} ${pts.join(" ")} ${x1},${H}` }), h("svg:polyline", { points: pts.join(" ") })];
+    }),
   );
   return h(
     "div",
@@ -544,8 +578,8 @@ function showApprovals() {
       "article",
       { class: "card request", "data-testid": "approval", "data-approval": a.id },
       h("h3", {}, a.summary || a.request?.command || "A command"),
-      h("p", { class: "muted" }, a.device ? `Device ${a.device}` : a.request?.host ? `On ${a.request.host}` : ""),
-      a.expiresAtMs && h("p", { class: "muted" }, `Expires at ${clock(a.expiresAtMs)}`),
+      h("p", { class: "muted" }, a.device ? `${devices.get(a.device)?.label || a.device} on this hub` : a.request?.host ? `On ${a.request.host}` : ""),
+      h("p", { class: "muted" }, `Asked at ${clock(a.createdAtMs || a.ts || Date.now())}${a.expiresAtMs ? `, expires at ${clock(a.expiresAtMs)}` : ""}`),
       h("div", { class: "actions" }, decisionButtons(a)),
     ),
   );
@@ -571,15 +605,16 @@ function showApprovals() {
     ),
   ];
   $("pair-list").replaceChildren(...(pairs.length ? pairs : [h("p", { class: "muted" }, "No device or node is waiting.")]));
-  const dms = dmPairing.map((r) =>
-    requestCard(
-      `${r.channel || "Chat"}: ${r.meta?.username || r.meta?.name || r.id || r.code}`,
-      [`Code ${r.code}`, r.createdAt && `Asked ${ago(Date.parse(r.createdAt) || r.createdAt)}`],
-      () => gw.request("channels.pairing.approve", { channel: r.channel, code: r.code }),
-      () => gw.request("channels.pairing.dismiss", { channel: r.channel, code: r.code }),
+  const dms = dmPairing.map((r) => {
+    const which = { channel: r.channel, accountId: r.accountId, requestId: r.requestId };
+    return requestCard(
+      `${r.channelLabel || r.channel}: ${r.senderLabel || r.senderId}`,
+      [`Wants to talk to the assistant${r.createdAt ? `, asked ${ago(Date.parse(r.createdAt))}` : ""}`, r.senderLabel && `Sender ${r.senderId}`],
+      () => gw.request("channels.pairing.approve", { ...which, notify: true }),
+      () => gw.request("channels.pairing.dismiss", which),
       "dm-request",
-    ),
-  );
+    );
+  });
   $("dm-list").replaceChildren(...(dms.length ? dms : [h("p", { class: "muted" }, "No chat sender is waiting.")]));
   const count = approvals.size + pairing.devices.length + pairing.nodes.length + dmPairing.length;
   $("badge").hidden = !count;
@@ -590,10 +625,11 @@ function showApprovals() {
 
 let logCursor = null;
 
-function card(title, rows, state) {
+// A card of facts; state "ok", "warn" or "none" colours its dot.
+function card(title, rows, state = "ok") {
   return h(
     "article",
-    { class: `card facts ${state || ""}`, "data-testid": `health-${title.toLowerCase()}` },
+    { class: `card facts ${state}`, "data-testid": `health-${title.toLowerCase()}` },
     h("h3", {}, title),
     h(
       "dl",
@@ -603,9 +639,9 @@ function card(title, rows, state) {
   );
 }
 
-async function loadHealth(poll) {
+async function loadHealth() {
   const get = (m, p) => gw.request(m, p).catch(() => null);
-  if (!poll || !logCursor) {
+  {
     const [health, status, channels, nodes, cron] = await Promise.all([get("health"), get("status"), get("channels.status"), get("node.list"), get("cron.list", { includeDisabled: true })]);
     const cards = [];
     if (health) {
@@ -616,7 +652,7 @@ async function loadHealth(poll) {
           ["Memory", status?.processMemory ? mib(status.processMemory.rssBytes) : "?"],
           ["Clients", `${health.connections?.operators ?? "?"} operators, ${health.connections?.nodes ?? 0} nodes`],
           ["Event loop", health.eventLoop?.degraded ? `degraded: ${health.eventLoop.reasons.join(", ")}` : "ok"],
-        ]),
+        ], health.eventLoop?.degraded ? "warn" : "ok"),
       );
     }
     const models = status?.models || [];
@@ -626,7 +662,7 @@ async function loadHealth(poll) {
         models.length
           ? models.map((m) => [m.id, m.status === "available" ? "available" : `${m.status}${m.cooldownRemainingMs ? `, ${Math.ceil(m.cooldownRemainingMs / 1000)} s` : ""}${m.lastError ? `: ${m.lastError}` : ""}`])
           : [["", "No model configured"]],
-        models.some((m) => m.status !== "available") ? "warn" : "",
+        !models.length ? "none" : models.some((m) => m.status !== "available") ? "warn" : "ok",
       ),
     );
     const rows = [];
@@ -635,9 +671,9 @@ async function loadHealth(poll) {
         rows.push([`${channels.channelLabels?.[id] || id}${a.name ? ` (${a.name})` : ""}`, `${a.healthState || (a.connected ? "connected" : "down")}${a.lastError ? `: ${a.lastError}` : ""}`]);
       }
     }
-    cards.push(card("Channels", rows.length ? rows : [["", "No channel configured"]], rows.some((r) => !r[1].startsWith("healthy")) ? "warn" : ""));
+    cards.push(card("Channels", rows.length ? rows : [["", "No channel configured"]], !rows.length ? "none" : rows.some((r) => !r[1].startsWith("healthy")) ? "warn" : "ok"));
     const nodeRows = (nodes?.nodes || []).map((n) => [n.displayName || n.nodeId.slice(0, 8), `${n.gatewayLocal ? "this hub" : n.connected ? "online" : `offline${n.lastSeenAtMs ? `, seen ${ago(n.lastSeenAtMs)}` : ""}`}${n.approvalState && n.approvalState !== "approved" ? `, ${n.approvalState}` : ""}`]);
-    cards.push(card("Nodes", nodeRows.length ? nodeRows : [["", "None"]], nodeRows.some((r) => r[1].startsWith("offline")) ? "warn" : ""));
+    cards.push(card("Nodes", nodeRows.length ? nodeRows : [["", "None"]], nodeRows.some((r) => r[1].startsWith("offline")) ? "warn" : "ok"));
     const jobs = cron?.jobs || [];
     cards.push(
       card(
@@ -645,7 +681,7 @@ async function loadHealth(poll) {
         jobs.length
           ? jobs.map((j) => [j.name || j.id.slice(0, 8), !j.enabled ? "off" : `${j.state?.lastStatus ? `last ${j.state.lastStatus}, ` : ""}${j.state?.nextRunAtMs ? `next ${clock(j.state.nextRunAtMs)}` : "idle"}`])
           : [["", "None"]],
-        jobs.some((j) => j.state?.consecutiveErrors) ? "warn" : "",
+        !jobs.length ? "none" : jobs.some((j) => j.state?.consecutiveErrors) ? "warn" : "ok",
       ),
     );
     $("health").replaceChildren(...cards);
