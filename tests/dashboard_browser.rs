@@ -155,6 +155,17 @@ async fn assert_fits(page: &Page<'_>, what: &str) {
     );
 }
 
+/// Every visible control of the view is a 44 px touch target (height; and
+/// width for icon-sized ones), and its text input font is at least 16 px.
+async fn assert_touch_targets(page: &Page<'_>, what: &str) {
+    let small = page
+        .eval(
+            "[...document.querySelectorAll('button, a[href], input, select, textarea, summary, [role=switch]')].filter(e => e.offsetParent !== null).map(e => [e, e.getBoundingClientRect()]).filter(([e, r]) => r.height < 44 || r.width < 44 || (e.matches('input, select, textarea') && parseFloat(getComputedStyle(e).fontSize) < 16)).map(([e, r]) => `${e.outerHTML.slice(0, 80)} ${Math.round(r.width)}x${Math.round(r.height)}`)",
+        )
+        .await;
+    assert_eq!(small, json!([]), "{what}: controls smaller than 44 px");
+}
+
 /// The gateway: sim board, a `heater` output that needs approval, the fake
 /// model, Telegram on the fake Bot API (DM pairing on), and `pinclaw.test`
 /// as a name it answers to (the insecure-context run). `port` 0 picks one.
@@ -738,6 +749,7 @@ async fn dashboard_in_a_real_browser() {
                 page.wait_for(ready, WAIT).await;
                 if name == "phone" {
                     assert_fits(page, &format!("{view} at 390 px")).await;
+                    assert_touch_targets(page, &format!("{view} at 390 px")).await;
                 }
                 let suffix = if dark { "-dark" } else { "" };
                 page.screenshot(&shots.join(format!("{view}-{name}{suffix}.png")))

@@ -98,8 +98,9 @@ function showState() {
   if (state === "pairing") {
     const id = gw.pairing?.requestId || "<requestId>";
     $("approve-cmd").textContent = `pinclaw devices approve ${id}`;
-    $("pairing-note").textContent =
-      gw.pairing?.reason === "scope-upgrade" ? "This browser asks for more access than it was approved for." : "This page connects by itself once you approve it.";
+    $("pairing-note").textContent = `${
+      gw.pairing?.reason === "scope-upgrade" ? "This browser asks for more access than it was approved for." : "This page connects by itself once you approve it."
+    } Its device id starts with ${gw.identity?.id.slice(0, 8)}.`;
   }
   showView();
   if (state === "login") setTimeout(() => $("secret").focus(), 0);
@@ -151,14 +152,15 @@ function refreshView() {
 }
 
 // After every connect: everything the page shows, fetched again.
+let boardLoaded = Promise.resolve();
 function refreshAll() {
   logCursor = null; // another gateway process may have answered: its own log
-  loadBoard();
+  boardLoaded = loadBoard();
   loadApprovals();
   loadSessions();
   loadChat();
   loadGlance();
-  refreshView();
+  if (view === "history" || view === "health") refreshView();
 }
 
 // Views poll what has no event, only while shown and visible.
@@ -415,6 +417,7 @@ async function loadGlance() {
 const POINTS = 120; // a sparkline's resolution: enough for a phone, cheap to draw
 
 async function loadHistory() {
+  await boardLoaded; // which devices are sensors
   const sensors = [...devices.values()].filter((d) => isSensor(d) && d.kind !== "throttled");
   const cards = [];
   for (const d of sensors) {
