@@ -23,6 +23,7 @@
 //! Medians over `BENCH_PASSES` passes (default 5; the stall part runs
 //! `BENCH_STALL_PASSES`, default 3) with the spread (min–max across passes).
 
+mod common;
 #[path = "../tests/support/fake_provider.rs"]
 mod fake_provider;
 #[path = "../tests/support/fake_telegram.rs"]
@@ -30,34 +31,18 @@ mod fake_telegram;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Proc, Result, env_num, figure, pct, rates, sample, wait_until};
 use fake_provider::{FakeProvider, Reply, Step};
 use fake_telegram::{FakeTelegram, Fault, Times};
 use pinclaw::client::{Client, ClientOptions};
 use serde_json::{Value, json};
 
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
 const TOKEN: &str = "bench-token-0123456789abcdef";
 const BOT_TOKEN: &str = "4242:bench-bot-token";
 const USER: i64 = 42;
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn env_num(key: &str, default: u64) -> u64 {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn instant_reply() -> Reply {
     let chunk = |delta: Value, finish: Option<&str>| {
@@ -124,61 +109,6 @@ fn start(
     Err("the gateway did not print its ready line".into())
 }
 
-/// RSS in KiB (all, and private), CPU time and context switches of all
-/// threads (a thread that ended between two samples is not counted).
-#[derive(Clone, Copy)]
-struct Sample {
-    rss_kb: u64,
-    /// Private memory (heap, stacks): what the process really costs.
-    anon_kb: u64,
-    cpu_ns: u64,
-    switches: u64,
-    at: Instant,
-}
-
-fn sample(pid: u32) -> Sample {
-    let read = |p: String| std::fs::read_to_string(p).unwrap_or_default();
-    let field = |text: &str, key: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or(0)
-    };
-    let status = read(format!("/proc/{pid}/status"));
-    let (rss_kb, anon_kb) = (field(&status, "VmRSS:"), field(&status, "RssAnon:"));
-    // Per thread: nanoseconds on a CPU (`schedstat`'s first field; the
-    // clock ticks of `stat` are too coarse for an idle process) and
-    // context switches.
-    let (mut cpu_ns, mut switches) = (0, 0);
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for task in tasks.flatten() {
-            let dir = task.path().display().to_string();
-            let s = read(format!("{dir}/status"));
-            switches +=
-                field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:");
-            cpu_ns += read(format!("{dir}/schedstat"))
-                .split_whitespace()
-                .next()
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-        }
-    }
-    Sample {
-        rss_kb,
-        anon_kb,
-        cpu_ns,
-        switches,
-        at: Instant::now(),
-    }
-}
-
-/// (CPU %, wake-ups per second) between two samples.
-fn rates(a: Sample, b: Sample) -> (f64, f64) {
-    let secs = b.at.duration_since(a.at).as_secs_f64();
-    let cpu = b.cpu_ns.saturating_sub(a.cpu_ns) as f64 / 1e9 / secs * 100.0;
-    (cpu, b.switches.saturating_sub(a.switches) as f64 / secs)
-}
-
 async fn operator(url: &str) -> Result<Client> {
     Ok(Client::connect(
         url,
@@ -197,38 +127,6 @@ async fn health_state(op: &mut Client) -> Result<String> {
         .as_str()
         .unwrap_or("?")
         .to_owned())
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-/// Print the median of per-pass values with the spread across passes.
-fn figure(name: &str, unit: &str, mut passes: Vec<f64>) {
-    passes.sort_by(|a, b| a.total_cmp(b));
-    let shown: Vec<String> = passes.iter().map(|v| format!("{v:.4}")).collect();
-    println!(
-        "figure {name} {:.4} {unit} (median of {}; spread {:.4}–{:.4}; passes {})",
-        pct(&passes, 0.5),
-        passes.len(),
-        passes.first().copied().unwrap_or(f64::NAN),
-        passes.last().copied().unwrap_or(f64::NAN),
-        shown.join(" ")
-    );
-}
-
-async fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) -> Result<()> {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        if Instant::now() > deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread")]

@@ -276,6 +276,10 @@ pub const MAX_HISTORY_SLOTS: usize = 10_080;
 /// end. A longer pulse is refused with `OUT_OF_RANGE`.
 pub const MAX_PULSE_MS: u64 = 20_000;
 
+/// Run ids one `chat.history {inputRunIds}` asks about (OpenClaw's Control
+/// UI reconciling what it sent); the rest get no receipt.
+pub const MAX_INPUT_RECEIPTS: usize = 64;
+
 // ---- Automations ----
 
 /// Runs kept in the automation run history (`cron.runs`, `pinclaw

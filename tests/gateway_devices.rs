@@ -156,11 +156,31 @@ async fn pairing_end_to_end_and_across_a_restart() {
     assert_eq!(event["payload"]["requestId"], request_id.as_str());
     assert!(event["seq"].as_u64().is_some());
 
+    // The device retries while it waits: it keeps its request and id (the
+    // one an operator may have copied), and nobody is told twice.
+    for _ in 0..3 {
+        let again = connect_proxied(&gw.url, &proxied_device(&gw, &key, "operator"))
+            .await
+            .err()
+            .unwrap_or_default();
+        assert_eq!(again["details"]["requestId"], request_id.as_str());
+        assert_eq!(again["details"]["recommendedNextStep"], "wait_then_retry");
+        assert_eq!(again["details"]["pauseReconnect"], false);
+    }
+    assert!(
+        admin
+            .wait_event("device.pair.requested", Duration::from_millis(200))
+            .await
+            .is_err(),
+        "announced again"
+    );
+
     let list = admin
         .call("device.pair.list", json!({}))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(list["pending"][0]["requestId"], request_id.as_str());
+    assert_eq!(list["pending"].as_array().map(Vec::len), Some(1));
     assert_eq!(list["paired"], json!([]));
 
     // Restart before approving: the pending request survives.

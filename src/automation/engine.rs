@@ -1137,6 +1137,8 @@ impl Engine {
         };
         self.set_state(id, &state).await;
         self.finished(id, automation, run_id, at, &state, Some(duration));
+        // A schedule that was running is due again: re-plan the timer.
+        self.wake.notify_one();
         if delete && let Err(e) = self.remove_job(id).await {
             tracing::warn!(job = %id, "could not delete the job after its run: {e}");
         }

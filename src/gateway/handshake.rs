@@ -339,6 +339,7 @@ pub async fn admit(
                     "requestedScopes": requested,
                     "recommendedNextStep": "wait_then_retry",
                     "retryable": true,
+                    "pauseReconnect": false,
                 })),
             ));
         }

@@ -121,20 +121,21 @@ pub async fn request(
     shared: &Shared,
     request: PendingPairing,
 ) -> Result<PendingPairing, StoreError> {
-    shared
-        .store
-        .put_pending(request.clone(), request.ts)
-        .await?;
-    tracing::info!(
-        request_id = %request.request_id,
-        device_id = %request.device_id,
-        role = %request.role,
-        "device pairing requested; approve with `pinclaw devices approve {}`",
-        request.request_id
-    );
-    shared
-        .bus
-        .broadcast("device.pair.requested", &pending_view(&request));
+    let ts = request.ts;
+    let (request, created) = shared.store.put_pending(request, ts).await?;
+    // A device retrying while it waits keeps its request: announced once.
+    if created {
+        tracing::info!(
+            request_id = %request.request_id,
+            device_id = %request.device_id,
+            role = %request.role,
+            "device pairing requested; approve with `pinclaw devices approve {}`",
+            request.request_id
+        );
+        shared
+            .bus
+            .broadcast("device.pair.requested", &pending_view(&request));
+    }
     Ok(request)
 }
 

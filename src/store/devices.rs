@@ -191,16 +191,35 @@ impl Store {
         .await
     }
 
-    /// Store a pending request, replacing any earlier one for the same device
-    /// and role, evicting expired and (when full) the oldest requests.
+    /// Store a pending request. A device that asks again for no more than
+    /// its live request asks (a client retrying while it waits) refreshes
+    /// that request: same id, new time, so the id an operator copied stays
+    /// good. A wider ask replaces it. Expired and (when full) the oldest
+    /// requests are evicted. Returns the stored request and whether it is
+    /// new.
     pub async fn put_pending(
         &self,
         request: PendingPairing,
         now_ms: i64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(PendingPairing, bool), StoreError> {
         self.write(true, move |txn| {
             let mut table = txn.open_table(PENDING).map_err(db_err)?;
             let existing: Vec<PendingPairing> = list_json(&table)?;
+            if let Some(same) = existing.iter().find(|p| {
+                live(p, now_ms)
+                    && p.device_id == request.device_id
+                    && p.role == request.role
+                    && p.public_key == request.public_key
+                    && crate::protocol::scopes::covered(&p.scopes, &request.scopes)
+            }) {
+                let refreshed = PendingPairing {
+                    request_id: same.request_id.clone(),
+                    scopes: same.scopes.clone(),
+                    ..request
+                };
+                put_json(&mut table, &refreshed.request_id, &refreshed)?;
+                return Ok((refreshed, false));
+            }
             let mut stale: Vec<String> = existing
                 .iter()
                 .filter(|p| {
@@ -224,7 +243,8 @@ impl Store {
             for id in &stale {
                 table.remove(id.as_str()).map_err(db_err)?;
             }
-            put_json(&mut table, &request.request_id, &request)
+            put_json(&mut table, &request.request_id, &request)?;
+            Ok((request, true))
         })
         .await
     }

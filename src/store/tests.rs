@@ -217,10 +217,19 @@ async fn promotion_moves_parked_messages_in_one_step() -> Result<(), StoreError>
 async fn pending_requests_expire_replace_are_capped_and_survive_reopen() -> Result<(), StoreError> {
     let (store, _dir, path) = temp_store();
     let now = 1_000_000_000;
-    store.put_pending(pending("r1", "d1", now), now).await?;
-    store
-        .put_pending(pending("r2", "d1", now + 1), now + 1)
-        .await?; // replaces r1
+    assert!(store.put_pending(pending("r1", "d1", now), now).await?.1);
+    // The same device asking again while it waits keeps its request id.
+    let (again, created) = store
+        .put_pending(pending("rX", "d1", now + 1), now + 1)
+        .await?;
+    assert_eq!(
+        (again.request_id.as_str(), again.ts, created),
+        ("r1", now + 1, false)
+    );
+    // Asking for more replaces it.
+    let mut wider = pending("r2", "d1", now + 1);
+    wider.scopes = vec!["operator.admin".into()];
+    assert!(store.put_pending(wider, now + 1).await?.1);
     store
         .put_pending(pending("r3", "d2", now - 400_000), now)
         .await?; // already expired

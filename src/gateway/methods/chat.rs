@@ -278,6 +278,20 @@ struct HistoryParams {
     limit: Option<usize>,
     #[serde(default)]
     offset: Option<usize>,
+    /// OpenClaw's Control UI asks what became of the messages it sent.
+    #[serde(default)]
+    input_run_ids: Vec<String>,
+}
+
+/// A message's identity as OpenClaw's clients match it: a stable id, its
+/// position, and for a user message the idempotency key it was sent with.
+fn identity(session_id: &str, entry: &TranscriptEntry) -> Value {
+    let id = format!("{session_id}:{}", entry.seq);
+    match (entry.role.as_deref(), &entry.run_id) {
+        (Some("user"), Some(run)) => json!({"id": id, "seq": entry.seq, "idempotencyKey": run}),
+        (_, Some(run)) => json!({"id": id, "seq": entry.seq, "runId": run}),
+        _ => json!({"id": id, "seq": entry.seq}),
+    }
 }
 
 fn message_view(entry: &TranscriptEntry) -> Value {
@@ -317,11 +331,29 @@ fn message_view(entry: &TranscriptEntry) -> Value {
     v
 }
 
+/// `chat.startup`: what OpenClaw's Control UI loads a conversation with;
+/// with a `sessionKey` it is `chat.history` (short links are not served).
+pub async fn startup(call: &Call, params: Value) -> Reply {
+    if params.get("sessionKey").is_none() {
+        return Err(ErrorShape::invalid_params(
+            "chat.startup",
+            "sessionKey is required (short links are not supported)",
+        ));
+    }
+    history_of("chat.startup", call, params).await
+}
+
 /// `chat.history`: transcript messages, oldest first (`limit` newest, after
-/// skipping `offset` newest), plus messages still queued.
+/// skipping `offset` newest), plus messages still queued. With
+/// `inputRunIds`, `inputReceipts` says for each whether it is in the
+/// transcript (`consumed`) or still queued (`pending`).
 pub async fn history(call: &Call, params: Value) -> Reply {
-    let p: HistoryParams = parse("chat.history", params)?;
-    let key = session_key("chat.history", Some(&p.session_key))?;
+    history_of("chat.history", call, params).await
+}
+
+async fn history_of(method: &str, call: &Call, params: Value) -> Reply {
+    let p: HistoryParams = parse(method, params)?;
+    let key = session_key(method, Some(&p.session_key))?;
     let limit = p.limit.unwrap_or(200).clamp(1, 1000);
     let shared = &call.shared;
     let rows = shared
@@ -338,13 +370,47 @@ pub async fn history(call: &Call, params: Value) -> Reply {
         .into_iter()
         .map(|i| json!({"runId": i.run_id, "text": i.message, "timestamp": i.ts, "queueMode": i.mode}))
         .collect();
-    Ok(json!({
+    let session_id = meta.as_ref().map_or("", |m| m.session_id.as_str());
+    let messages: Vec<Value> = rows
+        .iter()
+        .map(|e| {
+            let mut v = message_view(e);
+            v["__openclaw"] = identity(session_id, e);
+            v
+        })
+        .collect();
+    let mut out = json!({
         "sessionKey": key,
         "sessionId": meta.as_ref().map(|m| m.session_id.clone()),
-        "messages": rows.iter().map(message_view).collect::<Vec<_>>(),
+        "messages": messages,
         "queued": queued,
         "sessionInfo": meta.as_ref().map(|m| super::sessions::session_row(shared, m)),
-    }))
+    });
+    if !p.input_run_ids.is_empty() {
+        let consumed = |run: &str| {
+            rows.iter()
+                .find(|e| e.role.as_deref() == Some("user") && e.run_id.as_deref() == Some(run))
+                .map(|e| format!("{session_id}:{}", e.seq))
+        };
+        let mut receipts = Vec::new();
+        let mut consumptions = Vec::new();
+        for run in p
+            .input_run_ids
+            .iter()
+            .take(crate::limits::MAX_INPUT_RECEIPTS)
+        {
+            if let Some(event) = consumed(run) {
+                receipts
+                    .push(json!({"runId": run, "state": "consumed", "consumedByEventId": event}));
+                consumptions.push(json!({"runId": run, "consumedByEventId": event}));
+            } else if queued.iter().any(|q| q["runId"] == run.as_str()) {
+                receipts.push(json!({"runId": run, "state": "pending"}));
+            }
+        }
+        out["inputReceipts"] = json!(receipts);
+        out["inputConsumptions"] = json!(consumptions);
+    }
+    Ok(out)
 }
 
 #[derive(Deserialize)]

@@ -12,6 +12,7 @@ mod audit;
 mod board;
 mod channels;
 mod chat;
+mod compat;
 mod cron;
 mod devices;
 mod health;
@@ -69,6 +70,8 @@ pub struct Call {
     pub conn: Arc<Conn>,
     /// The request id (for methods that answer twice, like `agent`).
     pub request_id: String,
+    /// The method's name (one handler may serve several).
+    pub method: &'static str,
 }
 
 /// A handler's answer: the response payload or error.
@@ -115,6 +118,17 @@ macro_rules! method {
 }
 
 use Access::{Node, Open, Operator};
+
+/// A table entry answered by [`compat::empty`] (an OpenClaw feature pinclaw
+/// does not have).
+const fn empty(name: &'static str) -> Method {
+    Method {
+        name,
+        access: Operator(scopes::READ),
+        run: Run::Inline,
+        handler: compat::empty,
+    }
+}
 
 /// Every method pinclaw serves.
 pub static METHODS: &[Method] = &[
@@ -307,6 +321,78 @@ pub static METHODS: &[Method] = &[
     ),
     method!("audit.list", Operator(scopes::READ), Beside, audit::list),
     method!("board.state", Operator(scopes::READ), Inline, board::state),
+    method!(
+        "chat.startup",
+        Operator(scopes::READ),
+        Beside,
+        chat::startup
+    ),
+    method!(
+        "sessions.describe",
+        Operator(scopes::READ),
+        Beside,
+        sessions::describe
+    ),
+    method!(
+        "sessions.messages.subscribe",
+        Operator(scopes::READ),
+        Inline,
+        sessions::messages_subscribe
+    ),
+    method!(
+        "sessions.messages.unsubscribe",
+        Operator(scopes::READ),
+        Inline,
+        sessions::messages_unsubscribe
+    ),
+    method!(
+        "agents.list",
+        Operator(scopes::READ),
+        Inline,
+        system::agents_list
+    ),
+    method!(
+        "agent.identity.get",
+        Operator(scopes::READ),
+        Inline,
+        system::agent_identity
+    ),
+    method!(
+        "system.info",
+        Operator(scopes::READ),
+        Inline,
+        system::system_info
+    ),
+    method!(
+        "environments.list",
+        Operator(scopes::READ),
+        Beside,
+        system::environments_list
+    ),
+    method!(
+        "models.authStatus",
+        Operator(scopes::READ),
+        Inline,
+        system::models_auth_status
+    ),
+    method!(
+        "exec.approvals.get",
+        Operator(scopes::READ),
+        Inline,
+        system::exec_approvals_get
+    ),
+    empty("update.status"),
+    empty("talk.catalog"),
+    empty("chat.metadata"),
+    empty("progressCard.get"),
+    empty("sessions.branches.list"),
+    empty("sessions.companion.state"),
+    empty("tasks.list"),
+    empty("sessions.observer.visibility"),
+    empty("plugin.approval.list"),
+    empty("openclaw.approval.list"),
+    empty("question.list"),
+    empty("commands.list"),
     method!("cron.status", Operator(scopes::READ), Inline, cron::status),
     method!("cron.list", Operator(scopes::READ), Inline, cron::list),
     method!("cron.get", Operator(scopes::READ), Inline, cron::get),
@@ -420,6 +506,7 @@ pub async fn handle(shared: &Arc<Shared>, conn: &Arc<Conn>, req: RequestFrame) -
                     shared: shared.clone(),
                     conn: conn.clone(),
                     request_id: req.id.clone(),
+                    method: method.name,
                 };
                 let audited = AUDITED.contains(&method.name).then(|| req.params.clone());
                 let result = (method.handler)(&call, req.params).await;

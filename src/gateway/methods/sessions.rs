@@ -105,6 +105,45 @@ async fn existing(shared: &Shared, method: &str, key: &str) -> Result<SessionMet
         .ok_or_else(|| ErrorShape::invalid(format!("unknown session: {key}")))
 }
 
+/// `sessions.describe {key}`: the session's row, or `null` when it does
+/// not exist (yet).
+pub async fn describe(call: &Call, params: Value) -> Reply {
+    let p: KeyParams = parse("sessions.describe", params)?;
+    let key = super::chat::session_key("sessions.describe", Some(&p.key))?;
+    let meta = call.shared.store.session(&key).await.map_err(store_error)?;
+    Ok(json!({"session": meta.as_ref().map(|m| session_row(&call.shared, m))}))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MessagesParams {
+    key: String,
+    #[serde(default)]
+    include_approvals: bool,
+}
+
+/// `sessions.messages.subscribe {key, includeApprovals?}`: OpenClaw's
+/// per-session transcript feed. pinclaw streams every session's `chat`
+/// events to every reader already, so this only answers with the
+/// canonical key (and no approvals to replay).
+pub async fn messages_subscribe(_call: &Call, params: Value) -> Reply {
+    let p: MessagesParams = parse("sessions.messages.subscribe", params)?;
+    let key = super::chat::session_key("sessions.messages.subscribe", Some(&p.key))?;
+    let mut out = json!({"subscribed": true, "key": key});
+    if p.include_approvals {
+        out["approvalReplay"] =
+            json!({"sessionKey": key, "updatedAtMs": 0, "approvals": [], "truncated": false});
+    }
+    Ok(out)
+}
+
+/// `sessions.messages.unsubscribe {key}`.
+pub async fn messages_unsubscribe(_call: &Call, params: Value) -> Reply {
+    let p: MessagesParams = parse("sessions.messages.unsubscribe", params)?;
+    let key = super::chat::session_key("sessions.messages.unsubscribe", Some(&p.key))?;
+    Ok(json!({"subscribed": false, "key": key}))
+}
+
 /// `sessions.get`.
 pub async fn get(call: &Call, params: Value) -> Reply {
     let p: KeyParams = parse("sessions.get", params)?;
