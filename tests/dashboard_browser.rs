@@ -32,7 +32,7 @@ use fake_provider::{FakeProvider, Reply};
 use fake_telegram::FakeTelegram;
 use pinclaw::board::profile::DeviceKindName;
 use pinclaw::board::{DeviceSpec, Level};
-use pinclaw::client::Client;
+use pinclaw::client::{Client, ClientOptions};
 use serde_json::{Value, json};
 use support::*;
 
@@ -84,46 +84,65 @@ async fn connected(page: &Page<'_>) {
         .await;
 }
 
-/// Approve this page's pending device pairing as the hub owner would: the
-/// request id the page shows, via device.pair.list/approve. pinclaw mints a
-/// new request id on each retry of the page, so an id read a moment ago
-/// may be gone: read it again and retry.
+/// The request id the pairing view shows.
+async fn shown_request_id(page: &Page<'_>) -> String {
+    page.wait_for("document.body.dataset.conn === 'pairing'", WAIT)
+        .await;
+    let shown = page
+        .eval("document.querySelector('[data-testid=pairing-command]').textContent")
+        .await;
+    let shown = shown.as_str().unwrap_or("").to_owned();
+    let id = shown.rsplit(' ').next().unwrap_or("").to_owned();
+    assert!(
+        shown.starts_with("pinclaw devices approve ") && id.len() >= 8,
+        "the page shows the command to run: {shown:?}"
+    );
+    id
+}
+
+/// The pending request `id` of the dashboard, if listed.
+async fn pending_request(admin: &mut Client, id: &str) -> Option<Value> {
+    let list = admin
+        .call("device.pair.list", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    list["pending"]
+        .as_array()?
+        .iter()
+        .find(|r| r["requestId"] == id && r["clientId"] == "pinclaw-dashboard")
+        .cloned()
+}
+
+/// Approve this page's pending device pairing as the hub owner would, with
+/// the request id the page shows. First the page retries once ("Check
+/// now"): the gateway refreshes the same request, so the id on the screen
+/// stays the one to approve.
 async fn approve_shown_request(page: &Page<'_>, admin: &mut Client) {
+    let id = shown_request_id(page).await;
+    let before = pending_request(admin, &id)
+        .await
+        .unwrap_or_else(|| panic!("`pinclaw devices list` shows the request {id}"));
+    page.eval("document.getElementById('check-now').click()")
+        .await;
     let deadline = Instant::now() + WAIT;
     loop {
-        page.wait_for("document.body.dataset.conn === 'pairing'", WAIT)
-            .await;
-        let shown = page
-            .eval("document.querySelector('[data-testid=pairing-command]').textContent")
-            .await;
-        let shown = shown.as_str().unwrap_or("").to_owned();
-        let id = shown.rsplit(' ').next().unwrap_or("").to_owned();
-        assert!(
-            shown.starts_with("pinclaw devices approve ") && id.len() >= 8,
-            "the page shows the command to run: {shown:?}"
-        );
-        let pending = admin
-            .call("device.pair.list", json!({}))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let listed = pending["pending"].as_array().is_some_and(|p| {
-            p.iter()
-                .any(|r| r["requestId"] == id.as_str() && r["clientId"] == "pinclaw-dashboard")
-        });
-        if listed
-            && admin
-                .call("device.pair.approve", json!({"requestId": id}))
-                .await
-                .is_ok()
-        {
-            return;
+        let now = pending_request(admin, &id).await;
+        let now = now.unwrap_or_else(|| panic!("the retry replaced request {id}"));
+        if now["ts"] != before["ts"] {
+            break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "could not approve {id}: {pending}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(Instant::now() < deadline, "the page did not retry");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    assert_eq!(
+        shown_request_id(page).await,
+        id,
+        "the same id after a retry"
+    );
+    admin
+        .call("device.pair.approve", json!({"requestId": id}))
+        .await
+        .unwrap_or_else(|e| panic!("approve {id}: {e}"));
 }
 
 /// Open a view by its tab, as a user would.
@@ -638,34 +657,28 @@ async fn dashboard_in_a_real_browser() {
     desk.eval(&sign_in(TOKEN)).await;
     desk.wait_for("document.body.dataset.conn === 'pairing'", WAIT)
         .await;
+    let id = shown_request_id(&desk).await;
     open_view(&phone, "approvals").await;
-    let deadline = Instant::now() + WAIT;
-    loop {
-        // The newest request card of the new browser, approved with a tap.
-        phone
-            .wait_for(
-                "[...document.querySelectorAll('[data-testid=device-request]')].some(c => c.textContent.includes('Dashboard on'))",
-                WAIT,
-            )
-            .await;
-        phone
-            .eval("[...document.querySelectorAll('[data-testid=device-request-approve]')].pop().click()")
-            .await;
-        desk.eval("document.getElementById('check-now')?.click()")
-            .await;
-        let ok = tokio::time::timeout(
-            Duration::from_secs(5),
-            desk.wait_for("document.body.dataset.conn === 'ok'", WAIT),
-        )
+    let card = format!(
+        "document.querySelector('[data-testid=device-request][data-request={}]')",
+        js(&id)
+    );
+    phone.wait_for(&card, WAIT).await;
+    phone
+        .screenshot(&shots.join("approvals-device-phone.png"))
         .await;
-        if ok.is_ok() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the desktop browser was not let in"
-        );
-    }
+    phone
+        .eval(&format!(
+            "{card}.querySelector('[data-testid=device-request-approve]').click()"
+        ))
+        .await;
+    desk.eval("document.getElementById('check-now').click()")
+        .await;
+    connected(&desk).await;
+    assert!(
+        pending_request(&mut admin, &id).await.is_none(),
+        "approved from the page"
+    );
 
     // Approvals also covers chat senders: a Telegram DM from a stranger
     // (dm_policy = "pairing") waits for the owner, who approves it here.
@@ -709,6 +722,44 @@ async fn dashboard_in_a_real_browser() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(left["requests"], json!([]), "approved: {left}");
+
+    // A node (another board) asking to join is approved from the page too.
+    let node = Client::connect(
+        &gw.url,
+        &ClientOptions {
+            token: Some(TOKEN.into()),
+            role: "node".into(),
+            client_id: "node-host".into(),
+            mode: "node".into(),
+            scopes: vec![],
+            commands: vec!["gpio.read".into(), "gpio.write".into()],
+            device: Some(new_key()),
+            display_name: Some("garage".into()),
+            ..ClientOptions::default()
+        },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("node connect: {e}"));
+    phone
+        .wait_for(
+            "document.querySelector('[data-testid=node-request]')?.textContent.includes('garage')",
+            WAIT,
+        )
+        .await;
+    phone
+        .eval("document.querySelector('[data-testid=node-request] [data-testid=node-request-approve]').click()")
+        .await;
+    phone
+        .wait_for(
+            "!document.querySelector('[data-testid=node-request]')",
+            WAIT,
+        )
+        .await;
+    let nodes = admin
+        .call("node.pair.list", json!({}))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(nodes["pending"], json!([]), "approved: {nodes}");
 
     // Health lists automations and tails the log ring (nothing logs into
     // it in tests, so the test writes two lines of its own).
@@ -831,6 +882,7 @@ async fn dashboard_in_a_real_browser() {
         .await;
     let port = gw.addr.port();
     weather.abort();
+    node.close().await;
     drop(admin);
     gw.stop().await;
     phone
@@ -854,6 +906,23 @@ async fn dashboard_in_a_real_browser() {
             == json!(true)
     );
 
+    // A gateway with a password instead of a token: the same form signs in.
+    let dir2 = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut s = settings(dir2.path());
+    s.auth_mode = pinclaw::config::AuthMode::Password;
+    s.token = None;
+    s.password = Some(pinclaw::config::Secret::new("correct horse battery staple"));
+    let gw2 = TestGateway::start_with(s).await;
+    let pw = browser.new_page().await;
+    pw.viewport(PHONE.0, PHONE.1, true).await;
+    pw.goto(&format!("http://{}/", gw2.addr)).await;
+    pw.wait_for("document.body.dataset.conn === 'login'", WAIT)
+        .await;
+    pw.eval(&sign_in("correct horse battery staple")).await;
+    pw.wait_for("document.body.dataset.conn === 'pairing'", WAIT)
+        .await;
+    gw2.stop().await;
+
     // 7. No console errors, exceptions or CSP violations in any dashboard
     //    tab. The refused connection attempts while the gateway was down
     //    are the browser's own network errors, not the page's.
@@ -861,6 +930,7 @@ async fn dashboard_in_a_real_browser() {
         (&phone, "phone"),
         (&desk, "desktop"),
         (&lan, "pinclaw.test"),
+        (&pw, "password"),
     ] {
         let problems: Vec<String> = page
             .problems()

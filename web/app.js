@@ -552,7 +552,7 @@ async function loadDmPairing() {
 }
 
 // A pairing request's card with approve / reject.
-function requestCard(title, lines, approve, reject, testid) {
+function requestCard(title, lines, approve, reject, testid, requestId) {
   const status = h("p", { class: "error", hidden: true });
   const act = (fn) => async (e) => {
     e.target.disabled = true;
@@ -566,7 +566,7 @@ function requestCard(title, lines, approve, reject, testid) {
   };
   return h(
     "article",
-    { class: "card request", "data-testid": testid },
+    { class: "card request", "data-testid": testid, "data-request": requestId },
     h("h3", {}, title),
     lines.filter(Boolean).map((l) => h("p", { class: "muted" }, l)),
     status,
@@ -590,20 +590,26 @@ function showApprovals() {
   const pairs = [
     ...pairing.devices.map((p) =>
       requestCard(
-        `Device: ${p.displayName || p.clientId || "unnamed"}`,
-        [`${p.platform || ""}${p.remoteIp ? ` from ${p.remoteIp}` : ""}`, `Asks for ${p.role || "operator"}${p.scopes?.length ? `: ${p.scopes.join(", ")}` : ""}`, `Request ${p.requestId}`],
+        p.displayName || p.clientId || "A new device",
+        [
+          `${p.platform || "Unknown platform"}${p.remoteIp ? ` from ${p.remoteIp}` : ""}, device id ${(p.deviceId || "").slice(0, 8)}`,
+          p.scopes?.includes("operator.admin") ? "Asks for full control of the hub" : `Asks for ${p.role || "operator"} access${p.scopes?.length ? `: ${p.scopes.join(", ")}` : ""}`,
+          p.reason && p.reason !== "not-paired" && `Already paired; asks for more (${p.reason})`,
+        ],
         () => gw.request("device.pair.approve", { requestId: p.requestId }),
         () => gw.request("device.pair.reject", { requestId: p.requestId }),
         "device-request",
+        p.requestId,
       ),
     ),
     ...pairing.nodes.map((p) =>
       requestCard(
-        `Node: ${p.displayName || p.nodeId || "unnamed"}`,
-        [p.commands?.length ? `Commands: ${p.commands.join(", ")}` : "", p.remoteIp && `From ${p.remoteIp}`, `Request ${p.requestId}`],
+        `Node: ${p.displayName || (p.nodeId || "").slice(0, 8)}`,
+        [`${p.platform || "A board"}${p.version ? `, pinclaw ${p.version}` : ""}`, p.commands?.length && `Wants to run: ${p.commands.join(", ")}`],
         () => gw.request("node.pair.approve", { requestId: p.requestId }),
         () => gw.request("node.pair.reject", { requestId: p.requestId }),
         "node-request",
+        p.requestId,
       ),
     ),
   ];
@@ -616,6 +622,7 @@ function showApprovals() {
       () => gw.request("channels.pairing.approve", { ...which, notify: true }),
       () => gw.request("channels.pairing.dismiss", which),
       "dm-request",
+      r.requestId,
     );
   });
   $("dm-list").replaceChildren(...(dms.length ? dms : [h("p", { class: "muted" }, "No chat sender is waiting.")]));
