@@ -631,6 +631,32 @@ async fn dashboard_in_a_real_browser() {
         json!(0)
     );
 
+    // A long reply can be stopped from the page.
+    fake.push(text_reply(
+        &"and so on, ".repeat(60),
+        Duration::from_millis(250),
+    ));
+    phone
+        .eval(
+            "(() => { const i = document.querySelector('[data-testid=chat-input]'); i.value = 'tell me a long story'; document.querySelector('[data-testid=chat-send]').click(); })()",
+        )
+        .await;
+    phone
+        .wait_for(
+            "!document.querySelector('[data-testid=chat-abort]').hidden && [...document.querySelectorAll('[data-role=assistant]')].pop().textContent.startsWith('and so on')",
+            WAIT,
+        )
+        .await;
+    phone
+        .eval("document.querySelector('[data-testid=chat-abort]').click()")
+        .await;
+    phone
+        .wait_for(
+            "document.querySelector('[data-testid=chat-abort]').hidden && [...document.querySelectorAll('#log .msg')].pop().textContent === 'Stopped.'",
+            WAIT,
+        )
+        .await;
+
     // 2b. Login by form, in a second browser (context): a wrong token is
     //     refused, the right one leads to pairing, approved from the first
     //     dashboard's Approvals view.
@@ -642,6 +668,27 @@ async fn dashboard_in_a_real_browser() {
     desk.wait_for("!document.getElementById('login').hidden", WAIT)
         .await;
     desk.screenshot(&shots.join("login-desktop.png")).await;
+    // A first load (fresh profile, nothing cached): what went over the wire,
+    // page and assets, gzipped, headers included.
+    let loaded = desk
+        .eval(
+            "[...performance.getEntriesByType('navigation'), ...performance.getEntriesByType('resource')].map(e => [e.name, e.transferSize])",
+        )
+        .await;
+    let total: u64 = loaded
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e[1].as_u64())
+        .sum();
+    say(&format!(
+        "dashboard_browser: first load {total} bytes over the wire: {loaded}"
+    ));
+    assert!(total <= 60 * 1024, "first load {total} B > 60 KB: {loaded}");
+    assert!(
+        !loaded.to_string().contains("ed25519.js"),
+        "the fallback is not fetched where WebCrypto has Ed25519: {loaded}"
+    );
     let sign_in = |secret: &str| {
         format!(
             "(() => {{ document.querySelector('[data-testid=login-secret]').value = {}; document.querySelector('[data-testid=login-submit]').click(); }})()",
@@ -760,6 +807,12 @@ async fn dashboard_in_a_real_browser() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(nodes["pending"], json!([]), "approved: {nodes}");
+    phone
+        .wait_for(
+            "document.querySelector('[data-testid=approvals-badge]').hidden",
+            WAIT,
+        )
+        .await;
 
     // Health lists automations and tails the log ring (nothing logs into
     // it in tests, so the test writes two lines of its own).
@@ -922,6 +975,20 @@ async fn dashboard_in_a_real_browser() {
     pw.wait_for("document.body.dataset.conn === 'pairing'", WAIT)
         .await;
     gw2.stop().await;
+    // Signing out forgets this tab's secret and the device token: back to
+    // the login form.
+    lan.eval("location.hash = '#health'").await;
+    lan.wait_for("document.querySelector('[data-testid=sign-out]')", WAIT)
+        .await;
+    lan.eval("document.querySelector('[data-testid=sign-out]').click()")
+        .await;
+    lan.wait_for("document.body.dataset.conn === 'login'", WAIT)
+        .await;
+    assert_eq!(
+        lan.eval("[sessionStorage.getItem('pinclaw.secret'), Object.keys(localStorage).filter(k => k.startsWith('pinclaw.device:')).length]")
+            .await,
+        json!([null, 0])
+    );
 
     // 7. No console errors, exceptions or CSP violations in any dashboard
     //    tab. The refused connection attempts while the gateway was down

@@ -145,6 +145,7 @@ window.addEventListener("hashchange", () => showView(true));
 
 // What each view fetches when it is shown (and again after a reconnect).
 function refreshView() {
+  if (view === "home") loadGlance();
   if (view === "history") loadHistory();
   if (view === "health") loadHealth();
   if (view === "approvals") loadApprovals();
@@ -202,6 +203,10 @@ function onEvent({ event, payload }) {
       break;
     case "sessions.changed":
       loadSessions();
+      break;
+    case "node.presence":
+      loadGlance();
+      if (view === "health") loadHealth();
       break;
     case "shutdown":
       gw.problem = "the gateway is restarting";
@@ -535,7 +540,10 @@ async function loadPairing() {
   if (!scope("operator.pairing")) return;
   try {
     const [dev, nod] = await Promise.all([gw.request("device.pair.list"), gw.request("node.pair.list")]);
-    pairing = { devices: dev.pending || [], nodes: nod.pending || [] };
+    // A device's retry that was in flight while it was approved can leave a
+    // "not paired" request behind for a device that is paired: not shown.
+    const paired = new Set((dev.paired || []).map((d) => d.deviceId));
+    pairing = { devices: (dev.pending || []).filter((p) => !(p.reason === "not-paired" && paired.has(p.deviceId))), nodes: nod.pending || [] };
   } catch {
     return;
   }
@@ -559,6 +567,8 @@ function requestCard(title, lines, approve, reject, testid, requestId) {
     try {
       await fn();
       e.target.closest("article").remove();
+      loadPairing(); // the lists and the badge, as they are now
+      loadDmPairing();
     } catch (err) {
       e.target.disabled = false;
       flash(status, err.message);
@@ -651,51 +661,62 @@ function card(title, rows, state = "ok") {
 
 async function loadHealth() {
   const get = (m, p) => gw.request(m, p).catch(() => null);
-  {
-    const [health, status, channels, nodes, cron] = await Promise.all([get("health"), get("status"), get("channels.status"), get("node.list"), get("cron.list", { includeDisabled: true })]);
-    const cards = [];
-    if (health) {
-      cards.push(
-        card("Gateway", [
-          ["Version", health.version || "?"],
-          ["Up", span(health.uptimeMs || 0)],
-          ["Memory", status?.processMemory ? mib(status.processMemory.rssBytes) : "?"],
-          ["Clients", `${health.connections?.operators ?? "?"} operators, ${health.connections?.nodes ?? 0} nodes`],
-          ["Event loop", health.eventLoop?.degraded ? `degraded: ${health.eventLoop.reasons.join(", ")}` : "ok"],
-        ], health.eventLoop?.degraded ? "warn" : "ok"),
-      );
-    }
-    const models = status?.models || [];
+  const [health, status, channels, nodes, cron] = await Promise.all([get("health"), get("status"), get("channels.status"), get("node.list"), get("cron.list", { includeDisabled: true })]);
+  const cards = [];
+  if (health) {
     cards.push(
-      card(
-        "Models",
-        models.length
-          ? models.map((m) => [m.id, m.status === "available" ? "available" : `${m.status}${m.cooldownRemainingMs ? `, ${Math.ceil(m.cooldownRemainingMs / 1000)} s` : ""}${m.lastError ? `: ${m.lastError}` : ""}`])
-          : [["", "No model configured"]],
-        !models.length ? "none" : models.some((m) => m.status !== "available") ? "warn" : "ok",
-      ),
+      card("Gateway", [
+        ["Version", health.version || "?"],
+        ["Up", span(health.uptimeMs || 0)],
+        ["Memory", status?.processMemory ? mib(status.processMemory.rssBytes) : "?"],
+        ["Clients", `${health.connections?.operators ?? "?"} operators, ${health.connections?.nodes ?? 0} nodes`],
+        ["Event loop", health.eventLoop?.degraded ? `degraded: ${health.eventLoop.reasons.join(", ")}` : "ok"],
+      ], health.eventLoop?.degraded ? "warn" : "ok"),
     );
-    const rows = [];
-    for (const id of channels?.channelOrder || []) {
-      for (const a of channels.channelAccounts?.[id] || []) {
-        rows.push([`${channels.channelLabels?.[id] || id}${a.name ? ` (${a.name})` : ""}`, `${a.healthState || (a.connected ? "connected" : "down")}${a.lastError ? `: ${a.lastError}` : ""}`]);
-      }
-    }
-    cards.push(card("Channels", rows.length ? rows : [["", "No channel configured"]], !rows.length ? "none" : rows.some((r) => !r[1].startsWith("healthy")) ? "warn" : "ok"));
-    const nodeRows = (nodes?.nodes || []).map((n) => [n.displayName || n.nodeId.slice(0, 8), `${n.gatewayLocal ? "this hub" : n.connected ? "online" : `offline${n.lastSeenAtMs ? `, seen ${ago(n.lastSeenAtMs)}` : ""}`}${n.approvalState && n.approvalState !== "approved" ? `, ${n.approvalState}` : ""}`]);
-    cards.push(card("Nodes", nodeRows.length ? nodeRows : [["", "None"]], nodeRows.some((r) => r[1].startsWith("offline")) ? "warn" : "ok"));
-    const jobs = cron?.jobs || [];
-    cards.push(
-      card(
-        "Automations",
-        jobs.length
-          ? jobs.map((j) => [j.name || j.id.slice(0, 8), !j.enabled ? "off" : `${j.state?.lastStatus ? `last ${j.state.lastStatus}, ` : ""}${j.state?.nextRunAtMs ? `next ${clock(j.state.nextRunAtMs)}` : "idle"}`])
-          : [["", "None"]],
-        !jobs.length ? "none" : jobs.some((j) => j.state?.consecutiveErrors) ? "warn" : "ok",
-      ),
-    );
-    $("health").replaceChildren(...cards);
   }
+  const models = status?.models || [];
+  cards.push(
+    card(
+      "Models",
+      models.length
+        ? models.map((m) => [
+            m.id,
+            m.status === "available"
+              ? "available"
+              : `${{ cooldown: "cooling down", probing: "breaker half-open" }[m.status] || m.status}${m.cooldownRemainingMs ? ` ${Math.ceil(m.cooldownRemainingMs / 1000)} s` : ""}${m.lastError ? `: ${m.lastError}` : ""}`,
+          ])
+        : [["", "No model configured"]],
+      !models.length ? "none" : models.some((m) => m.status !== "available") ? "warn" : "ok",
+    ),
+  );
+  const rows = [];
+  for (const id of channels?.channelOrder || []) {
+    for (const a of channels.channelAccounts?.[id] || []) {
+      rows.push([`${channels.channelLabels?.[id] || id}${a.name ? ` (${a.name})` : ""}`, `${a.healthState || (a.connected ? "connected" : "down")}${a.lastError ? `: ${a.lastError}` : ""}`]);
+    }
+  }
+  cards.push(card("Channels", rows.length ? rows : [["", "No channel configured"]], !rows.length ? "none" : rows.some((r) => !r[1].startsWith("healthy")) ? "warn" : "ok"));
+  const nodeRows = (nodes?.nodes || []).map((n) => [n.displayName || n.nodeId.slice(0, 8), `${n.gatewayLocal ? "this hub" : n.connected ? "online" : `offline${n.lastSeenAtMs ? `, seen ${ago(n.lastSeenAtMs)}` : ""}`}${n.approvalState && n.approvalState !== "approved" ? `, ${n.approvalState}` : ""}`]);
+  cards.push(card("Nodes", nodeRows.length ? nodeRows : [["", "None"]], nodeRows.some((r) => r[1].startsWith("offline")) ? "warn" : "ok"));
+  const jobs = cron?.jobs || [];
+  cards.push(
+    card(
+      "Automations",
+      jobs.length
+        ? jobs.map((j) => [j.name || j.id.slice(0, 8), !j.enabled ? "off" : `${j.state?.lastStatus ? `last ${j.state.lastStatus}, ` : ""}${j.state?.nextRunAtMs ? `next ${clock(j.state.nextRunAtMs)}` : "idle"}`])
+        : [["", "None"]],
+      !jobs.length ? "none" : jobs.some((j) => j.state?.consecutiveErrors) ? "warn" : "ok",
+    ),
+  );
+  // This browser: how it proves itself, and a way out (a shared tablet).
+  const me = card("This browser", [
+    ["Device id", `${gw.identity.id.slice(0, 16)}…`],
+    ["Key", gw.identity.kind === "webcrypto" ? "WebCrypto Ed25519, not extractable" : "pure-JS Ed25519 (not a secure context)"],
+    ["Signed in with", { token: "the gateway token", password: "the password", "device-token": "its device token" }[gw.hello?.auth?.method] || "?"],
+  ]);
+  me.append(h("div", { class: "actions" }, button("Sign out", () => gw.signOut(), { "data-testid": "sign-out" })));
+  cards.push(me);
+  $("health").replaceChildren(...cards);
   const logs = await get("logs.tail", logCursor == null ? { limit: 200 } : { cursor: logCursor });
   if (!logs) return;
   const box = $("logs");
