@@ -657,6 +657,52 @@ async fn dashboard_in_a_real_browser() {
         )
         .await;
 
+    // A run that switches a guarded output waits in the chat for the
+    // owner, who approves it right there.
+    fake.push(tool_reply(
+        "call_heater",
+        "nodes",
+        json!({"action": "invoke", "node": "local", "invokeCommand": "gpio.write", "invokeParamsJson": "{\"name\":\"heater\",\"value\":false}"}),
+    ));
+    fake.push(text_reply("The heater is off now.", Duration::ZERO));
+    phone
+        .eval(
+            "(() => { const i = document.querySelector('[data-testid=chat-input]'); i.value = 'switch the heater off'; document.querySelector('[data-testid=chat-send]').click(); })()",
+        )
+        .await;
+    phone
+        .wait_for(
+            "document.querySelector('[data-testid=chat-approvals] [data-testid=approve]')",
+            WAIT,
+        )
+        .await;
+    assert_eq!(sim.level(23), Some(Level::High), "still on while it waits");
+    phone
+        .screenshot(&shots.join("chat-approval-phone.png"))
+        .await;
+    phone
+        .eval(
+            "document.querySelector('[data-testid=chat-approvals] [data-testid=approve]').click()",
+        )
+        .await;
+    phone
+        .wait_for(
+            "[...document.querySelectorAll('[data-role=assistant]')].pop().textContent === 'The heater is off now.'",
+            WAIT,
+        )
+        .await;
+    assert_eq!(
+        sim.level(23),
+        Some(Level::Low),
+        "switched off once approved"
+    );
+    assert_eq!(
+        phone
+            .eval("document.querySelector('[data-testid=chat-approvals]').childElementCount")
+            .await,
+        json!(0)
+    );
+
     // 2b. Login by form, in a second browser (context): a wrong token is
     //     refused, the right one leads to pairing, approved from the first
     //     dashboard's Approvals view.

@@ -100,7 +100,7 @@ function showState() {
     $("approve-cmd").textContent = `pinclaw devices approve ${id}`;
     $("pairing-note").textContent = `${
       gw.pairing?.reason === "scope-upgrade" ? "This browser asks for more access than it was approved for." : "This page connects by itself once you approve it."
-    } Its device id starts with ${gw.identity?.id.slice(0, 8)}.`;
+    } Its device id starts with ${gw.identity?.id.slice(0, 12)}.`;
   }
   showView();
   if (state === "login") setTimeout(() => $("secret").focus(), 0);
@@ -597,12 +597,19 @@ function showApprovals() {
     ),
   );
   $("approval-list").replaceChildren(...(cards.length ? cards : [h("p", { class: "muted" }, "Nothing waits for approval.")]));
+  // In chat too: a run that switches a guarded output waits for this. (The
+  // bar takes room from the conversation: keep its end in view.)
+  const atEnd = log.scrollHeight - log.scrollTop - log.clientHeight < 120;
+  $("chat-approvals").replaceChildren(
+    ...[...approvals.values()].map((a) => h("div", { class: "pending-row" }, h("span", {}, "Waiting for you: ", h("strong", {}, a.summary || a.request?.command || "a command")), h("span", { class: "actions" }, decisionButtons(a)))),
+  );
+  if (atEnd) scrollLog(true);
   const pairs = [
     ...pairing.devices.map((p) =>
       requestCard(
         p.displayName || p.clientId || "A new device",
         [
-          `${p.platform || "Unknown platform"}${p.remoteIp ? ` from ${p.remoteIp}` : ""}, device id ${(p.deviceId || "").slice(0, 8)}`,
+          `${p.platform || "Unknown platform"}${p.remoteIp ? ` from ${p.remoteIp}` : ""}, device id ${(p.deviceId || "").slice(0, 12)}`,
           p.scopes?.includes("operator.admin") ? "Asks for full control of the hub" : `Asks for ${p.role || "operator"} access${p.scopes?.length ? `: ${p.scopes.join(", ")}` : ""}`,
           p.reason && p.reason !== "not-paired" && `Already paired; asks for more (${p.reason})`,
         ],
