@@ -334,6 +334,7 @@ async fn dashboard_in_a_real_browser() {
         ),
         "{pairing_text}"
     );
+    assert_fits(&phone, "the pairing view at 390 px").await;
     phone.screenshot(&shots.join("pairing-phone.png")).await;
     let pending = admin
         .call("device.pair.list", json!({}))
@@ -1030,6 +1031,9 @@ async fn dashboard_in_a_real_browser() {
         .await;
     lan.wait_for("document.body.dataset.conn === 'login'", WAIT)
         .await;
+    assert_fits(&lan, "the login form at 390 px").await;
+    assert_touch_targets(&lan, "the login form at 390 px").await;
+    lan.screenshot(&shots.join("login-phone.png")).await;
     assert_eq!(
         lan.eval("[sessionStorage.getItem('pinclaw.secret'), Object.keys(localStorage).filter(k => k.startsWith('pinclaw.device:')).length]")
             .await,
