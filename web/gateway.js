@@ -172,15 +172,19 @@ export class Gateway extends EventTarget {
     this.opening = true;
     try {
       this.identity ??= await deviceIdentity();
+      if (!read(sessionStorage, SECRET) && !this.deviceToken()) return this.set("login");
+      const ws = new WebSocket(this.url);
+      this.ws = ws;
+      this.seq = 0;
+      ws.onmessage = (e) => this.ws === ws && this.frame(e.data);
+      ws.onclose = () => this.ws === ws && this.closed();
+    } catch (e) {
+      // No identity (the fallback did not load) or no socket: try again later.
+      this.problem = e.message;
+      this.retry();
     } finally {
       this.opening = false;
     }
-    if (!read(sessionStorage, SECRET) && !this.deviceToken()) return this.set("login");
-    const ws = new WebSocket(this.url);
-    this.ws = ws;
-    this.seq = 0;
-    ws.onmessage = (e) => this.ws === ws && this.frame(e.data);
-    ws.onclose = () => this.ws === ws && this.closed();
   }
 
   /** A request; resolves with the payload, rejects with a GatewayError. */
@@ -329,7 +333,12 @@ export class Gateway extends EventTarget {
     clearInterval(this.watchdog);
     for (const p of this.pending.values()) p.reject(new GatewayError({ code: "OFFLINE", message: "connection lost" }));
     this.pending.clear();
-    if (this.state === "login") return;
+    if (this.state !== "login") this.retry();
+  }
+
+  // The next attempt after the backoff delay (0.8 s, ×1.7 each time, at
+  // most 15 s; back to 0.8 s after a hello).
+  retry() {
     if (this.state === "ok" || this.state === "connecting") this.set("offline");
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.wake(), this.delay);
