@@ -168,7 +168,7 @@ function refreshAll() {
 setInterval(() => {
   if (gw.state !== "ok" || document.visibilityState === "hidden") return;
   if (view === "health") loadHealth();
-  if (view === "history") loadHistory();
+  if (view === "history" && Date.now() - historyAt >= historyStep) loadHistory();
   if (view === "approvals") loadDmPairing();
   if (view === "home") {
     loadGlance();
@@ -420,9 +420,12 @@ async function loadGlance() {
 // --- history: sparklines ------------------------------------------------------------
 
 const POINTS = 120; // a sparkline's resolution: enough for a phone, cheap to draw
+let historyAt = 0; // when it was last fetched; refetched once per history step
+let historyStep = 60000;
 
 async function loadHistory() {
   await boardLoaded; // which devices are sensors
+  historyAt = Date.now();
   const sensors = [...devices.values()].filter((d) => isSensor(d) && d.kind !== "throttled");
   const cards = [];
   for (const d of sensors) {
@@ -434,6 +437,7 @@ async function loadHistory() {
     }
     const rows = Object.entries(hist.fields || {}).map(([name, series]) => sparkRow(name, series, hist.stepMs || 60000)).filter(Boolean);
     if (rows.length) cards.push(h("article", { class: "card chart", "data-device": d.name }, h("h3", {}, d.label || d.name), rows));
+    historyStep = Math.max(10000, hist.stepMs || 60000);
     const kept = Object.values(hist.fields || {})[0]?.values.length * (hist.stepMs || 60000);
     if (kept) $("history-span").textContent = kept >= 5400000 ? `Last ${Math.round(kept / 3600000)} hours` : `Last ${Math.round(kept / 60000)} minutes`;
   }
