@@ -585,6 +585,10 @@ fn key_path_at(text: &str, offset: usize) -> String {
     }
 }
 
+/// The state directory of the packaged system service (`systemd/pinclaw.service`). The
+/// CLI falls back to its token when the default local gateway is called.
+pub const SERVICE_STATE_DIR: &str = "/var/lib/pinclaw";
+
 /// The default state directory.
 pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PINCLAW_STATE_DIR").filter(|v| !v.is_empty()) {
@@ -595,7 +599,7 @@ pub fn default_state_dir() -> PathBuf {
     }
     match std::env::var_os("HOME").filter(|v| !v.is_empty()) {
         Some(home) => PathBuf::from(home).join(".local/share/pinclaw"),
-        None => PathBuf::from("/var/lib/pinclaw"),
+        None => PathBuf::from(SERVICE_STATE_DIR),
     }
 }
 

@@ -665,9 +665,11 @@ fn dashboard(gw: &GatewayArgs, remote: RemoteArgs) -> ExitCode {
 }
 
 /// Where the gateway is and how to authenticate: flags, then the
-/// environment, then the config file, then the state directory's token.
+/// environment, then the config file, then the state directory's token, then (for
+/// the local gateway) the packaged service's token.
 fn connection(gw: &GatewayArgs, remote: RemoteArgs) -> Result<(String, ClientOptions), ExitCode> {
     let config = load_config(gw.config.as_ref())?;
+    let local_url = remote.url.is_none();
     let url = remote
         .url
         .unwrap_or_else(|| format!("ws://127.0.0.1:{}", gw.port.unwrap_or(config.gateway.port)));
@@ -676,6 +678,12 @@ fn connection(gw: &GatewayArgs, remote: RemoteArgs) -> Result<(String, ClientOpt
         .clone()
         .or(config.state_dir.clone())
         .unwrap_or_else(config::default_state_dir);
+    let read_token = |dir: &std::path::Path| {
+        std::fs::read_to_string(dir.join(gateway::TOKEN_FILE))
+            .ok()
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+    };
     let token = remote
         .token
         .or_else(|| {
@@ -686,10 +694,15 @@ fn connection(gw: &GatewayArgs, remote: RemoteArgs) -> Result<(String, ClientOpt
                 .as_ref()
                 .map(|t| t.expose().to_owned())
         })
+        .or_else(|| read_token(&state_dir))
+        // The packaged service's token (readable by the pinclaw group), for a login user
+        // without one of their own; only for the gateway on this machine.
         .or_else(|| {
-            std::fs::read_to_string(state_dir.join(gateway::TOKEN_FILE))
-                .ok()
-                .map(|t| t.trim().to_owned())
+            if local_url {
+                read_token(std::path::Path::new(config::SERVICE_STATE_DIR))
+            } else {
+                None
+            }
         });
     let password = remote.password.or_else(|| {
         config

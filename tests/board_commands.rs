@@ -66,7 +66,8 @@ async fn board_info_and_sensors_list_keep_their_payloads() {
     assert_eq!(
         device("button1"),
         json!({"name": "button1", "kind": "input", "label": "Push button to ground",
-               "pin": 27, "pull": "up", "edge": "both", "debounceMs": 50, "activeLow": true})
+               "pin": 27, "pull": "up", "edge": "both", "debounceMs": 50, "activeLow": true,
+               "class": "button"})
     );
     assert_eq!(device("fan")["hz"], json!(25000.0));
     assert_eq!(device("room")["address"], "0x76");

@@ -100,63 +100,51 @@ impl ToolRegistry {
 /// `time`: the current time and zone.
 pub struct TimeTool;
 
-/// Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-/// ISO 8601 UTC text of a Unix time in milliseconds.
-pub fn iso8601(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let (y, mo, d) = civil(secs.div_euclid(86_400));
+/// `2026-12-07T19:02:03` for a Unix time in seconds.
+fn civil_text(secs: i64) -> String {
+    let (y, mo, d) = crate::automation::schedule::civil::civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     format!(
-        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60
     )
 }
 
-/// The board's time zone: `$TZ`, else `/etc/timezone`, else UTC. Read once
-/// (the first `time` call), so later calls never touch the disk.
-fn local_zone() -> &'static str {
-    static ZONE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    ZONE.get_or_init(|| {
-        std::env::var("TZ")
-            .ok()
-            .filter(|z| !z.is_empty())
-            .or_else(|| {
-                std::fs::read_to_string("/etc/timezone")
-                    .ok()
-                    .map(|z| z.trim().to_owned())
-            })
-            .filter(|z| !z.is_empty())
-            .unwrap_or_else(|| "UTC".into())
-    })
+/// ISO 8601 UTC text of a Unix time in milliseconds.
+pub fn iso8601(ms: i64) -> String {
+    format!("{}Z", civil_text(ms.div_euclid(1000)))
+}
+
+/// The board's time zone (`$TZ`, else `/etc/localtime`, else UTC), read
+/// once (the first `time` call), so later calls never touch the disk.
+fn local_zone() -> &'static crate::automation::schedule::TimeZone {
+    static ZONE: std::sync::OnceLock<crate::automation::schedule::TimeZone> =
+        std::sync::OnceLock::new();
+    ZONE.get_or_init(crate::automation::schedule::TimeZone::local)
 }
 
 impl Tool for TimeTool {
     fn spec(&self) -> ToolSpec {
         ToolSpec {
             name: "time".into(),
-            description: "Current date and time (UTC) and the board's configured time zone.".into(),
+            description: "Current date and time: UTC, and the local wall-clock time in the board's time zone.".into(),
             parameters: json!({"type": "object", "properties": {}, "additionalProperties": false}),
         }
     }
     fn call(&self, _ctx: &ToolContext, _args: Value) -> BoxFuture<Result<Value, String>> {
         let now = crate::ids::now_ms();
-        Box::pin(
-            async move { Ok(json!({"utc": iso8601(now), "unixMs": now, "zone": local_zone()})) },
-        )
+        let zone = local_zone();
+        let secs = now.div_euclid(1000);
+        let offset = zone.offset_at(secs);
+        let local = civil_text(secs + i64::from(offset));
+        Box::pin(async move {
+            Ok(json!({
+                "utc": iso8601(now), "unixMs": now, "local": local,
+                "zone": zone.name(), "utcOffsetMinutes": offset / 60,
+            }))
+        })
     }
 }
 

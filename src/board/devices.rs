@@ -159,6 +159,7 @@ impl DeviceTable {
                     edge,
                     debounce,
                     active_low,
+                    ..
                 } => {
                     board.gpio_setup(*pin, PinMode::Input(*pull))?;
                     let sink = EdgeSink::new(

@@ -74,6 +74,9 @@ pub enum Wiring {
         debounce_ms: u64,
         /// Active = low.
         active_low: bool,
+        /// What it senses, if declared.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        class: Option<&'static str>,
     },
     /// A hardware PWM output.
     #[serde(rename_all = "camelCase")]
@@ -128,12 +131,14 @@ impl DeviceInfo {
                 edge,
                 debounce,
                 active_low,
+                class,
             } => Some(Wiring::Input {
                 pin: *pin,
                 pull: *pull,
                 edge: *edge,
                 debounce_ms: debounce.as_millis() as u64,
                 active_low: *active_low,
+                class: *class,
             }),
             DeviceKind::Pwm {
                 pin,

@@ -180,6 +180,22 @@ impl DeviceKindName {
     }
 }
 
+/// The classes an input may declare (`class = "motion"`): `button` (its
+/// presses are events) and Home Assistant's binary-sensor classes that fit
+/// a GPIO input.
+pub const INPUT_CLASSES: &[&str] = &[
+    "button",
+    "motion",
+    "occupancy",
+    "presence",
+    "door",
+    "window",
+    "opening",
+    "moisture",
+    "smoke",
+    "vibration",
+];
+
 /// A device as declared in a profile or in `[[board.devices]]`.
 ///
 /// One flat table for every kind; [`DeviceSpec::resolve`] checks that the
@@ -212,6 +228,11 @@ pub struct DeviceSpec {
     /// previous accepted edge are ignored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub debounce_ms: Option<u32>,
+    /// What an input senses, for Home Assistant and dashboards: `button`
+    /// (presses become events), `motion`, `occupancy`, `door`, `window`,
+    /// `opening`, `moisture`, `smoke`, `vibration` (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub class: Option<String>,
     /// Writes to this output need operator approval first (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub confirm: Option<bool>,
@@ -285,6 +306,8 @@ pub enum DeviceKind {
         debounce: Duration,
         /// Active = low.
         active_low: bool,
+        /// What it senses (`button`, `motion`, …), if declared.
+        class: Option<&'static str>,
     },
     /// A hardware PWM output.
     Pwm {
@@ -390,13 +413,14 @@ fn valid_name(name: &str) -> bool {
 }
 
 impl DeviceSpec {
-    fn fields_set(&self) -> [(&'static str, bool); 14] {
+    fn fields_set(&self) -> [(&'static str, bool); 15] {
         [
             ("pin", self.pin.is_some()),
             ("active_low", self.active_low.is_some()),
             ("pull", self.pull.is_some()),
             ("edge", self.edge.is_some()),
             ("debounce_ms", self.debounce_ms.is_some()),
+            ("class", self.class.is_some()),
             ("confirm", self.confirm.is_some()),
             (
                 "max_writes_per_minute",
@@ -436,7 +460,7 @@ impl DeviceSpec {
                 "max_writes_per_minute",
                 "initial",
             ],
-            DeviceKindName::Input => &["pin", "active_low", "pull", "edge", "debounce_ms"],
+            DeviceKindName::Input => &["pin", "active_low", "pull", "edge", "debounce_ms", "class"],
             DeviceKindName::Pwm => &["pin", "hz", "confirm", "max_writes_per_minute"],
             DeviceKindName::CpuTemp => &["zone"],
             DeviceKindName::Throttled => &["path"],
@@ -510,12 +534,24 @@ impl DeviceSpec {
                         "debounce_ms = {debounce_ms} is longer than 10000"
                     )));
                 }
+                let class = match self.class.as_deref() {
+                    None => None,
+                    Some(c) => Some(INPUT_CLASSES.iter().copied().find(|k| *k == c).ok_or_else(
+                        || {
+                            invalid(format!(
+                                "class = {c:?} is not one of {}",
+                                INPUT_CLASSES.join(", ")
+                            ))
+                        },
+                    )?),
+                };
                 DeviceKind::Input {
                     pin: check_pin(self.pin.ok_or_else(|| missing("pin"))?)?,
                     pull: self.pull.unwrap_or_default(),
                     edge: self.edge.unwrap_or_default(),
                     debounce: Duration::from_millis(debounce_ms as u64),
                     active_low: self.active_low.unwrap_or(false),
+                    class,
                 }
             }
             DeviceKindName::Pwm => {
