@@ -426,6 +426,8 @@ async fn dashboard_in_a_real_browser() {
     phone
         .wait_for(&format!("{} === 'Motion'", value_of("pir1")), WAIT)
         .await;
+    // An input says what its states mean by its class (button1: class = "button").
+    assert_eq!(phone.eval(&value_of("button1")).await, json!("Released"));
     admin
         .call(
             "node.invoke",

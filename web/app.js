@@ -274,9 +274,13 @@ const ICONS = {
   fan: "M12 10.5a1.5 1.5 0 1 0 0 3 1.5 1.5 0 1 0 0-3M12 10.5C11 6 12 3.5 15 4s2 4-1.5 7.5M13.5 12c4.5-1 7 0 6.5 3s-4 2-7.5-1.5M12 13.5c1 4.5 0 7-3 6.5s-2-4 1.5-7.5M10.5 12C6 13 3.5 12 4 9s4-2 7.5 1.5",
   motion: "M12 12h.01M8.5 8.5a5 5 0 0 0 0 7M15.5 8.5a5 5 0 0 1 0 7M5.5 5.5a9.2 9.2 0 0 0 0 13M18.5 5.5a9.2 9.2 0 0 1 0 13",
   button: "M12 12m-3.5 0a3.5 3.5 0 1 0 7 0 3.5 3.5 0 1 0-7 0M12 12m-8 0a8 8 0 1 0 16 0 8 8 0 1 0-16 0",
+  door: "M6.5 20.5v-17h11v17M4 20.5h16M14.5 12.5v.01",
+  drop: "M12 3.5s6 6.4 6 10.5a6 6 0 1 1-12 0c0-4.1 6-10.5 6-10.5z",
 };
 function icon(d) {
-  const name = { output: "power", pwm: "fan", cpu_temp: "chip", throttled: "bolt" }[d.kind] || (isInput(d) ? (motion(d) ? "motion" : "button") : "temp");
+  const byClass = { door: "door", window: "door", opening: "door", moisture: "drop" };
+  const name =
+    { output: "power", pwm: "fan", cpu_temp: "chip", throttled: "bolt" }[d.kind] || (isInput(d) ? (motion(d) ? "motion" : byClass[inputClass(d)] || "button") : "temp");
   return h("svg:svg", { viewBox: "0 0 24 24", class: "icon", "aria-hidden": "true" }, h("svg:path", { d: ICONS[name] }));
 }
 
@@ -300,7 +304,22 @@ function tile(d) {
   return d.el;
 }
 
-const motion = (d) => /pir|motion/i.test(`${d.name} ${d.label}`);
+// What an input's two states mean, by the class it declares (board config
+// `class = "motion"`); older gateways send none: guessed from the name.
+const INPUT_WORDS = {
+  button: ["Pressed", "Released"],
+  motion: ["Motion", "Clear"],
+  occupancy: ["Occupied", "Clear"],
+  presence: ["Present", "Away"],
+  door: ["Open", "Closed"],
+  window: ["Open", "Closed"],
+  opening: ["Open", "Closed"],
+  moisture: ["Wet", "Dry"],
+  smoke: ["Smoke", "Clear"],
+  vibration: ["Vibration", "Still"],
+};
+const inputClass = (d) => d.class || (/pir|motion/i.test(`${d.name} ${d.label}`) ? "motion" : "");
+const motion = (d) => ["motion", "occupancy", "presence"].includes(inputClass(d));
 
 // Brings a tile up to date with its device.
 function paint(d) {
@@ -327,7 +346,8 @@ function paint(d) {
     d.control.disabled = !!d.busy;
   } else if (isInput(d)) {
     const on = d.value === true;
-    d.valueEl.textContent = d.value == null ? "—" : motion(d) ? (on ? "Motion" : "Clear") : on ? "Active" : "Idle";
+    const [yes, no] = INPUT_WORDS[inputClass(d)] || ["Active", "Idle"];
+    d.valueEl.textContent = d.value == null ? "—" : on ? yes : no;
     d.el.dataset.state = on ? "on" : "off";
   } else {
     const fields = Object.entries(d.values || {});
