@@ -1042,6 +1042,32 @@ async fn dashboard_in_a_real_browser() {
         json!([null, 0])
     );
 
+    // The harness sees CSP violations: an inline style and an inline
+    // script put into the served page are blocked and reported.
+    let probe = browser.new_page().await;
+    probe
+        .goto(&format!("{}/", gw.url.replace("ws://", "http://")))
+        .await;
+    probe
+        .eval("document.body.setAttribute('style', 'color: red'); const s = document.createElement('script'); s.textContent = 'window.ran = 1'; document.body.append(s); 0")
+        .await;
+    let deadline = Instant::now() + WAIT;
+    while probe
+        .problems()
+        .iter()
+        .filter(|p| p.contains("Content Security Policy"))
+        .count()
+        < 2
+    {
+        assert!(
+            Instant::now() < deadline,
+            "CSP violations not reported: {:?}",
+            probe.problems()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(probe.eval("window.ran ?? null").await, Value::Null);
+
     // 7. No console errors, exceptions or CSP violations in any dashboard
     //    tab. The refused connection attempts while the gateway was down
     //    are the browser's own network errors, not the page's.
