@@ -430,7 +430,7 @@ async function loadGlance() {
       chips.push(h("span", { class: `chip ${up === remote.length ? "ok" : "bad"}` }, `Nodes ${up}/${remote.length} online`));
     }
     const auto = health.automations;
-    if (auto?.total) chips.push(h("span", { class: `chip ${auto.failing ? "bad" : "ok"}` }, `${auto.enabled} automations${auto.failing ? `, ${auto.failing} failing` : ""}`));
+    if (auto?.total) chips.push(h("span", { class: `chip ${auto.failing ? "bad" : "ok"}` }, `${auto.enabled} automation${auto.enabled === 1 ? "" : "s"}${auto.failing ? `, ${auto.failing} failing` : ""}`));
     $("glance").replaceChildren(...chips.map((c) => h("a", { href: "#health" }, c)));
   } catch {
     /* shown again on the next refresh */
