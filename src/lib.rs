@@ -5,7 +5,9 @@
 //! `channel` (Telegram) on top of `session` (lanes) and `agent` (the loop),
 //! which use `provider` (model turns), `node` (invoke routing, the board's
 //! commands), `board` (hardware behind a trait) and `store` (redb);
-//! `protocol` holds wire types only. `app` wires them all.
+//! `protocol` holds wire types only. `app` wires them all. `mqtt` is a
+//! self-contained MQTT 3.1.1 client (its own thread, bounded queues) for
+//! the Home Assistant bridge.
 
 pub mod abort;
 pub mod agent;
@@ -21,6 +23,7 @@ pub mod gateway;
 pub mod ids;
 pub mod limits;
 pub mod logging;
+pub mod mqtt;
 pub mod node;
 pub mod protocol;
 pub mod provider;

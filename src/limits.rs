@@ -425,3 +425,80 @@ pub const SCHEDULE_MAX_EVERY: Duration = Duration::from_secs(366 * 86_400);
 /// each) after the gateway was down. Beyond it counting stops and
 /// `Missed::capped` is set; the job still fires once either way.
 pub const SCHEDULE_MAX_MISSED_COUNT: u64 = 1000;
+
+// ---- MQTT (src/mqtt/) ----
+
+/// Largest MQTT packet (fixed header included) the client reads or
+/// writes, unless `mqtt::Options::max_packet` says otherwise. A bigger
+/// packet from the broker is refused from its fixed header, before
+/// anything is allocated for it, and the connection is dropped (and made
+/// again with backoff); a bigger message given to `publish` is refused at
+/// once. 256 KiB holds a large Home Assistant device-discovery message
+/// (~20 KB) many times over.
+pub const MQTT_MAX_PACKET_BYTES: usize = 256 * 1024;
+
+/// Messages waiting to be written (`mqtt::Client::publish`), also while
+/// the broker is away. When full, `publish` refuses at once with `Busy`
+/// and counts it (`dropped_publishes`); it never blocks.
+pub const MQTT_OUTBOX: usize = 256;
+
+/// Bytes (topic + payload) of the messages waiting and in flight
+/// together. Beyond it `publish` refuses with `Busy` (counted), except
+/// into an empty queue, so one message up to the packet cap always fits.
+pub const MQTT_OUTBOX_BYTES: usize = 1024 * 1024;
+
+/// QoS 1 messages written and not yet acknowledged (PUBACK). When full,
+/// the outbox waits, in order, until a PUBACK frees a slot. After a
+/// reconnect every one of them is written again with DUP set.
+pub const MQTT_MAX_INFLIGHT: usize = 32;
+
+/// Topic filters one client subscribes to; more are refused by
+/// `mqtt::Client::start`.
+pub const MQTT_MAX_SUBSCRIPTIONS: usize = 64;
+
+/// Capacity to give the event channel handed to `mqtt::Client::start`
+/// (the caller makes it). When that channel is full, the socket thread
+/// drops the event and counts it (`dropped_events`); it never waits for
+/// the event loop.
+pub const MQTT_EVENT_QUEUE: usize = 256;
+
+/// Time for the TCP connect, the TLS handshake and the CONNACK, and again
+/// for the SUBACKs after it. Beyond it the attempt fails and is retried
+/// with backoff.
+pub const MQTT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest one write to the broker may block (a stalled broker with a
+/// full TCP window). Beyond it the connection counts as dead and is made
+/// again.
+pub const MQTT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest the socket thread waits in one read before it looks at the
+/// outbox and the clocks again: the most a publish waits before it is
+/// written (about 20 wakeups a second while connected, none while it
+/// waits to reconnect).
+pub const MQTT_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// First wait after a failed or lost connection; it doubles per failure
+/// up to [`MQTT_BACKOFF_MAX`], with ±20 % jitter.
+pub const MQTT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Longest wait between connection attempts.
+pub const MQTT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// A connection that lasted this long sets the backoff back to
+/// [`MQTT_BACKOFF`] when it ends (a broker that accepts and then drops
+/// us keeps backing off).
+pub const MQTT_STABLE_CONNECTION: Duration = Duration::from_secs(60);
+
+/// How long `mqtt::Client::stop` waits for the PUBACKs of its last words
+/// and of anything else in flight before it sends DISCONNECT anyway.
+pub const MQTT_STOP_ACK_WAIT: Duration = Duration::from_secs(1);
+
+/// How long `mqtt::Client::stop` waits for the socket thread to end. A
+/// thread still blocked in a DNS lookup or a TCP connect is left to end on
+/// its own (it does nothing more once it returns).
+pub const MQTT_STOP_JOIN: Duration = Duration::from_secs(2);
+
+/// Stack of the `pinclaw-mqtt` thread (blocking socket I/O, a TLS
+/// handshake, nothing deep).
+pub const MQTT_THREAD_STACK_BYTES: usize = 256 * 1024;
