@@ -352,10 +352,13 @@ function paint(d) {
   } else {
     const fields = Object.entries(d.values || {});
     if (d.kind === "throttled") {
+      // get_throttled: bits 0-3 say what limits the SoC now, bits 16-19
+      // what has happened since boot.
       const flags = d.values?.flags;
-      d.valueEl.textContent = flags == null ? "—" : flags ? "Throttled" : "OK";
-      d.moreEl.textContent = flags ? `flags 0x${flags.toString(16)}` : "";
-      d.el.dataset.state = flags ? "warn" : "ok";
+      const now = flags & 0xf, since = (flags >> 16) & 0xf;
+      d.valueEl.textContent = flags == null ? "—" : now & 1 ? "Under-voltage" : now ? "Throttled" : "OK";
+      d.moreEl.textContent = !flags ? "" : now ? `flags 0x${flags.toString(16)}` : `since boot: ${since & 1 ? "under-voltage" : "throttling"} (0x${flags.toString(16)})`;
+      d.el.dataset.state = flags == null ? "" : now ? "warn" : "ok";
     } else {
       // Temperature first, then humidity, pressure, the rest.
       const rank = (k) => ["temp", "humid", "press"].findIndex((p) => k.startsWith(p)) >>> 0;
@@ -726,6 +729,8 @@ async function loadHealth() {
       rows.push([`${channels.channelLabels?.[id] || id}${a.name ? ` (${a.name})` : ""}`, `${a.healthState || (a.connected ? "connected" : "down")}${a.lastError ? `: ${a.lastError}` : ""}`]);
     }
   }
+  const mqtt = health?.mqtt;
+  if (mqtt) rows.push([`MQTT (${mqtt.nodeId})`, `${mqtt.healthState}${mqtt.reconnectCount ? `, ${mqtt.reconnectCount} reconnects` : ""}${mqtt.lastError ? `: ${mqtt.lastError}` : ""}`]);
   cards.push(card("Channels", rows.length ? rows : [["", "No channel configured"]], !rows.length ? "none" : rows.some((r) => !r[1].startsWith("healthy")) ? "warn" : "ok"));
   const nodeRows = (nodes?.nodes || []).map((n) => [n.displayName || n.nodeId.slice(0, 8), `${n.gatewayLocal ? "this hub" : n.connected ? "online" : `offline${n.lastSeenAtMs ? `, seen ${ago(n.lastSeenAtMs)}` : ""}`}${n.approvalState && n.approvalState !== "approved" ? `, ${n.approvalState}` : ""}`]);
   cards.push(card("Nodes", nodeRows.length ? nodeRows : [["", "None"]], nodeRows.some((r) => r[1].startsWith("offline")) ? "warn" : "ok"));
