@@ -127,8 +127,11 @@ impl Options {
             return Err("mqtt: the packet size limit must be between 128 bytes and 256 MiB".into());
         }
         if let Some(will) = &self.will {
-            check_message(will, usize::from(u16::MAX) + 2)
-                .map_err(|e| format!("mqtt: the will: {e}"))?;
+            // The will travels in CONNECT: its payload is a 16-bit-length field.
+            check_message(will, usize::MAX).map_err(|e| format!("mqtt: the will: {e}"))?;
+            if will.payload.len() > usize::from(u16::MAX) {
+                return Err("mqtt: the will's payload is longer than 65535 bytes".into());
+            }
         }
         if self.subscriptions.len() > limits::MQTT_MAX_SUBSCRIPTIONS {
             return Err(format!(
@@ -917,6 +920,15 @@ mod tests {
                         .for_each(|w| w.topic = "a/+".into())
                 }),
                 "will",
+            ),
+            (
+                Box::new(|o| {
+                    o.will
+                        .as_mut()
+                        .into_iter()
+                        .for_each(|w| w.payload = vec![0; 65_536])
+                }),
+                "65535",
             ),
         ];
         for (change, want) in cases {
