@@ -753,13 +753,19 @@ impl Worker {
                 Some(message) => lock(&self.shared.outbox).release(&message),
                 None => tracing::debug!("MQTT: PUBACK for unknown packet id {packet_id}"),
             },
-            Packet::SubAck { packet_id, granted } => {
+            Packet::SubAck {
+                packet_id,
+                return_codes,
+            } => {
                 let Some(at) = pending.iter().position(|(id, _)| *id == packet_id) else {
                     tracing::debug!("MQTT: SUBACK for unknown packet id {packet_id}");
                     return Ok(());
                 };
                 let (_, index) = pending.remove(at);
-                if granted.first().copied().flatten().is_none() {
+                if return_codes
+                    .first()
+                    .is_none_or(|&code| code == packet::SUBACK_FAILURE)
+                {
                     let filter = shorten(&self.options.subscriptions[index]);
                     let error = format!(
                         "the broker refused the subscription to {filter} (does its ACL allow it?)"
