@@ -113,9 +113,11 @@ fn round_trip(
     let subscribed = until(link, deadline, |p, _| match p {
         Packet::SubAck {
             packet_id: 1,
-            granted,
+            return_codes,
         } => {
-            refused = granted.first().copied().flatten().is_none();
+            refused = return_codes
+                .first()
+                .is_none_or(|&code| code == packet::SUBACK_FAILURE);
             Ok(true)
         }
         _ => Ok(false),

@@ -127,8 +127,11 @@ impl Options {
             return Err("mqtt: the packet size limit must be between 128 bytes and 256 MiB".into());
         }
         if let Some(will) = &self.will {
-            check_message(will, usize::from(u16::MAX) + 2)
-                .map_err(|e| format!("mqtt: the will: {e}"))?;
+            // The will travels in CONNECT: its payload is a 16-bit-length field.
+            check_message(will, usize::MAX).map_err(|e| format!("mqtt: the will: {e}"))?;
+            if will.payload.len() > usize::from(u16::MAX) {
+                return Err("mqtt: the will's payload is longer than 65535 bytes".into());
+            }
         }
         if self.subscriptions.len() > limits::MQTT_MAX_SUBSCRIPTIONS {
             return Err(format!(
@@ -750,13 +753,19 @@ impl Worker {
                 Some(message) => lock(&self.shared.outbox).release(&message),
                 None => tracing::debug!("MQTT: PUBACK for unknown packet id {packet_id}"),
             },
-            Packet::SubAck { packet_id, granted } => {
+            Packet::SubAck {
+                packet_id,
+                return_codes,
+            } => {
                 let Some(at) = pending.iter().position(|(id, _)| *id == packet_id) else {
                     tracing::debug!("MQTT: SUBACK for unknown packet id {packet_id}");
                     return Ok(());
                 };
                 let (_, index) = pending.remove(at);
-                if granted.first().copied().flatten().is_none() {
+                if return_codes
+                    .first()
+                    .is_none_or(|&code| code == packet::SUBACK_FAILURE)
+                {
                     let filter = shorten(&self.options.subscriptions[index]);
                     let error = format!(
                         "the broker refused the subscription to {filter} (does its ACL allow it?)"
@@ -917,6 +926,15 @@ mod tests {
                         .for_each(|w| w.topic = "a/+".into())
                 }),
                 "will",
+            ),
+            (
+                Box::new(|o| {
+                    o.will
+                        .as_mut()
+                        .into_iter()
+                        .for_each(|w| w.payload = vec![0; 65_536])
+                }),
+                "65535",
             ),
         ];
         for (change, want) in cases {

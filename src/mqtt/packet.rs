@@ -28,8 +28,9 @@ const PINGREQ: u8 = 12;
 const PINGRESP: u8 = 13;
 const DISCONNECT: u8 = 14;
 
-/// A SUBACK return code for a refused subscription.
-const SUBACK_FAILURE: u8 = 0x80;
+/// The SUBACK return code of a refused subscription (the others are the
+/// granted QoS, 0–2).
+pub const SUBACK_FAILURE: u8 = 0x80;
 
 /// A decoder buffer grown past this is given back after its packet.
 const KEEP_BUFFER_BYTES: usize = 16 * 1024;
@@ -52,13 +53,14 @@ pub enum Packet {
         /// The publish's packet id.
         packet_id: u16,
     },
-    /// The answer to SUBSCRIBE: per filter, the granted QoS or `None` when
-    /// refused (0x80).
+    /// The answer to SUBSCRIBE.
     SubAck {
         /// The subscribe's packet id.
         packet_id: u16,
-        /// One entry per filter, in order.
-        granted: Vec<Option<u8>>,
+        /// One code per filter, in order: the granted QoS (0–2) or
+        /// [`SUBACK_FAILURE`]. Kept as the bytes received, so it takes no
+        /// more memory than the packet did.
+        return_codes: Vec<u8>,
     },
     /// The answer to UNSUBSCRIBE.
     UnsubAck {
@@ -441,11 +443,14 @@ impl Packet {
             }
             Packet::Publish(publish) => publish.encode(out)?,
             Packet::PubAck { packet_id } => encode_puback(nonzero(*packet_id)?, out),
-            Packet::SubAck { packet_id, granted } => {
+            Packet::SubAck {
+                packet_id,
+                return_codes,
+            } => {
                 nonzero(*packet_id)?;
-                header(out, SUBACK << 4, 2 + granted.len())?;
+                header(out, SUBACK << 4, 2 + return_codes.len())?;
                 out.extend_from_slice(&packet_id.to_be_bytes());
-                out.extend(granted.iter().map(|g| g.unwrap_or(SUBACK_FAILURE)));
+                out.extend_from_slice(return_codes);
             }
             Packet::UnsubAck { packet_id } => {
                 out.extend_from_slice(&[UNSUBACK << 4, 2]);
@@ -563,16 +568,17 @@ fn decode(frame: &[u8], header_len: usize) -> Result<Packet, DecodeError> {
             if f.data.is_empty() {
                 return Err(DecodeError::Truncated(name));
             }
-            let granted = f
-                .take(f.data.len())?
+            let codes = f.take(f.data.len())?;
+            if let Some(&bad) = codes
                 .iter()
-                .map(|&code| match code {
-                    0..=2 => Ok(Some(code)),
-                    SUBACK_FAILURE => Ok(None),
-                    other => Err(DecodeError::BadSubAckCode(other)),
-                })
-                .collect::<Result<_, _>>()?;
-            Packet::SubAck { packet_id, granted }
+                .find(|&&code| code > 2 && code != SUBACK_FAILURE)
+            {
+                return Err(DecodeError::BadSubAckCode(bad));
+            }
+            Packet::SubAck {
+                packet_id,
+                return_codes: codes.to_vec(),
+            }
         }
         UNSUBACK => Packet::UnsubAck {
             packet_id: f.packet_id()?,

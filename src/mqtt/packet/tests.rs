@@ -66,7 +66,7 @@ fn every_broker_packet_round_trips() {
         Packet::PubAck { packet_id: 1 },
         Packet::SubAck {
             packet_id: 9,
-            granted: vec![Some(0), Some(1), Some(2), None],
+            return_codes: vec![0, 1, 2, SUBACK_FAILURE],
         },
         Packet::UnsubAck { packet_id: 300 },
         Packet::PingResp,
@@ -267,6 +267,37 @@ fn a_large_packet_grows_the_buffer_only_to_its_size_and_gives_it_back() {
     d.push(rest, &mut out).expect("body");
     assert_eq!(out, [big]);
     assert!(d.buf.capacity() <= KEEP_BUFFER_BYTES);
+}
+
+/// Found by the `mqtt_packet` fuzz target: a SUBACK with 37 return codes
+/// was collected into a `Vec<Option<u8>>` that grew by doubling, a
+/// 128-byte allocation under a 64-byte cap. The codes are now kept as the
+/// bytes received.
+#[test]
+fn a_suback_with_many_codes_keeps_them_as_received() {
+    let mut bytes = vec![0x90, 39, 0x04, 0x00, 0x01];
+    bytes.extend_from_slice(&[0; 35]);
+    bytes.push(SUBACK_FAILURE);
+    let mut codes = vec![1];
+    codes.extend_from_slice(&[0; 35]);
+    codes.push(SUBACK_FAILURE);
+    assert_eq!(
+        decode_all(&bytes, 64),
+        (
+            vec![Packet::SubAck {
+                packet_id: 0x0400,
+                return_codes: codes,
+            }],
+            Ok(())
+        )
+    );
+    let mut d = Decoder::new(64);
+    let mut out = Vec::new();
+    d.push(&bytes, &mut out).expect("decodes");
+    let Packet::SubAck { return_codes, .. } = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(return_codes.capacity(), 37);
 }
 
 #[test]
