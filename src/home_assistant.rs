@@ -76,12 +76,14 @@ impl HomeAssistantConfig {
                         format!("cannot read {}: {e}", file.display()),
                     )
                 }),
-            (None, Some(var)) => std::env::var(var).map(|t| t.trim().to_owned()).map_err(|_| {
-                Problem::new(
-                    "home_assistant.token_env",
-                    format!("the environment variable {var} is not set"),
-                )
-            }),
+            (None, Some(var)) => std::env::var(var)
+                .map(|t| t.trim().to_owned())
+                .map_err(|_| {
+                    Problem::new(
+                        "home_assistant.token_env",
+                        format!("the environment variable {var} is not set"),
+                    )
+                }),
             (Some(_), Some(_)) => Err(Problem::new(
                 "home_assistant.token_file",
                 "give token_file or token_env, not both",
@@ -93,7 +95,10 @@ impl HomeAssistantConfig {
         };
         let token = match token {
             Ok(t) if t.is_empty() => {
-                problems.push(Problem::new("home_assistant.token_file", "the token is empty"));
+                problems.push(Problem::new(
+                    "home_assistant.token_file",
+                    "the token is empty",
+                ));
                 None
             }
             Ok(t) => Some(t),
@@ -105,12 +110,14 @@ impl HomeAssistantConfig {
         for (i, s) in self.allow_services.iter().enumerate() {
             let ok = s.split_once('.').is_some_and(|(domain, service)| {
                 !domain.is_empty()
-                    && domain.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && domain
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
                     && (service == "*"
                         || (!service.is_empty()
-                            && service
-                                .bytes()
-                                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')))
+                            && service.bytes().all(|b| {
+                                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
+                            })))
             });
             if !ok {
                 problems.push(Problem::new(
@@ -195,7 +202,12 @@ impl Connection {
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().next().unwrap_or("").chars().take(200).collect()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(200)
+        .collect()
 }
 
 /// The `home_assistant` tool.
@@ -262,18 +274,26 @@ impl Tool for HomeAssistantTool {
                     ("GET", "/api/states".to_owned(), None, Some(domain))
                 }
                 Some("get_state") => {
-                    let id = args["entityId"].as_str().ok_or("get_state needs \"entityId\"")?;
+                    let id = args["entityId"]
+                        .as_str()
+                        .ok_or("get_state needs \"entityId\"")?;
                     if !valid_entity_id(id) {
                         return Err(format!("{id:?} is not an entity id like sensor.kitchen"));
                     }
                     ("GET", format!("/api/states/{id}"), None, None)
                 }
                 Some("call_service") => {
-                    let service = args["service"].as_str().ok_or("call_service needs \"service\"")?;
+                    let service = args["service"]
+                        .as_str()
+                        .ok_or("call_service needs \"service\"")?;
                     if !connection.allows(service) {
                         return Err(format!(
                             "the service {service} is not allowed (allowed: {}); an operator can add it to [home_assistant] allow_services",
-                            if connection.allow.is_empty() { "none".to_owned() } else { connection.allow.join(", ") }
+                            if connection.allow.is_empty() {
+                                "none".to_owned()
+                            } else {
+                                connection.allow.join(", ")
+                            }
                         ));
                     }
                     let data = match args["serviceDataJson"].as_str() {
@@ -284,7 +304,12 @@ impl Tool for HomeAssistantTool {
                             .ok_or("serviceDataJson must be a JSON object")?,
                     };
                     let (domain, name) = service.split_once('.').unwrap_or((service, ""));
-                    ("POST", format!("/api/services/{domain}/{name}"), Some(data), None)
+                    (
+                        "POST",
+                        format!("/api/services/{domain}/{name}"),
+                        Some(data),
+                        None,
+                    )
                 }
                 other => {
                     return Err(format!(
@@ -325,7 +350,9 @@ impl Tool for HomeAssistantTool {
 fn valid_entity_id(id: &str) -> bool {
     id.split_once('.').is_some_and(|(d, o)| {
         let ok = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         };
         ok(d) && ok(o)
     })
@@ -347,6 +374,8 @@ mod tests {
         assert!(c.allows("switch.turn_on"));
         assert!(!c.allows("switch.turn_off") && !c.allows("lock.unlock") && !c.allows("light"));
         assert!(valid_entity_id("sensor.outside_temp_2"));
-        assert!(!valid_entity_id("sensor") && !valid_entity_id("../api") && !valid_entity_id("a.b/c"));
+        assert!(
+            !valid_entity_id("sensor") && !valid_entity_id("../api") && !valid_entity_id("a.b/c")
+        );
     }
 }

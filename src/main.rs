@@ -641,7 +641,11 @@ fn mqtt_check(gw: &GatewayArgs) -> ExitCode {
             println!("{url}: ok");
             println!("  connect (and auth)   {:>8.1} ms", ms(r.connect));
             println!("  subscribe            {:>8.1} ms", ms(r.subscribe));
-            println!("  publish -> received  {:>8.1} ms  ({})", ms(r.round_trip), r.topic);
+            println!(
+                "  publish -> received  {:>8.1} ms  ({})",
+                ms(r.round_trip),
+                r.topic
+            );
             println!("  total                {:>8.1} ms", ms(r.total));
             ExitCode::SUCCESS
         }

@@ -24,7 +24,8 @@ use support::*;
 /// A gateway in-process with `[mqtt]` on `broker` and the extra config.
 async fn gateway(dir: &std::path::Path, broker: &Broker, extra: &str) -> TestGateway {
     let text = format!("{}{extra}", broker.config_toml());
-    let parsed = Config::parse(&text, std::path::Path::new("mqtt.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let parsed =
+        Config::parse(&text, std::path::Path::new("mqtt.toml")).unwrap_or_else(|e| panic!("{e}"));
     let mut s = settings(dir);
     s.config.mqtt = parsed.mqtt;
     s.config.automations = parsed.automations;
@@ -62,7 +63,10 @@ async fn read_retained(broker: &Broker, topic: &str) -> String {
         if seen.starts_with("1 ") {
             return seen;
         }
-        assert!(Instant::now() < deadline, "nothing retained on {topic}: {seen:?}");
+        assert!(
+            Instant::now() < deadline,
+            "nothing retained on {topic}: {seen:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -97,21 +101,33 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
     let status = read_retained(b, "pinclaw/hub/status").await;
     assert_eq!(status, "1 1 pinclaw/hub/status online");
     let config = read_retained(b, "homeassistant/device/hub/config").await;
-    let (flags, json) = config.split_once(" homeassistant/device/hub/config ").unwrap();
+    let (flags, json) = config
+        .split_once(" homeassistant/device/hub/config ")
+        .unwrap();
     assert_eq!(flags, "1 1", "retained, QoS 1");
     let v: Value = serde_json::from_str(json).unwrap();
     assert_eq!(v["dev"]["ids"][0], "pinclaw_hub");
     assert_eq!(v["o"]["name"], "pinclaw");
     assert_eq!(v["avty_t"], "pinclaw/hub/status");
     let relay = &v["cmps"]["relay1"];
-    assert_eq!((relay["p"].as_str(), relay["cmd_t"].as_str()), (Some("switch"), Some("pinclaw/hub/relay1/set")));
+    assert_eq!(
+        (relay["p"].as_str(), relay["cmd_t"].as_str()),
+        (Some("switch"), Some("pinclaw/hub/relay1/set"))
+    );
     assert_eq!(v["cmps"]["room_temperature_c"]["dev_cla"], "temperature");
     assert_eq!(v["cmps"]["room_humidity_pct"]["dev_cla"], "humidity");
-    assert_eq!(v["cmps"]["room_pressure_hpa"]["dev_cla"], "atmospheric_pressure");
+    assert_eq!(
+        v["cmps"]["room_pressure_hpa"]["dev_cla"],
+        "atmospheric_pressure"
+    );
     assert_eq!(v["cmps"]["pir1"]["dev_cla"], "motion");
     assert_eq!(v["cmps"]["button1"]["p"], "event");
     assert_eq!(v["cmps"]["fan"]["p"], "number");
-    assert!(v["cmps"]["room_temperature_c"]["exp_aft"].as_u64().is_some());
+    assert!(
+        v["cmps"]["room_temperature_c"]["exp_aft"]
+            .as_u64()
+            .is_some()
+    );
     // Retained states: sensor fields as plain numbers, outputs ON/OFF.
     let temp = read_retained(b, "pinclaw/hub/room/temperature_c").await;
     assert_eq!(temp, "1 1 pinclaw/hub/room/temperature_c 25.08");
@@ -131,14 +147,27 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
     until("the relay off", || sim.level(17) == Some(Level::High)).await;
     // PWM in percent.
     publish(b, "pinclaw/hub/fan/set", "40").await;
-    until("the fan at 40 %", || sim.pwm(18).is_some_and(|(duty, _)| (duty - 0.4).abs() < 1e-9)).await;
+    until("the fan at 40 %", || {
+        sim.pwm(18)
+            .is_some_and(|(duty, _)| (duty - 0.4).abs() < 1e-9)
+    })
+    .await;
 
     // An MQTT message runs an automation: the relay on, and a message out.
     let echo = {
         let b = broker.port;
         std::thread::spawn(move || {
             let out = std::process::Command::new("mosquitto_sub")
-                .args(["-h", "127.0.0.1", "-p", &b.to_string(), "-u", mosquitto::USER, "-P", mosquitto::PASSWORD])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &b.to_string(),
+                    "-u",
+                    mosquitto::USER,
+                    "-P",
+                    mosquitto::PASSWORD,
+                ])
                 .args(["-t", "home/echo", "-C", "1", "-W", "20"])
                 .output()
                 .unwrap();
@@ -148,8 +177,14 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
     tokio::time::sleep(Duration::from_millis(300)).await;
     publish(b, "zigbee2mqtt/hall_button", "double").await;
     publish(b, "zigbee2mqtt/hall_button", "single").await;
-    until("the automation switched the relay", || sim.level(17) == Some(Level::Low)).await;
-    assert_eq!(blocking(move || echo.join().unwrap()).await, "pressed: single");
+    until("the automation switched the relay", || {
+        sim.level(17) == Some(Level::Low)
+    })
+    .await;
+    assert_eq!(
+        blocking(move || echo.join().unwrap()).await,
+        "pressed: single"
+    );
     let mut op = gw.client(&["operator.read"]).await;
     let runs = op
         .call("cron.runs", serde_json::json!({"id": "hall-button"}))
@@ -163,17 +198,42 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
         let port = broker.port;
         std::thread::spawn(move || {
             let out = std::process::Command::new("mosquitto_sub")
-                .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", mosquitto::USER, "-P", mosquitto::PASSWORD])
-                .args(["-t", "homeassistant/device/hub/config", "-C", "2", "-W", "20", "-F", "%r"])
+                .args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &port.to_string(),
+                    "-u",
+                    mosquitto::USER,
+                    "-P",
+                    mosquitto::PASSWORD,
+                ])
+                .args([
+                    "-t",
+                    "homeassistant/device/hub/config",
+                    "-C",
+                    "2",
+                    "-W",
+                    "20",
+                    "-F",
+                    "%r",
+                ])
                 .output()
                 .unwrap();
-            String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect::<Vec<_>>()
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
     publish(b, "homeassistant/status", "online").await;
     let seen = blocking(move || watch.join().unwrap()).await;
-    assert_eq!(seen, ["1", "0"], "the retained copy, then a fresh announcement");
+    assert_eq!(
+        seen,
+        ["1", "0"],
+        "the retained copy, then a fresh announcement"
+    );
 
     let health = op.call("health", serde_json::json!({})).await.unwrap();
     assert_eq!(health["mqtt"]["connected"], true, "{}", health["mqtt"]);
@@ -187,7 +247,12 @@ fn cpu_ticks(pid: u32) -> u64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     field(11) + field(12)
 }
 
@@ -215,7 +280,10 @@ async fn the_real_binary_survives_the_broker_and_says_goodbye() {
         )
         .await
         .unwrap();
-    assert_eq!(read["payload"]["value"], false, "the retained command switched the relay");
+    assert_eq!(
+        read["payload"]["value"], false,
+        "the retained command switched the relay"
+    );
 
     // The broker goes away for 30 s: no spinning meanwhile.
     broker.stop();
@@ -238,8 +306,14 @@ async fn the_real_binary_survives_the_broker_and_says_goodbye() {
             break;
         }
     }
-    assert!(republished, "states were not republished after the broker came back");
-    println!("broker restart -> state republished in {:.1} s", back.elapsed().as_secs_f64());
+    assert!(
+        republished,
+        "states were not republished after the broker came back"
+    );
+    println!(
+        "broker restart -> state republished in {:.1} s",
+        back.elapsed().as_secs_f64()
+    );
     broker.publish("pinclaw/hub/relay1/set", "ON", false);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -253,11 +327,17 @@ async fn the_real_binary_survives_the_broker_and_says_goodbye() {
         if v["payload"]["value"] == true {
             break;
         }
-        assert!(Instant::now() < deadline, "a command after the restart did nothing: not resubscribed");
+        assert!(
+            Instant::now() < deadline,
+            "a command after the restart did nothing: not resubscribed"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let status = op.call("mqtt.status", serde_json::json!({})).await.unwrap();
-    assert!(status["reconnectCount"].as_u64().unwrap_or(0) >= 1, "{status}");
+    assert!(
+        status["reconnectCount"].as_u64().unwrap_or(0) >= 1,
+        "{status}"
+    );
     drop(op);
 
     // SIGKILL: the broker publishes the will.
@@ -276,6 +356,15 @@ async fn the_real_binary_survives_the_broker_and_says_goodbye() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(gw.terminate(), Some(0));
-    assert_eq!(broker.read_one("pinclaw/hub/status"), "1 1 pinclaw/hub/status offline");
-    assert!(broker.log().contains("Received DISCONNECT from pinclaw-hub"), "{}", broker.log());
+    assert_eq!(
+        broker.read_one("pinclaw/hub/status"),
+        "1 1 pinclaw/hub/status offline"
+    );
+    assert!(
+        broker
+            .log()
+            .contains("Received DISCONNECT from pinclaw-hub"),
+        "{}",
+        broker.log()
+    );
 }

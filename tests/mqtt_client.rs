@@ -1,18 +1,16 @@
 //! `pinclaw::mqtt` against a real Mosquitto (`/usr/sbin/mosquitto`, one
 //! broker per test on a free 127.0.0.1 port, with a password file),
 //! checked with Mosquitto's own `mosquitto_pub`/`mosquitto_sub` and a
-//! second client. Skips with `SKIPPED mqtt_client: …` where Mosquitto is
+//! second client. Skips with `SKIPPED mosquitto tests: …` where Mosquitto is
 //! missing, and fails then when `CI` is set (`.ci/run` installs it).
 //!
 //! Tests wait for conditions, never for fixed times, except where the
 //! point is that something does *not* happen (no spinning while the
 //! broker is down, no will after a clean stop).
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,212 +19,9 @@ use pinclaw::config::Secret;
 use pinclaw::mqtt::{self, Client, Event, Message, Options};
 use tokio::sync::mpsc;
 
-const MOSQUITTO: &str = "/usr/sbin/mosquitto";
-const USER: &str = "pinclaw";
-const PASSWORD: &str = "broker-pw-7f3a";
-
-/// Skip with a printed reason, or fail under CI (as `support/process.rs`).
-fn skip(reason: &str) {
-    eprintln!("SKIPPED mqtt_client: {reason}");
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set, so mqtt_client must run: {reason}"
-    );
-}
-
-fn tool(name: &str) -> bool {
-    Command::new(name)
-        .arg("--help")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok()
-}
-
-/// A Mosquitto child process, stopped by PID on drop.
-struct Broker {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-    /// More lines for the config (another listener).
-    extra_conf: String,
-}
-
-impl Broker {
-    /// A broker on a free port, or `None` (skipped) without Mosquitto.
-    fn start() -> Option<Broker> {
-        if !Path::new(MOSQUITTO).exists() {
-            skip(&format!("no mosquitto ({MOSQUITTO} not found)"));
-            return None;
-        }
-        for t in ["mosquitto_passwd", "mosquitto_pub", "mosquitto_sub"] {
-            if !tool(t) {
-                skip(&format!("no mosquitto ({t} not found)"));
-                return None;
-            }
-        }
-        let mut dir = tempfile::tempdir().expect("temp dir");
-        let pw = dir.path().join("pw.txt");
-        let made = Command::new("mosquitto_passwd")
-            .args(["-b", "-c"])
-            .arg(&pw)
-            .args([USER, PASSWORD])
-            .status()
-            .expect("mosquitto_passwd");
-        assert!(made.success());
-        for _ in 0..5 {
-            let port = free_port();
-            let mut broker = Broker {
-                dir,
-                port,
-                child: None,
-                extra_conf: String::new(),
-            };
-            if broker.run() {
-                return Some(broker);
-            }
-            dir = broker.take_dir();
-        }
-        panic!("mosquitto did not start on any of 5 ports");
-    }
-
-    fn take_dir(mut self) -> tempfile::TempDir {
-        self.stop();
-        std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"))
-    }
-
-    /// Start the process on `self.port`; `false` if it exits (port taken).
-    fn run(&mut self) -> bool {
-        let conf = self.dir.path().join("mosquitto.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "user root\npersistence false\nallow_anonymous false\npassword_file {}\nlistener {} 127.0.0.1\nlog_dest stderr\nlog_type all\n{}",
-                self.dir.path().join("pw.txt").display(),
-                self.port,
-                self.extra_conf
-            ),
-        )
-        .expect("conf");
-        let log = File::options()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join("mosquitto.log"))
-            .expect("log");
-        let child = Command::new(MOSQUITTO)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn mosquitto");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return true;
-            }
-            if let Some(child) = &mut self.child
-                && let Ok(Some(_)) = child.try_wait()
-            {
-                self.child = None;
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("mosquitto did not listen within 10 s:\n{}", self.log());
-    }
-
-    /// Kill the process (SIGKILL by PID) and reap it.
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Start again on the same port.
-    fn restart(&mut self) {
-        for _ in 0..50 {
-            if self.run() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        panic!(
-            "mosquitto did not start again on {}:\n{}",
-            self.port,
-            self.log()
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("mosquitto.log")).unwrap_or_default()
-    }
-
-    fn options(&self, client_id: &str) -> Options {
-        let mut o = Options::new("127.0.0.1", self.port, false, client_id);
-        o.username = Some(USER.into());
-        o.password = Some(Secret::new(PASSWORD));
-        o.keep_alive = Duration::from_secs(5);
-        o
-    }
-
-    fn cli_args(&self) -> Vec<String> {
-        [
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-u",
-            USER,
-            "-P",
-            PASSWORD,
-        ]
-        .map(String::from)
-        .to_vec()
-    }
-
-    /// `mosquitto_pub` one message.
-    fn publish(&self, topic: &str, payload: &str, retain: bool) {
-        let mut cmd = Command::new("mosquitto_pub");
-        cmd.args(self.cli_args())
-            .args(["-q", "1", "-t", topic, "-m", payload]);
-        if retain {
-            cmd.arg("-r");
-        }
-        let status = cmd.status().expect("mosquitto_pub");
-        assert!(status.success(), "mosquitto_pub failed");
-    }
-
-    /// `mosquitto_sub` for one message: `"<retain> <qos> <topic> <payload>"`.
-    fn read_one(&self, topic: &str) -> String {
-        let out = Command::new("mosquitto_sub")
-            .args(self.cli_args())
-            .args([
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-C",
-                "1",
-                "-W",
-                "10",
-                "-F",
-                "%r %q %t %p",
-            ])
-            .output()
-            .expect("mosquitto_sub");
-        assert!(out.status.success(), "mosquitto_sub: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+#[path = "support/mosquitto.rs"]
+mod mosquitto;
+use mosquitto::{Broker, free_port, skip};
 
 /// A client and its event channel.
 struct Running {
@@ -763,13 +558,6 @@ fn stop_publishes_the_last_words_and_the_broker_keeps_the_will() {
         broker.read_one("pinclaw/t7/status"),
         "1 1 pinclaw/t7/status offline"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
 }
 
 #[test]

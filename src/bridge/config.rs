@@ -131,10 +131,16 @@ impl MqttConfig {
             ));
         }
         if !(10..=86_400).contains(&self.republish_s) {
-            out.push(Problem::new("mqtt.republish_s", "must be between 10 and 86400"));
+            out.push(Problem::new(
+                "mqtt.republish_s",
+                "must be between 10 and 86400",
+            ));
         }
         if !(5..=3600).contains(&self.keep_alive_s) {
-            out.push(Problem::new("mqtt.keep_alive_s", "must be between 5 and 3600"));
+            out.push(Problem::new(
+                "mqtt.keep_alive_s",
+                "must be between 5 and 3600",
+            ));
         }
         if self.password_file.is_some() && self.password_env.is_some() {
             out.push(Problem::new(
@@ -159,12 +165,14 @@ impl MqttConfig {
                         format!("cannot read {}: {e}", file.display()),
                     )
                 }),
-            (None, Some(var)) => std::env::var(var).map(|p| Some(Secret::new(p))).map_err(|_| {
-                Problem::new(
-                    "mqtt.password_env",
-                    format!("the environment variable {var} is not set"),
-                )
-            }),
+            (None, Some(var)) => std::env::var(var)
+                .map(|p| Some(Secret::new(p)))
+                .map_err(|_| {
+                    Problem::new(
+                        "mqtt.password_env",
+                        format!("the environment variable {var} is not set"),
+                    )
+                }),
             (None, None) => Ok(None),
         }
     }

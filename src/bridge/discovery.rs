@@ -242,6 +242,7 @@ mod tests {
         crate::board::profile::resolve(&BoardConfig::default())
             .unwrap()
             .devices
+            .to_vec()
     }
 
     fn info() -> NodeInfo<'static> {
@@ -270,12 +271,18 @@ mod tests {
         assert_eq!(t.config["stat_t"], "pinclaw/hub/room/temperature_c");
         assert_eq!(t.config["uniq_id"], "pinclaw_hub_room_temperature_c");
         assert_eq!(t.config["exp_aft"], 900);
-        assert_eq!(find("room_pressure_hpa").config["dev_cla"], "atmospheric_pressure");
+        assert_eq!(
+            find("room_pressure_hpa").config["dev_cla"],
+            "atmospheric_pressure"
+        );
         assert_eq!(find("room_humidity_pct").config["unit_of_meas"], "%");
         assert_eq!(find("pir1").platform, "binary_sensor");
         assert_eq!(find("pir1").config["dev_cla"], "motion");
         assert_eq!(find("button1").platform, "event");
-        assert_eq!(find("button1").config["stat_t"], "pinclaw/hub/button1/event");
+        assert_eq!(
+            find("button1").config["stat_t"],
+            "pinclaw/hub/button1/event"
+        );
         let relay = find("relay1");
         assert_eq!(relay.platform, "switch");
         assert_eq!(relay.config["cmd_t"], "pinclaw/hub/relay1/set");
@@ -296,6 +303,9 @@ mod tests {
         assert_eq!(v["cmps"]["relay1"]["p"], "switch");
         assert_eq!(v["cmps"]["gone"], json!({"p": "switch"}));
         let per = entity_payloads("homeassistant", &list, &topics, &info());
-        assert!(per.iter().any(|(t, _)| t == "homeassistant/switch/hub/relay1/config"));
+        assert!(
+            per.iter()
+                .any(|(t, _)| t == "homeassistant/switch/hub/relay1/config")
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! on the home's broker, commands from the broker through the same gates
 //! as every other caller, and MQTT messages for automations.
 //!
-//! - [`config`]: `[mqtt]`.
+//! - [`config`]: the `[mqtt]` section.
 //! - [`topics`]: the topic layout and payloads.
 //! - [`discovery`]: Home Assistant discovery payloads.
 //! - this file: the running bridge. On every (re)connect it publishes
@@ -189,7 +189,11 @@ pub fn client_options(config: &MqttConfig, node: &str) -> Result<Options, String
 fn status(topics: &Topics, online: bool) -> Message {
     Message {
         topic: topics.status(),
-        payload: if online { b"online".to_vec() } else { b"offline".to_vec() },
+        payload: if online {
+            b"online".to_vec()
+        } else {
+            b"offline".to_vec()
+        },
         qos: 1,
         retain: true,
     }
@@ -289,10 +293,21 @@ fn publish_change(cx: &Context, change: &BoardChange) {
         BoardChange::Input { name, value, .. } => {
             send(cx, t.state(name), topics::on_off(*value).into(), true);
             let button = cx.board.spec().device(name).is_some_and(|d| {
-                matches!(d.kind, DeviceKind::Input { class: Some("button"), .. })
+                matches!(
+                    d.kind,
+                    DeviceKind::Input {
+                        class: Some("button"),
+                        ..
+                    }
+                )
             });
             if button && *value {
-                send(cx, t.event(name), json!({"event_type": "press"}).to_string(), false);
+                send(
+                    cx,
+                    t.event(name),
+                    json!({"event_type": "press"}).to_string(),
+                    false,
+                );
             }
         }
         BoardChange::Output { name, value, .. } => {
@@ -316,7 +331,12 @@ fn publish_states(cx: &Context) {
         if let Some(change) = changes.latest(&d.name) {
             // A replayed press is not a press: states only.
             if let BoardChange::Input { name, value, .. } = &change {
-                send(cx, cx.bridge.topics.state(name), topics::on_off(*value).into(), true);
+                send(
+                    cx,
+                    cx.bridge.topics.state(name),
+                    topics::on_off(*value).into(),
+                    true,
+                );
             } else {
                 publish_change(cx, &change);
             }
@@ -366,7 +386,8 @@ async fn discover(cx: &Context) {
     match cx.config.discovery {
         DiscoveryMode::Device => {
             if !removed.is_empty() {
-                let (topic, payload) = discovery::device_payload(prefix, &entities, &removed, t, &info);
+                let (topic, payload) =
+                    discovery::device_payload(prefix, &entities, &removed, t, &info);
                 send(cx, topic, payload, true);
             }
             let (topic, payload) = discovery::device_payload(prefix, &entities, &[], t, &info);
@@ -383,7 +404,10 @@ async fn discover(cx: &Context) {
         }
     }
     if !removed.is_empty() {
-        tracing::info!("MQTT discovery: removed {} entit(ies) no longer declared", removed.len());
+        tracing::info!(
+            "MQTT discovery: removed {} entit(ies) no longer declared",
+            removed.len()
+        );
     }
     let inventory = serde_json::to_vec(&current).unwrap_or_default();
     if let Err(e) = cx.store.kv_put(INVENTORY_KEY, inventory).await {
@@ -397,7 +421,10 @@ async fn discover(cx: &Context) {
 fn command(cx: &Context, device: String, payload: Vec<u8>) {
     let kind = cx.board.spec().device(&device).map(|d| d.kind.clone());
     let pwm = matches!(kind, Some(DeviceKind::Pwm { .. }));
-    let writable = matches!(kind, Some(DeviceKind::Output { .. } | DeviceKind::Pwm { .. }));
+    let writable = matches!(
+        kind,
+        Some(DeviceKind::Output { .. } | DeviceKind::Pwm { .. })
+    );
     let (bridge, board, hands) = (cx.bridge.clone(), cx.board.clone(), cx.hands.clone());
     let topic = cx.bridge.topics.set(&device);
     tokio::spawn(async move {
@@ -433,9 +460,10 @@ fn command(cx: &Context, device: String, payload: Vec<u8>) {
             // Home Assistant waits for the state: tell it nothing changed.
             if let Some(change) = board.devices().changes().latest(&device) {
                 let (state, payload) = match change {
-                    BoardChange::Output { value, .. } => {
-                        (bridge.topics.state(&device), topics::on_off(value).to_owned())
-                    }
+                    BoardChange::Output { value, .. } => (
+                        bridge.topics.state(&device),
+                        topics::on_off(value).to_owned(),
+                    ),
                     BoardChange::Pwm { duty, .. } => {
                         (bridge.topics.state(&device), topics::duty_percent(duty))
                     }

@@ -137,7 +137,10 @@ mod tests {
     fn layout_and_commands() {
         let t = Topics::new("pinclaw", "hub");
         assert_eq!(t.status(), "pinclaw/hub/status");
-        assert_eq!(t.field("room", "temperature_c"), "pinclaw/hub/room/temperature_c");
+        assert_eq!(
+            t.field("room", "temperature_c"),
+            "pinclaw/hub/room/temperature_c"
+        );
         assert_eq!(t.set_filter(), "pinclaw/hub/+/set");
         assert_eq!(t.command_device("pinclaw/hub/relay1/set"), Some("relay1"));
         assert_eq!(t.command_device("pinclaw/hub/relay1/state"), None);

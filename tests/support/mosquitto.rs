@@ -237,7 +237,16 @@ impl Broker {
     pub fn read_for(&self, filter: &str, secs: u32) -> Vec<String> {
         let out = Command::new("mosquitto_sub")
             .args(self.cli_args())
-            .args(["-q", "1", "-t", filter, "-W", &secs.to_string(), "-F", "%r %t %p"])
+            .args([
+                "-q",
+                "1",
+                "-t",
+                filter,
+                "-W",
+                &secs.to_string(),
+                "-F",
+                "%r %t %p",
+            ])
             .output()
             .expect("mosquitto_sub");
         String::from_utf8_lossy(&out.stdout)
@@ -263,8 +272,28 @@ impl Broker {
     /// on `topic` of the broker at `port`, as `"<retain> <qos> <topic> <payload>"`.
     pub fn peek(_dir: &Path, port: u16, topic: &str) -> String {
         let out = Command::new("mosquitto_sub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", USER, "-P", PASSWORD])
-            .args(["-q", "1", "-t", topic, "-C", "1", "-W", "10", "-F", "%r %q %t %p"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-u",
+                USER,
+                "-P",
+                PASSWORD,
+            ])
+            .args([
+                "-q",
+                "1",
+                "-t",
+                topic,
+                "-C",
+                "1",
+                "-W",
+                "10",
+                "-F",
+                "%r %q %t %p",
+            ])
             .output()
             .expect("mosquitto_sub");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -273,7 +302,16 @@ impl Broker {
     /// `publish` without a `Broker`: one live message, QoS 1, to `port`.
     pub fn send(port: u16, topic: &str, payload: &str) {
         let status = Command::new("mosquitto_pub")
-            .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-u", USER, "-P", PASSWORD])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+                "-u",
+                USER,
+                "-P",
+                PASSWORD,
+            ])
             .args(["-q", "1", "-t", topic, "-m", payload])
             .status()
             .expect("mosquitto_pub");

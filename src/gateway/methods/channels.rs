@@ -342,6 +342,8 @@ fn queued(why: Option<String>) -> ErrorShape {
 pub async fn mqtt_status(call: &Call, _params: Value) -> Reply {
     Ok(match call.shared.mqtt.get() {
         Some(bridge) => bridge.status_json(),
-        None => json!({"running": false, "configured": call.shared.settings.config.mqtt_configured()}),
+        None => {
+            json!({"running": false, "configured": call.shared.settings.config.mqtt_configured()})
+        }
     })
 }
