@@ -256,6 +256,28 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11) + field(12)
 }
 
+/// Context switches (voluntary and not) of a process's threads named
+/// `name`: how often they woke up.
+fn thread_switches(pid: u32, name: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut switches = 0;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        switches += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    switches
+}
+
 #[tokio::test]
 async fn the_real_binary_survives_the_broker_and_says_goodbye() {
     let Some(mut broker) = Broker::start() else {
@@ -284,6 +306,15 @@ async fn the_real_binary_survives_the_broker_and_says_goodbye() {
         read["payload"]["value"], false,
         "the retained command switched the relay"
     );
+
+    // Connected and quiet, the client thread sleeps: it wakes for work
+    // (a state that changed) and the keep-alive, not to poll.
+    let before = thread_switches(gw.pid(), "pinclaw-mqtt");
+    assert!(before > 0, "no pinclaw-mqtt thread in the gateway");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let woke = thread_switches(gw.pid(), "pinclaw-mqtt") - before;
+    println!("MQTT client thread, connected and idle: {woke} wake-ups in 5 s");
+    assert!(woke <= 25, "{woke} wake-ups in 5 s: the client polls");
 
     // The broker goes away for 30 s: no spinning meanwhile.
     broker.stop();
