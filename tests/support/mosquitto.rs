@@ -44,7 +44,6 @@ pub struct Broker {
     pub port: u16,
     child: Option<Child>,
     /// More lines for the config (another listener).
-    /// More lines for the config (another listener).
     pub extra_conf: String,
 }
 
