@@ -148,8 +148,10 @@ async fn main() -> Result<()> {
             "[[automations]]\nname = \"tick\"\nwhen = { every = \"1s\" }\n\
              do = { invoke = { command = \"gpio.read\", params = { name = \"relay1\" } } }\n",
         )?;
-        let mut op = admin(&url).await?;
         tokio::time::sleep(Duration::from_secs(ticks as u64 + 2)).await;
+        // Connected after the wait: a client that reads nothing for a
+        // minute misses the gateway's pings and is dropped.
+        let mut op = admin(&url).await?;
         let runs = op
             .call("cron.runs", json!({"id": "tick", "limit": 200}))
             .await?;

@@ -49,9 +49,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// What the broker holds (or next gets) on `topic`, as `read_one` shows it.
 async fn read_one(broker: &Broker, topic: &str) -> String {
-    let (dir, port) = (broker.dir.path().to_owned(), broker.port);
-    let topic = topic.to_owned();
-    blocking(move || Broker::peek(&dir, port, &topic)).await
+    let (port, topic) = (broker.port, topic.to_owned());
+    blocking(move || Broker::peek(port, &topic)).await
 }
 
 /// The retained message on `topic`, once there is one (a subscriber that
@@ -157,21 +156,9 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
     let echo = {
         let b = broker.port;
         std::thread::spawn(move || {
-            let out = std::process::Command::new("mosquitto_sub")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &b.to_string(),
-                    "-u",
-                    mosquitto::USER,
-                    "-P",
-                    mosquitto::PASSWORD,
-                ])
-                .args(["-t", "home/echo", "-C", "1", "-W", "20"])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            mosquitto::subscribe(b, "home/echo", &["-C", "1", "-W", "20"])
+                .trim()
+                .to_owned()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -197,33 +184,14 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
     let watch = {
         let port = broker.port;
         std::thread::spawn(move || {
-            let out = std::process::Command::new("mosquitto_sub")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-u",
-                    mosquitto::USER,
-                    "-P",
-                    mosquitto::PASSWORD,
-                ])
-                .args([
-                    "-t",
-                    "homeassistant/device/hub/config",
-                    "-C",
-                    "2",
-                    "-W",
-                    "20",
-                    "-F",
-                    "%r",
-                ])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
+            mosquitto::subscribe(
+                port,
+                "homeassistant/device/hub/config",
+                &["-C", "2", "-W", "20", "-F", "%r"],
+            )
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
