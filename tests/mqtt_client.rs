@@ -295,12 +295,17 @@ fn a_restarted_broker_is_reconnected_and_resubscribed_without_spinning() {
 }
 
 /// A TCP proxy between the client and the broker that the test can cut
-/// (the broker sees the connection die without DISCONNECT) or stall
-/// (everything either way is swallowed, nothing is closed).
+/// (the broker sees the connection die without DISCONNECT), stall
+/// (everything either way is swallowed, nothing is closed) or hold (what
+/// the broker sends is kept, then handed to the client in one write).
 struct Proxy {
     port: u16,
     sockets: Arc<Mutex<Vec<TcpStream>>>,
     swallow: Arc<AtomicBool>,
+    /// `Some`: the broker's bytes held back for the client.
+    held: Arc<Mutex<Option<Vec<u8>>>>,
+    /// The client side of the latest connection.
+    client: Arc<Mutex<Option<TcpStream>>>,
 }
 
 impl Proxy {
@@ -309,7 +314,10 @@ impl Proxy {
         let port = listener.local_addr().expect("addr").port();
         let sockets = Arc::new(Mutex::new(Vec::new()));
         let swallow = Arc::new(AtomicBool::new(false));
+        let held: Arc<Mutex<Option<Vec<u8>>>> = Arc::new(Mutex::new(None));
+        let latest = Arc::new(Mutex::new(None));
         let (list, swallowing) = (sockets.clone(), swallow.clone());
+        let (holding, latest_client) = (held.clone(), latest.clone());
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { return };
@@ -320,11 +328,22 @@ impl Proxy {
                 for s in [&client, &server] {
                     list.push(s.try_clone().expect("clone"));
                 }
-                let pipe = |mut from: TcpStream, mut to: TcpStream, swallow: Arc<AtomicBool>| {
+                *latest_client.lock().expect("lock") = Some(client.try_clone().expect("clone"));
+                let pipe = |mut from: TcpStream,
+                            mut to: TcpStream,
+                            swallow: Arc<AtomicBool>,
+                            held: Option<Arc<Mutex<Option<Vec<u8>>>>>| {
                     std::thread::spawn(move || {
                         let mut buf = [0u8; 16 * 1024];
                         while let Ok(n @ 1..) = from.read(&mut buf) {
                             if swallow.load(Ordering::Relaxed) {
+                                continue;
+                            }
+                            // Written under the lock: `release` cannot
+                            // overtake bytes that arrived before it.
+                            let mut held = held.as_ref().map(|h| h.lock().expect("lock"));
+                            if let Some(Some(kept)) = held.as_deref_mut() {
+                                kept.extend_from_slice(&buf[..n]);
                                 continue;
                             }
                             if to.write_all(&buf[..n]).is_err() {
@@ -341,14 +360,36 @@ impl Proxy {
                     client.try_clone().expect("clone"),
                     server.try_clone().expect("clone"),
                     swallowing.clone(),
+                    None,
                 );
-                pipe(server, client, swallowing.clone());
+                pipe(server, client, swallowing.clone(), Some(holding.clone()));
             }
         });
         Proxy {
             port,
             sockets,
             swallow,
+            held,
+            client: latest,
+        }
+    }
+
+    /// Keep what the broker sends from now on.
+    fn hold(&self) {
+        *self.held.lock().expect("lock") = Some(Vec::new());
+    }
+
+    /// How many bytes are held.
+    fn held_bytes(&self) -> usize {
+        self.held.lock().expect("lock").as_ref().map_or(0, Vec::len)
+    }
+
+    /// Hand the client everything held, in one write; pass through again.
+    fn release(&self) {
+        let mut held = self.held.lock().expect("lock");
+        let kept = held.take().unwrap_or_default();
+        if let Some(client) = self.client.lock().expect("lock").as_mut() {
+            client.write_all(&kept).expect("release");
         }
     }
 
@@ -358,6 +399,68 @@ impl Proxy {
             let _ = s.shutdown(Shutdown::Both);
         }
     }
+}
+
+#[test]
+fn a_full_window_of_acks_at_once_lets_the_waiting_messages_go() {
+    let Some(broker) = Broker::start() else {
+        return;
+    };
+    let mut observer = start(Options {
+        subscriptions: vec!["pinclaw/t12/#".into()],
+        ..broker.options("observer-t12")
+    });
+    observer.connected();
+    let proxy = Proxy::start(broker.port);
+    // A keep-alive longer than the waits below: no ping wakes the client.
+    let mut a = start(Options {
+        port: proxy.port,
+        keep_alive: Duration::from_secs(60),
+        ..broker.options("pinclaw-t12")
+    });
+    a.connected();
+    // Two windows' worth of QoS 1 messages, while the broker's PUBACKs are
+    // held: one window goes out, the rest waits in the outbox.
+    let window = pinclaw::limits::MQTT_MAX_INFLIGHT;
+    proxy.hold();
+    for i in 0..2 * window {
+        a.client
+            .publish(message("pinclaw/t12/n", &i.to_string(), 1, false))
+            .expect("queued");
+    }
+    let mut seen = Vec::new();
+    let mut collect = |seen: &mut Vec<String>, until: usize| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while seen.len() < until && Instant::now() < deadline {
+            match observer.events.try_recv() {
+                Ok(Event::Message { payload, .. }) => {
+                    seen.push(String::from_utf8_lossy(&payload).into_owned())
+                }
+                Ok(_) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    };
+    collect(&mut seen, window);
+    assert_eq!(seen.len(), window, "the first window reached the broker");
+    assert_eq!(a.client.status().queued, window);
+    // Every PUBACK (4 bytes each) held, however the broker split them…
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while proxy.held_bytes() < 4 * window {
+        assert!(
+            Instant::now() < deadline,
+            "{} bytes held",
+            proxy.held_bytes()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // …then all in one read, and nothing else arrives to wake the
+    // client: the second window must still go (it once slept until the
+    // next keep-alive ping, here 60 s).
+    proxy.release();
+    collect(&mut seen, 2 * window);
+    let want: Vec<String> = (0..2 * window).map(|i| i.to_string()).collect();
+    assert_eq!(seen, want, "every message, in order");
 }
 
 #[test]

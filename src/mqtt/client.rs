@@ -716,6 +716,9 @@ impl Worker {
             if !out.is_empty() {
                 continue; // acknowledgements go out before any sleep
             }
+            if link.backlog() < limits::MQTT_MAX_PACKET_BYTES && self.can_fill() {
+                continue; // a PUBACK made room in flight for what waits
+            }
             if clock.dead(now) {
                 return lost(
                     format!(
@@ -749,6 +752,14 @@ impl Worker {
                 return lost(e, announced);
             }
         }
+    }
+
+    /// Whether [`Self::fill`] would move a message now: the outbox's
+    /// next one is QoS 0 or has room in flight.
+    fn can_fill(&self) -> bool {
+        lock(&self.shared.outbox)
+            .front()
+            .is_some_and(|front| front.qos == 0 || !self.in_flight.is_full())
     }
 
     /// Move messages from the outbox to `out`, in order, while QoS 1 ones
