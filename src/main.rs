@@ -244,7 +244,9 @@ fn main() -> ExitCode {
         }
         ["approvals", "list"] => call("exec.approval.list", json!({}), &|v| {
             if json {
-                print_json(v)
+                // The method answers with OpenClaw's bare array; every list
+                // command's JSON is an object naming what it lists.
+                print_json(&json!({ "approvals": v }))
             } else {
                 tables::print_approvals(v)
             }

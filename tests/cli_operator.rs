@@ -94,7 +94,7 @@ fn approvals_are_answered_from_the_cli_and_the_caller_says_what_it_waits_for() {
     );
     let json = pinclaw(&config, &gw.url, &["approvals", "list", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap_or_default();
-    assert_eq!(v[0]["id"], id.as_str(), "{v}");
+    assert_eq!(v["approvals"][0]["id"], id.as_str(), "{v}");
 
     // A unique prefix is enough at a prompt.
     let approved = pinclaw(&config, &gw.url, &["approvals", "approve", &id[..8]]);
