@@ -506,10 +506,20 @@ fn run_gateway(args: GatewayArgs) -> ExitCode {
         };
         let url = format!("ws://{addr}");
         if let Some(token) = gateway.generated_token() {
-            say(&format!(
-                "pinclaw: generated a gateway token (saved to {}):\n  {token}\n",
-                state_dir.join(gateway::TOKEN_FILE).display()
-            ));
+            let saved = state_dir.join(gateway::TOKEN_FILE);
+            // Shown to a person at a terminal; never into a log (journald,
+            // a file): there it is only said where it is.
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                say(&format!(
+                    "pinclaw: generated a gateway token (saved to {}):\n  {token}\n",
+                    saved.display()
+                ));
+            } else {
+                say(&format!(
+                    "pinclaw: generated a gateway token, saved to {}",
+                    saved.display()
+                ));
+            }
         } else if gateway.token().is_some() {
             say(&format!(
                 "pinclaw: token auth; the token is in {} (or your config/flags)",

@@ -31,15 +31,25 @@ fn sigterm(pid: u32) {
 }
 
 #[tokio::test]
-async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
+async fn first_start_says_where_the_token_is_and_sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let mut gw = spawn_gateway(dir.path(), &[]);
     let token = std::fs::read_to_string(dir.path().join("gateway.token")).unwrap_or_default();
     let token = token.trim().to_owned();
     assert_eq!(token.len(), 43);
+    // Its stdout is a pipe here, as under systemd (journald keeps it):
+    // where the token is, never the token.
     assert!(
-        gw.stdout_lines.iter().any(|l| l.contains(&token)),
-        "token printed on first start"
+        !gw.stdout_lines.iter().any(|l| l.contains(&token)),
+        "token printed into a pipe: {:?}",
+        gw.stdout_lines
+    );
+    assert!(
+        gw.stdout_lines
+            .iter()
+            .any(|l| l.contains("generated a gateway token, saved to")),
+        "{:?}",
+        gw.stdout_lines
     );
 
     let options = pinclaw::client::ClientOptions {
@@ -95,6 +105,36 @@ async fn first_start_prints_the_token_once_and_sigterm_stops_cleanly() {
     );
     let again = std::fs::read_to_string(dir.path().join("gateway.token")).unwrap_or_default();
     assert_eq!(again.trim(), token);
+}
+
+/// At a terminal, the person who started it sees the new token once.
+#[test]
+fn first_start_at_a_terminal_shows_the_token() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let state = dir.path().join("state");
+    // util-linux's `script` gives the gateway a pseudo-terminal; `timeout`
+    // stops it (SIGTERM) after it printed its first lines.
+    let command = format!(
+        "timeout -s TERM 3 {BIN} gateway --port 0 --state-dir {}",
+        state.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("PINCLAW_GATEWAY_TOKEN")
+        .env_remove("PINCLAW_CONFIG")
+        .stdin(Stdio::null())
+        .output();
+    let Ok(out) = out else {
+        process::skip(
+            "first_start_at_a_terminal_shows_the_token",
+            "no `script` (util-linux) to give the gateway a terminal",
+        );
+        return;
+    };
+    let shown = String::from_utf8_lossy(&out.stdout);
+    let token = std::fs::read_to_string(state.join("gateway.token")).unwrap_or_default();
+    assert_eq!(token.trim().len(), 43, "{shown}");
+    assert!(shown.contains(token.trim()), "{shown}");
 }
 
 #[test]
