@@ -400,3 +400,90 @@ async fn barrier(store: &Store) {
         .unwrap_or_else(|e| panic!("{e}"));
     done.await.unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The meta table as redb sees it, for writing a format version by hand.
+const RAW_META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+
+/// Set (or, with `None`, remove) the stored format version of a closed
+/// store file, with redb itself.
+fn set_raw_version(path: &std::path::Path, version: Option<&str>) {
+    let db = redb::Database::create(path).unwrap_or_else(|e| panic!("raw open: {e}"));
+    let txn = db.begin_write().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let mut table = txn.open_table(RAW_META).unwrap_or_else(|e| panic!("{e}"));
+        match version {
+            Some(v) => table.insert("format_version", v.as_bytes()).map(drop),
+            None => table.remove("format_version").map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    txn.commit().unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The stored format version of a closed store file.
+fn raw_version(path: &std::path::Path) -> Option<String> {
+    use redb::ReadableDatabase;
+    let db = redb::Database::create(path).unwrap_or_else(|e| panic!("raw open: {e}"));
+    let txn = db.begin_read().unwrap_or_else(|e| panic!("{e}"));
+    let table = txn.open_table(RAW_META).unwrap_or_else(|e| panic!("{e}"));
+    table
+        .get("format_version")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|v| String::from_utf8_lossy(v.value()).into_owned())
+}
+
+#[tokio::test]
+async fn a_new_store_is_stamped_with_the_current_format() {
+    let (store, _dir, path) = temp_store();
+    store.close().await;
+    assert_eq!(raw_version(&path), Some(FORMAT_VERSION.to_string()));
+}
+
+#[tokio::test]
+async fn a_store_from_before_format_versions_is_migrated_in_place() -> Result<(), StoreError> {
+    let (store, _dir, path) = temp_store();
+    let row = TranscriptEntry::message("user", "kept across the migration", None);
+    store.append("agent:main:main", vec![row], true).await?;
+    store.close().await;
+    // What every store written before the version key looks like.
+    set_raw_version(&path, None);
+    assert_eq!(raw_version(&path), None);
+
+    let store = Store::open(&path)?;
+    let rows = store.transcript_page("agent:main:main", 10, 0).await?;
+    assert_eq!(texts(&rows), ["kept across the migration"]);
+    store.close().await;
+    assert_eq!(
+        raw_version(&path),
+        Some(FORMAT_VERSION.to_string()),
+        "stamped by the first open"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_store_from_a_newer_pinclaw_is_refused_and_left_alone() {
+    let (store, _dir, path) = temp_store();
+    store.close().await;
+    let newer = (FORMAT_VERSION + 1).to_string();
+    set_raw_version(&path, Some(&newer));
+
+    let refused = Store::open(&path).map(drop);
+    let Err(e @ StoreError::TooNew { .. }) = refused else {
+        panic!("a newer store must be refused, got {refused:?}");
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "this store was written by a newer pinclaw (format {newer}); this binary reads up to {FORMAT_VERSION}; upgrade pinclaw or restore a backup"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(!e.is_transient());
+    assert_eq!(raw_version(&path), Some(newer), "nothing was written");
+
+    // A value that is not a number is refused the same way.
+    set_raw_version(&path, Some("two"));
+    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { .. })));
+}
