@@ -10,7 +10,9 @@
 //! a crash (inputs before their ack, pairing, tokens) commit with an fsync;
 //! bookkeeping (`lastSeenAtMs`, token usage, tool results) commits without
 //! one and becomes durable with the next fsync, to spare SD cards.
-//! Concurrent writes are committed together (group commit).
+//! Concurrent writes are committed together (group commit). Old transcript
+//! turns are pruned in the background ([`Store::run_retention`]), and the
+//! file carries a format version ([`FORMAT_VERSION`]).
 
 mod actor;
 mod audit;
@@ -21,6 +23,7 @@ mod history;
 mod inbox;
 mod meta;
 mod nodes;
+mod retention;
 mod runs;
 mod sessions;
 
@@ -30,6 +33,7 @@ pub use channels::{AllowedSender, ChannelCursor, OutboxItem, PairingRequest};
 pub use devices::{DeviceToken, PairedDevice, PendingPairing};
 pub use inbox::{Eviction, InboxItem};
 pub use nodes::{NodeRecord, SurfaceRequest};
+pub use retention::{Pruned, Retention};
 pub use runs::{ReplyRoute, RunEnd, RunIndexEntry, Stored};
 pub use sessions::{LastRun, SessionMeta, SessionWindow, TranscriptEntry, error_line};
 
