@@ -635,6 +635,10 @@ fn key_path_at(text: &str, offset: usize) -> String {
 /// CLI falls back to its token when the default local gateway is called.
 pub const SERVICE_STATE_DIR: &str = "/var/lib/pinclaw";
 
+/// The packaged service's config file (`pinclaw doctor` checks it when no
+/// other is given).
+pub const SERVICE_CONFIG: &str = "/etc/pinclaw/pinclaw.toml";
+
 /// The default state directory.
 pub fn default_state_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("PINCLAW_STATE_DIR").filter(|v| !v.is_empty()) {

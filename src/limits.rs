@@ -322,6 +322,23 @@ pub const AUTOMATION_APPROVAL_TIMEOUT: Duration = Duration::from_secs(600);
 /// notification or agent message; the rest is cut.
 pub const AUTOMATION_MAX_TRIGGER_TEXT: usize = 512;
 
+// ---- pinclaw doctor ----
+
+/// The longest one doctor check may take (a provider's models list, a
+/// Bot API call, the MQTT round trip, a sensor read). The checks run side
+/// by side, so the whole doctor takes about this long at worst; a check
+/// still running then fails with "no answer within …".
+pub const DOCTOR_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Free space on the state directory's filesystem below which the doctor's
+/// disk check fails: the store grows by pages and needs room to commit.
+pub const DOCTOR_MIN_FREE_DISK_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The largest models list read from a provider by the doctor (OpenRouter's
+/// is over 1 MB). A longer answer still proves the key works; its models
+/// are then not counted.
+pub const PROVIDER_MODELS_LIST_MAX_BYTES: u64 = 4 * 1024 * 1024;
+
 // ---- Home Assistant ----
 
 /// The largest answer read from Home Assistant's REST API (a big
