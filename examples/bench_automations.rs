@@ -26,25 +26,19 @@ mod common;
 #[path = "../tests/support/fake_telegram.rs"]
 mod fake_telegram;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, Result, env_num, figure, pct, rates, sample, wait_until};
+use common::{Proc, Result, admin, env_num, figure, gateway, pct, rates, sample, wait_until};
 use fake_telegram::FakeTelegram;
-use pinclaw::client::{Client, ClientOptions};
+use pinclaw::client::Client;
 use serde_json::json;
 
-const TOKEN: &str = "bench-token-0123456789abcdef";
 const BOT_TOKEN: &str = "4242:bench-bot-token";
 
 /// Start the gateway with `extra` config (Telegram on the fake if given).
 fn start(dir: &Path, tg: Option<&FakeTelegram>, extra: &str) -> Result<(Proc, String)> {
-    let mut toml = format!(
-        "state_dir = \"{}\"\n[gateway]\nport = 0\n[gateway.auth]\ntoken = \"{TOKEN}\"\n",
-        dir.join("state").display()
-    );
+    let mut toml = String::new();
     if let Some(tg) = tg {
         std::fs::write(dir.join("bot.token"), BOT_TOKEN)?;
         toml.push_str(&format!(
@@ -54,38 +48,7 @@ fn start(dir: &Path, tg: Option<&FakeTelegram>, extra: &str) -> Result<(Proc, St
         ));
     }
     toml.push_str(extra);
-    let config = dir.join("pinclaw.toml");
-    std::fs::write(&config, toml)?;
-    let mut child = Command::new(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "target/release/pinclaw".into()),
-    )
-    .arg("gateway")
-    .arg("--config")
-    .arg(&config)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    for line in BufReader::new(stdout).lines() {
-        if let Some(url) = line?.strip_prefix("pinclaw gateway ready at ") {
-            return Ok((Proc(child), url.trim().to_owned()));
-        }
-    }
-    Err("the gateway did not print its ready line".into())
-}
-
-async fn admin(url: &str) -> Result<Client> {
-    Ok(Client::connect(
-        url,
-        &ClientOptions {
-            token: Some(TOKEN.into()),
-            scopes: vec!["operator.admin".into()],
-            ..ClientOptions::default()
-        },
-    )
-    .await?)
+    gateway(dir, &toml)
 }
 
 async fn pir(op: &mut Client, on: bool) -> Result<()> {
@@ -144,7 +107,9 @@ async fn main() -> Result<()> {
         let (gw, url) = start(
             dir.path(),
             Some(&tg),
-            "[[automations]]\nname = \"hall-motion\"\nwhen = { device = \"pir1\", to = \"on\" }\n\
+            // Faster than the default cap of 30 actions a minute allows.
+            "[automation]\nmax_actions_per_minute = 1000\n\
+             [[automations]]\nname = \"hall-motion\"\nwhen = { device = \"pir1\", to = \"on\" }\n\
              do = { notify = { channel = \"telegram\", to = \"42\", text = \"Motion at {time}\" } }\n",
         )?;
         let mut op = admin(&url).await?;
@@ -183,8 +148,10 @@ async fn main() -> Result<()> {
             "[[automations]]\nname = \"tick\"\nwhen = { every = \"1s\" }\n\
              do = { invoke = { command = \"gpio.read\", params = { name = \"relay1\" } } }\n",
         )?;
-        let mut op = admin(&url).await?;
         tokio::time::sleep(Duration::from_secs(ticks as u64 + 2)).await;
+        // Connected after the wait: a client that reads nothing for a
+        // minute misses the gateway's pings and is dropped.
+        let mut op = admin(&url).await?;
         let runs = op
             .call("cron.runs", json!({"id": "tick", "limit": 200}))
             .await?;

@@ -29,18 +29,17 @@ mod fake_provider;
 #[path = "../tests/support/fake_telegram.rs"]
 mod fake_telegram;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Proc, Result, env_num, figure, pct, rates, sample, wait_until};
+use common::{
+    Proc, Result, admin as operator, env_num, figure, gateway, pct, rates, sample, wait_until,
+};
 use fake_provider::{FakeProvider, Reply, Step};
 use fake_telegram::{FakeTelegram, Fault, Times};
-use pinclaw::client::{Client, ClientOptions};
+use pinclaw::client::Client;
 use serde_json::{Value, json};
 
-const TOKEN: &str = "bench-token-0123456789abcdef";
 const BOT_TOKEN: &str = "4242:bench-bot-token";
 const USER: i64 = 42;
 
@@ -73,10 +72,8 @@ fn start(
     telegram: Option<(&FakeTelegram, u64)>,
 ) -> Result<(Proc, String)> {
     let mut toml = format!(
-        "state_dir = \"{}\"\n[gateway]\nport = 0\n[gateway.auth]\ntoken = \"{TOKEN}\"\n\
-         [[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n[[providers.models]]\nid = \"m\"\ncontext_window = 1000000\n\
+        "[[providers]]\nid = \"fake\"\napi = \"openai-chat\"\nbase_url = \"{}/v1\"\n[[providers.models]]\nid = \"m\"\ncontext_window = 1000000\n\
          [agent]\nmodel = \"fake/m\"\ndebounce_ms = 0\n",
-        dir.join("state").display(),
         model.base_url()
     );
     if let Some((tg, poll)) = telegram {
@@ -87,38 +84,7 @@ fn start(
             tg.api_root()
         ));
     }
-    let config = dir.join("pinclaw.toml");
-    std::fs::write(&config, toml)?;
-    let mut child = Command::new(
-        std::env::args()
-            .nth(1)
-            .unwrap_or_else(|| "target/release/pinclaw".into()),
-    )
-    .arg("gateway")
-    .arg("--config")
-    .arg(&config)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null())
-    .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    for line in BufReader::new(stdout).lines() {
-        if let Some(url) = line?.strip_prefix("pinclaw gateway ready at ") {
-            return Ok((Proc(child), url.trim().to_owned()));
-        }
-    }
-    Err("the gateway did not print its ready line".into())
-}
-
-async fn operator(url: &str) -> Result<Client> {
-    Ok(Client::connect(
-        url,
-        &ClientOptions {
-            token: Some(TOKEN.into()),
-            scopes: vec!["operator.admin".into()],
-            ..ClientOptions::default()
-        },
-    )
-    .await?)
+    gateway(dir, &toml)
 }
 
 async fn health_state(op: &mut Client) -> Result<String> {

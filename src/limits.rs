@@ -520,18 +520,19 @@ pub const MQTT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// again.
 pub const MQTT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Longest the socket thread waits in one read before it looks at the
-/// outbox and the clocks again: the most a publish waits before it is
-/// written (about 20 wakeups a second while connected, none while it
-/// waits to reconnect).
+/// Longest one read waits while a connection is being opened (up to its
+/// CONNACK, at most [`MQTT_CONNECT_TIMEOUT`]) and in `pinclaw mqtt check`,
+/// so a stop is noticed. A connected client sleeps in `epoll` instead.
 pub const MQTT_POLL_INTERVAL: Duration = Duration::from_millis(50);
 
 /// First wait after a failed or lost connection; it doubles per failure
 /// up to [`MQTT_BACKOFF_MAX`], with ±20 % jitter.
 pub const MQTT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Longest wait between connection attempts.
-pub const MQTT_BACKOFF_MAX: Duration = Duration::from_secs(60);
+/// Longest wait between connection attempts: a broker back after an
+/// outage (a restart, an update) is found within this (as Tasmota's
+/// default 10 s retry does), and an attempt on a LAN costs next to nothing.
+pub const MQTT_BACKOFF_MAX: Duration = Duration::from_secs(15);
 
 /// A connection that lasted this long sets the backoff back to
 /// [`MQTT_BACKOFF`] when it ends (a broker that accepts and then drops

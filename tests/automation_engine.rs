@@ -411,6 +411,10 @@ fn the_documented_examples_pass_the_check() {
         .nth(1)
         .unwrap_or_else(|| panic!("config/pinclaw.toml has no automation examples"))
         .lines()
+        .skip(1)
+        // The examples are the comment block; the next section starts at the
+        // first uncommented line.
+        .take_while(|l| l.starts_with('#'))
         .filter_map(|l| l.strip_prefix("# ").or(l.strip_prefix("#")))
         .map(|l| format!("{l}\n"))
         .collect();

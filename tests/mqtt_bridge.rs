@@ -49,9 +49,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// What the broker holds (or next gets) on `topic`, as `read_one` shows it.
 async fn read_one(broker: &Broker, topic: &str) -> String {
-    let (dir, port) = (broker.dir.path().to_owned(), broker.port);
-    let topic = topic.to_owned();
-    blocking(move || Broker::peek(&dir, port, &topic)).await
+    let (port, topic) = (broker.port, topic.to_owned());
+    blocking(move || Broker::peek(port, &topic)).await
 }
 
 /// The retained message on `topic`, once there is one (a subscriber that
@@ -157,21 +156,9 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
     let echo = {
         let b = broker.port;
         std::thread::spawn(move || {
-            let out = std::process::Command::new("mosquitto_sub")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &b.to_string(),
-                    "-u",
-                    mosquitto::USER,
-                    "-P",
-                    mosquitto::PASSWORD,
-                ])
-                .args(["-t", "home/echo", "-C", "1", "-W", "20"])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            mosquitto::subscribe(b, "home/echo", &["-C", "1", "-W", "20"])
+                .trim()
+                .to_owned()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -197,33 +184,14 @@ do = { invoke = { command = "gpio.write", params = { name = "relay1", value = tr
     let watch = {
         let port = broker.port;
         std::thread::spawn(move || {
-            let out = std::process::Command::new("mosquitto_sub")
-                .args([
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    &port.to_string(),
-                    "-u",
-                    mosquitto::USER,
-                    "-P",
-                    mosquitto::PASSWORD,
-                ])
-                .args([
-                    "-t",
-                    "homeassistant/device/hub/config",
-                    "-C",
-                    "2",
-                    "-W",
-                    "20",
-                    "-F",
-                    "%r",
-                ])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
+            mosquitto::subscribe(
+                port,
+                "homeassistant/device/hub/config",
+                &["-C", "2", "-W", "20", "-F", "%r"],
+            )
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -256,6 +224,28 @@ fn cpu_ticks(pid: u32) -> u64 {
     field(11) + field(12)
 }
 
+/// Context switches (voluntary and not) of a process's threads named
+/// `name`: how often they woke up.
+fn thread_switches(pid: u32, name: &str) -> u64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
+    let mut switches = 0;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim() != name {
+            continue;
+        }
+        let status = std::fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        switches += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches:"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    switches
+}
+
 #[tokio::test]
 async fn the_real_binary_survives_the_broker_and_says_goodbye() {
     let Some(mut broker) = Broker::start() else {
@@ -284,6 +274,15 @@ async fn the_real_binary_survives_the_broker_and_says_goodbye() {
         read["payload"]["value"], false,
         "the retained command switched the relay"
     );
+
+    // Connected and quiet, the client thread sleeps: it wakes for work
+    // (a state that changed) and the keep-alive, not to poll.
+    let before = thread_switches(gw.pid(), "pinclaw-mqtt");
+    assert!(before > 0, "no pinclaw-mqtt thread in the gateway");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let woke = thread_switches(gw.pid(), "pinclaw-mqtt") - before;
+    println!("MQTT client thread, connected and idle: {woke} wake-ups in 5 s");
+    assert!(woke <= 25, "{woke} wake-ups in 5 s: the client polls");
 
     // The broker goes away for 30 s: no spinning meanwhile.
     broker.stop();

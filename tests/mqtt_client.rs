@@ -560,41 +560,94 @@ fn stop_publishes_the_last_words_and_the_broker_keeps_the_will() {
     );
 }
 
+/// A CA and a certificate for localhost/127.0.0.1 it signed, made with
+/// `openssl` in `dir`: (ca.pem, server cert, server key); `None` without
+/// openssl.
+fn own_ca(
+    dir: &std::path::Path,
+) -> Option<(std::path::PathBuf, std::path::PathBuf, std::path::PathBuf)> {
+    let path = |name: &str| dir.join(name);
+    let openssl = |args: &[&str]| {
+        Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    std::fs::write(
+        path("server.ext"),
+        "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .ok()?;
+    let made = openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "2", "-subj", "/CN=pinclaw test CA"],
+            &[
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    ) && openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+            ],
+        ]
+        .concat(),
+    ) && openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+        "-out",
+        "server.pem",
+    ]);
+    made.then(|| (path("ca.pem"), path("server.pem"), path("server.key")))
+}
+
 #[test]
-fn a_certificate_no_public_ca_signed_is_refused_readably() {
+fn tls_trusts_the_public_roots_or_the_brokers_own_ca_from_ca_file() {
     let Some(mut broker) = Broker::start() else {
         return;
     };
-    let (cert, key) = (
-        broker.dir.path().join("c.pem"),
-        broker.dir.path().join("k.pem"),
-    );
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args(["-nodes", "-days", "2", "-subj", "/CN=localhost"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .args([
-            "-addext",
-            "subjectAltName=DNS:localhost,IP:127.0.0.1",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    if !made.is_ok_and(|s| s.success()) {
-        skip("no openssl to make a test certificate");
+    let Some((ca, cert, key)) = own_ca(broker.dir.path()) else {
+        skip("no openssl to make a test CA");
         return;
-    }
+    };
     let tls_port = free_port();
     broker.extra_conf = format!(
         "listener {tls_port} 127.0.0.1\ncertfile {}\nkeyfile {}\n",
@@ -606,15 +659,16 @@ fn a_certificate_no_public_ca_signed_is_refused_readably() {
     let mut o = broker.options("pinclaw-t11");
     o.port = tls_port;
     o.tls = true;
-    let e = mqtt::check(o.clone(), Duration::from_secs(10)).expect_err("self-signed");
-    eprintln!("self-signed: {e}");
+    // Not signed by a public CA: refused, readably, by the check…
+    let e = mqtt::check(o.clone(), Duration::from_secs(10)).expect_err("own CA");
+    eprintln!("own CA, public roots: {e}");
     assert!(
         e.starts_with("connect: TLS handshake with 127.0.0.1 failed: invalid peer certificate"),
         "{e}"
     );
-    // The same on the client's own thread, by host name (SNI).
+    // …and on the client's own thread, by host name (SNI).
     o.host = "localhost".into();
-    let a = start(o);
+    let a = start(o.clone());
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let status = a.client.status();
@@ -629,6 +683,65 @@ fn a_certificate_no_public_ca_signed_is_refused_readably() {
         assert!(Instant::now() < deadline, "{status:?}");
         std::thread::sleep(Duration::from_millis(10));
     }
+    drop(a);
+
+    // With ca_file: connected over TLS, both ways, with packets larger
+    // than a TLS record and than the socket takes at once.
+    o.ca_file = Some(ca.clone());
+    let report = mqtt::check(o.clone(), Duration::from_secs(10)).expect("check over TLS");
+    eprintln!("check over TLS: {report:?}");
+    let mut observer = start(Options {
+        subscriptions: vec!["pinclaw/tls/#".into()],
+        ..Options {
+            client_id: "observer-tls".into(),
+            ..o.clone()
+        }
+    });
+    observer.connected();
+    let mut a = start(o);
+    a.connected();
+    let big: String = (0..200_000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
+    a.client
+        .publish(message("pinclaw/tls/big", &big, 1, false))
+        .expect("queued");
+    for i in 0..50 {
+        a.client
+            .publish(message("pinclaw/tls/n", &i.to_string(), 1, false))
+            .expect("queued");
+    }
+    assert_eq!(
+        observer
+            .message_on("pinclaw/tls/big", Duration::from_secs(20))
+            .0,
+        big
+    );
+    let seen: Vec<String> = observer
+        .drain(Duration::from_secs(2))
+        .into_iter()
+        .filter(|(t, _)| t == "pinclaw/tls/n")
+        .map(|(_, p)| p)
+        .collect();
+    let want: Vec<String> = (0..50).map(|i: i32| i.to_string()).collect();
+    assert_eq!(seen, want, "every message, in order");
+    // The plain listener's subscribers see what came in over TLS.
+    a.client
+        .publish(message("pinclaw/tls/state", "ON", 1, true))
+        .expect("queued");
+    assert_eq!(
+        broker.read_one("pinclaw/tls/state"),
+        "1 1 pinclaw/tls/state ON"
+    );
+    assert_eq!(a.client.status().last_error, None);
+    a.client.stop(None);
+    observer.client.stop(None);
+
+    // A CA file that is not one is refused before any connection.
+    let not_pem = broker.dir.path().join("not.pem");
+    std::fs::write(&not_pem, "hello").expect("write");
+    let e = mqtt::load_ca_file(&not_pem).expect_err("not PEM");
+    assert!(e.contains("no \"BEGIN CERTIFICATE\" block"), "{e}");
 }
 
 #[test]

@@ -619,7 +619,7 @@ function showApprovals() {
       { class: "card request", "data-testid": "approval", "data-approval": a.id },
       h("h3", {}, a.summary || a.request?.command || "A command"),
       h("p", { class: "muted" }, a.device ? `${devices.get(a.device)?.label || a.device} on this hub` : a.request?.host ? `On ${a.request.host}` : ""),
-      h("p", { class: "muted" }, `Asked at ${clock(a.createdAtMs || a.ts || Date.now())}${a.expiresAtMs ? `, expires at ${clock(a.expiresAtMs)}` : ""}`),
+      h("p", { class: "muted" }, `Asked${a.requestedBy ? ` by ${a.requestedBy}` : ""} at ${clock(a.createdAtMs || a.ts || Date.now())}${a.expiresAtMs ? `, expires at ${clock(a.expiresAtMs)}` : ""}`),
       h("div", { class: "actions" }, decisionButtons(a)),
     ),
   );

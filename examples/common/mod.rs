@@ -1,11 +1,18 @@
-//! What the benchmark harnesses share: a child process stopped by PID on
-//! drop, env knobs, per-process CPU/wake-up/RSS samples from /proc,
-//! percentiles, and the `figure` line format (median of passes with the
-//! spread).
+//! What the benchmark harnesses share: the real gateway started with a
+//! config and stopped by PID on drop, an admin client, env knobs,
+//! per-process CPU/wake-up/RSS samples from /proc, percentiles, and the
+//! `figure` line format (median of passes with the spread).
 #![allow(dead_code)]
 
-use std::process::Child;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use pinclaw::client::{Client, ClientOptions};
+
+/// The gateway token of every bench gateway.
+pub const TOKEN: &str = "bench-token-0123456789abcdef";
 
 /// Any error.
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
@@ -18,6 +25,55 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Start the gateway binary (the first argument, else
+/// `target/release/pinclaw`) on a free port with its state in `dir` and
+/// `extra` appended to its config; returns it and its WebSocket URL once
+/// it printed its ready line. Its log goes to stderr when `BENCH_LOG` is
+/// set.
+pub fn gateway(dir: &Path, extra: &str) -> Result<(Proc, String)> {
+    let toml = format!(
+        "state_dir = \"{}\"\n[gateway]\nport = 0\n[gateway.auth]\ntoken = \"{TOKEN}\"\n{extra}",
+        dir.join("state").display()
+    );
+    let config = dir.join("pinclaw.toml");
+    std::fs::write(&config, toml)?;
+    let mut child = Command::new(
+        std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "target/release/pinclaw".into()),
+    )
+    .arg("gateway")
+    .arg("--config")
+    .arg(&config)
+    .stdout(Stdio::piped())
+    .stderr(if std::env::var_os("BENCH_LOG").is_some() {
+        Stdio::inherit()
+    } else {
+        Stdio::null()
+    })
+    .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    for line in BufReader::new(stdout).lines() {
+        if let Some(url) = line?.strip_prefix("pinclaw gateway ready at ") {
+            return Ok((Proc(child), url.trim().to_owned()));
+        }
+    }
+    Err("the gateway did not print its ready line".into())
+}
+
+/// An `operator.admin` client of a bench gateway.
+pub async fn admin(url: &str) -> Result<Client> {
+    Ok(Client::connect(
+        url,
+        &ClientOptions {
+            token: Some(TOKEN.into()),
+            scopes: vec!["operator.admin".into()],
+            ..ClientOptions::default()
+        },
+    )
+    .await?)
 }
 
 /// A number from the environment, or `default`.

@@ -490,6 +490,11 @@ impl AgentRunner {
                     Ok(v) => (sanitize::result_text(v), false),
                     Err(e) => (sanitize::error_text(e), true),
                 };
+                if is_error {
+                    tracing::debug!(tool = %call.name, error = %content, "tool call failed");
+                } else {
+                    tracing::debug!(tool = %call.name, "tool call");
+                }
                 emit.agent(
                     "tool",
                     json!({"phase": "result", "name": call.name, "toolCallId": call.id, "isError": is_error, "result": content}),

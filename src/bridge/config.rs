@@ -32,6 +32,10 @@ pub struct MqttConfig {
     pub password_file: Option<PathBuf>,
     /// Or an environment variable holding it.
     pub password_env: Option<String>,
+    /// `mqtts://` only: a PEM file of the CA certificate(s) the broker's
+    /// certificate must chain to, instead of the public roots (a broker
+    /// with its own CA or a self-signed certificate).
+    pub ca_file: Option<PathBuf>,
     /// This board's id in topics and entity ids (default: the board node's
     /// name, lowercased, `[a-z0-9_-]`).
     pub node_id: Option<String>,
@@ -55,6 +59,7 @@ impl Default for MqttConfig {
             username: None,
             password_file: None,
             password_env: None,
+            ca_file: None,
             node_id: None,
             base_topic: "pinclaw".into(),
             discovery_prefix: "homeassistant".into(),
@@ -107,8 +112,20 @@ impl MqttConfig {
         let Some(url) = &self.url else {
             return out;
         };
-        if let Err(e) = crate::mqtt::parse_url(url) {
-            out.push(Problem::new("mqtt.url", e));
+        match crate::mqtt::parse_url(url) {
+            Err(e) => out.push(Problem::new("mqtt.url", e)),
+            Ok((_, _, tls)) => {
+                if let Some(file) = &self.ca_file {
+                    if !tls {
+                        out.push(Problem::new(
+                            "mqtt.ca_file",
+                            "only used with an mqtts:// url",
+                        ));
+                    } else if let Err(e) = crate::mqtt::load_ca_file(file) {
+                        out.push(Problem::new("mqtt.ca_file", e));
+                    }
+                }
+            }
         }
         if let Some(id) = &self.node_id
             && !valid_id(id)

@@ -182,6 +182,7 @@ pub fn client_options(config: &MqttConfig, node: &str) -> Result<Options, String
     let mut options = Options::new(host, port, tls, format!("pinclaw-{node}"));
     options.username = config.username.clone();
     options.password = config.password().map_err(|p| p.to_string())?;
+    options.ca_file = config.ca_file.clone();
     options.keep_alive = Duration::from_secs(config.keep_alive_s);
     Ok(options)
 }

@@ -90,6 +90,7 @@ impl LocalNode for BoardNode {
     fn invoke<'a>(
         &'a self,
         shared: &'a Arc<Shared>,
+        who: &'a str,
         command: &'a str,
         params: Value,
         timeout: Duration,
@@ -108,6 +109,7 @@ impl LocalNode for BoardNode {
                         "command": request.command,
                         "device": request.device,
                         "summary": request.summary,
+                        "requestedBy": who,
                     });
                     let decision = shared
                         .approvals

@@ -134,7 +134,7 @@ async fn gated_invoke(
             .permits(&req.command)
             .map_err(|r| refused(&r, &req.command))?;
         return local
-            .invoke(shared, &req.command, req.params, req.timeout)
+            .invoke(shared, &req.who, &req.command, req.params, req.timeout)
             .await;
     }
     let record = shared

@@ -24,10 +24,13 @@ pub trait LocalNode: Send + Sync {
     fn commands(&self) -> &[&'static str];
     /// Its `node.list` entry (with `gatewayLocal: true`).
     fn entry(&self) -> Value;
-    /// Run a command; the `node.invoke` response payload on success.
+    /// Run a command for `who` (as in the audit log: `agent run R in
+    /// session S`, `mqtt command on T`, …); the `node.invoke` response
+    /// payload on success.
     fn invoke<'a>(
         &'a self,
         shared: &'a Arc<Shared>,
+        who: &'a str,
         command: &'a str,
         params: Value,
         timeout: Duration,

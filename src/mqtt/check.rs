@@ -38,7 +38,7 @@ pub fn check(options: Options, timeout: Duration) -> Result<CheckReport, String>
     let started = Instant::now();
     let deadline = started + timeout;
     let tls = if options.tls {
-        Some(connection::tls_config()?)
+        Some(connection::tls_config(options.ca_file.as_deref())?)
     } else {
         None
     };

@@ -1,8 +1,11 @@
 //! The MQTT client: one thread, `pinclaw-mqtt`, owns the connection and
 //! keeps it up; the event loop talks to it through a bounded outbox
-//! ([`Client::publish`], which never blocks) and hears from it through a
-//! tokio channel ([`Event`], sent with `try_send`: when the channel is
-//! full the event is dropped and counted, the socket thread never waits).
+//! ([`Client::publish`], which never blocks and wakes the thread) and hears
+//! from it through a tokio channel ([`Event`], sent with `try_send`: when
+//! the channel is full the event is dropped and counted, the socket thread
+//! never waits). Between packets the thread sleeps in `epoll` until the
+//! socket, a publish, a stop or the keep-alive clock needs it: a quiet
+//! connection wakes it once per keep-alive interval.
 //!
 //! The connection: clean session, the last will set on every CONNECT (so
 //! the broker publishes it when the process dies), every filter subscribed
@@ -13,7 +16,7 @@
 //! with DUP); an incoming QoS 1 publish is acknowledged. PINGREQ after a
 //! keep-alive interval of silence either way; nothing heard for 1.5
 //! intervals ends the connection. A lost or refused connection is made
-//! again after 1 s doubling to 60 s with jitter, back to 1 s after a
+//! again after 1 s doubling to 15 s with jitter, back to 1 s after a
 //! connection that lasted [`limits::MQTT_STABLE_CONNECTION`]. Stopping
 //! publishes the last words, waits for their PUBACK (≤ 1 s) and sends
 //! DISCONNECT, so the broker discards the will.
@@ -28,7 +31,7 @@ use rustls::ClientConfig;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
-use super::connection::{self, Link, Target};
+use super::connection::{self, Link, LiveLink, Target};
 use super::packet::{self, Connect, Packet, Will};
 use super::session::{InFlight, KeepAlive, Outbox};
 use super::topic;
@@ -48,8 +51,12 @@ pub struct Options {
     pub host: String,
     /// TCP port (1883 plain, 8883 TLS by convention).
     pub port: u16,
-    /// TLS (`mqtts://`), checked against the webpki roots.
+    /// TLS (`mqtts://`), checked against the webpki roots, or against
+    /// the certificates in `ca_file` when set.
     pub tls: bool,
+    /// A PEM file of the CA certificate(s) to trust instead of the public
+    /// roots (a broker with its own CA or a self-signed certificate).
+    pub ca_file: Option<std::path::PathBuf>,
     /// The MQTT client id (a second connection with the same id makes the
     /// broker drop the first).
     pub client_id: String,
@@ -82,6 +89,7 @@ impl Options {
             host: host.into(),
             port,
             tls,
+            ca_file: None,
             client_id: client_id.into(),
             username: None,
             password: None,
@@ -336,6 +344,8 @@ struct Shared {
     state: Mutex<LinkState>,
     stop: Mutex<StopRequest>,
     wake: Condvar,
+    /// Wakes the socket thread out of `epoll` (a publish, a stop).
+    waker: mio::Waker,
     attempts: AtomicU64,
     reconnects: AtomicU64,
     dropped_publishes: AtomicU64,
@@ -368,6 +378,7 @@ impl Shared {
             stop.last_words = last_words;
         }
         self.wake.notify_all();
+        self.nudge();
     }
 
     /// Sleep up to `wait`; `false` when woken by a stop.
@@ -378,6 +389,13 @@ impl Shared {
             .wait_timeout_while(guard, wait, |s| !s.asked)
             .unwrap_or_else(|p| p.into_inner());
         !guard.asked
+    }
+
+    /// Wake the socket thread if it sleeps in `epoll`.
+    fn nudge(&self) {
+        if let Err(e) = self.waker.wake() {
+            tracing::debug!("MQTT: waking the client thread failed: {e}");
+        }
     }
 
     fn set_connected(&self, connected: bool, error: Option<String>) {
@@ -412,15 +430,18 @@ impl Client {
         let invalid = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
         options.validate().map_err(invalid)?;
         let tls = if options.tls {
-            Some(connection::tls_config().map_err(invalid)?)
+            Some(connection::tls_config(options.ca_file.as_deref()).map_err(invalid)?)
         } else {
             None
         };
+        let poll = mio::Poll::new()?;
+        let waker = mio::Waker::new(poll.registry(), connection::WAKE)?;
         let shared = Arc::new(Shared {
             outbox: Mutex::new(Outbox::new(limits::MQTT_OUTBOX, limits::MQTT_OUTBOX_BYTES)),
             state: Mutex::new(LinkState::default()),
             stop: Mutex::new(StopRequest::default()),
             wake: Condvar::new(),
+            waker,
             attempts: AtomicU64::new(0),
             reconnects: AtomicU64::new(0),
             dropped_publishes: AtomicU64::new(0),
@@ -433,6 +454,8 @@ impl Client {
             shared: shared.clone(),
             events,
             in_flight: InFlight::new(limits::MQTT_MAX_INFLIGHT),
+            poll,
+            readiness: mio::Events::with_capacity(4),
         };
         let (done_tx, done_rx) = std_mpsc::channel::<()>();
         let handle = std::thread::Builder::new()
@@ -470,6 +493,7 @@ impl Client {
             }
             return Err(PublishError::Busy);
         }
+        self.shared.nudge();
         Ok(())
     }
 
@@ -541,6 +565,8 @@ struct Worker {
     shared: Arc<Shared>,
     events: mpsc::Sender<Event>,
     in_flight: InFlight,
+    poll: mio::Poll,
+    readiness: mio::Events,
 }
 
 impl Worker {
@@ -550,7 +576,8 @@ impl Worker {
         while !self.shared.stop_asked() {
             let began = Instant::now();
             self.shared.attempts.fetch_add(1, Ordering::Relaxed);
-            let error = match self.open() {
+            let opened = self.open().and_then(|link| link.into_live(&self.poll));
+            let error = match opened {
                 Ok(mut link) => {
                     if connected_before {
                         self.shared.reconnects.fetch_add(1, Ordering::Relaxed);
@@ -558,7 +585,7 @@ impl Worker {
                     connected_before = true;
                     self.shared.set_error(None);
                     let end = self.serve(&mut link);
-                    link.close();
+                    link.close(&self.poll);
                     match end {
                         End::Stopped => {
                             self.shared.set_connected(false, None);
@@ -615,7 +642,7 @@ impl Worker {
     }
 
     /// Run one accepted connection until it is lost or the client stops.
-    fn serve(&mut self, link: &mut Link) -> End {
+    fn serve(&mut self, link: &mut LiveLink) -> End {
         let mut out = Vec::new();
         // Every filter again (clean session), one SUBSCRIBE each, so a
         // refusal names its filter.
@@ -655,18 +682,24 @@ impl Worker {
                 return End::Stopped;
             }
             let busy: Vec<u16> = pending.iter().map(|(id, _)| *id).collect();
-            self.fill(&mut out, &busy);
+            // What the socket has not taken yet stays in the outbox.
+            if link.backlog() < limits::MQTT_MAX_PACKET_BYTES {
+                self.fill(&mut out, &busy);
+            }
             let now = Instant::now();
             if clock.ping_due(now) {
                 packet::encode_pingreq(&mut out);
                 clock.pinged();
             }
             if !out.is_empty() {
-                if let Err(e) = link.send(&out) {
+                if let Err(e) = link.queue(&out) {
                     return lost(e, announced);
                 }
                 clock.sent(now);
                 out.clear();
+            }
+            if let Err(e) = link.pump(now) {
+                return lost(e, announced);
             }
             let received = link.receive(&mut packets);
             let now = Instant::now();
@@ -680,6 +713,9 @@ impl Worker {
                 Ok(false) => {}
                 Err(e) => return lost(e, announced),
             }
+            if !out.is_empty() {
+                continue; // acknowledgements go out before any sleep
+            }
             if clock.dead(now) {
                 return lost(
                     format!(
@@ -690,14 +726,27 @@ impl Worker {
                     announced,
                 );
             }
-            if !announced && now >= ready_by {
-                return lost(
-                    format!(
-                        "no SUBACK from the broker within {} s",
-                        limits::MQTT_CONNECT_TIMEOUT.as_secs()
-                    ),
-                    announced,
-                );
+            if let Some(e) = link.write_stalled(now) {
+                return lost(e, announced);
+            }
+            let mut sleep = clock.until_next(now);
+            if !announced {
+                if now >= ready_by {
+                    return lost(
+                        format!(
+                            "no SUBACK from the broker within {} s",
+                            limits::MQTT_CONNECT_TIMEOUT.as_secs()
+                        ),
+                        announced,
+                    );
+                }
+                sleep = sleep.min(ready_by - now);
+            }
+            if link.backlog() > 0 {
+                sleep = sleep.min(limits::MQTT_WRITE_TIMEOUT);
+            }
+            if let Err(e) = link.wait(&mut self.poll, &mut self.readiness, sleep) {
+                return lost(e, announced);
             }
         }
     }
@@ -800,7 +849,7 @@ impl Worker {
     /// their PUBACKs (bounded wait), DISCONNECT.
     fn finish(
         &mut self,
-        link: &mut Link,
+        link: &mut LiveLink,
         last_words: Option<Message>,
         busy: &[u16],
         mut out: Vec<u8>,
@@ -810,23 +859,36 @@ impl Worker {
         }
         let deadline = Instant::now() + limits::MQTT_STOP_ACK_WAIT;
         let mut packets = Vec::new();
+        let mut acknowledged = false;
         loop {
-            self.fill(&mut out, busy);
+            let now = Instant::now();
+            if !acknowledged {
+                self.fill(&mut out, busy);
+                acknowledged = self.in_flight.is_empty() && lock(&self.shared.outbox).is_empty();
+                if acknowledged {
+                    packet::encode_disconnect(&mut out);
+                }
+            }
             if !out.is_empty() {
-                if link.send(&out).is_err() {
+                if link.queue(&out).is_err() {
                     return;
                 }
                 out.clear();
             }
-            if self.in_flight.is_empty() && lock(&self.shared.outbox).is_empty() {
-                break;
+            if link.pump(now).is_err() || (acknowledged && link.backlog() == 0) {
+                return;
             }
-            if Instant::now() >= deadline {
+            if now >= deadline {
                 tracing::warn!(
                     "MQTT: stopping with {} messages not acknowledged",
                     self.in_flight.len()
                 );
-                break;
+                // DISCONNECT anyway, as far as the socket takes it now.
+                if !acknowledged {
+                    packet::encode_disconnect(&mut out);
+                    let _ = link.queue(&out).and_then(|()| link.pump(now));
+                }
+                return;
             }
             let received = link.receive(&mut packets);
             for p in packets.drain(..) {
@@ -839,9 +901,11 @@ impl Worker {
             if received.is_err() {
                 return;
             }
+            if !acknowledged && self.in_flight.is_empty() && lock(&self.shared.outbox).is_empty() {
+                continue;
+            }
+            let _ = link.wait(&mut self.poll, &mut self.readiness, deadline - now);
         }
-        packet::encode_disconnect(&mut out);
-        let _ = link.send(&out);
     }
 }
 

@@ -5,7 +5,8 @@
 //! - [`topic`]: topic names, filters and matching;
 //! - [`packet`]: the codec (no I/O), strict and split-independent;
 //! - [`session`]: outbox, in-flight QoS 1 messages, keep-alive clock;
-//! - [`connection`]: TCP/TLS up to the CONNACK, then bounded reads/writes;
+//! - [`connection`]: TCP/TLS up to the CONNACK, then non-blocking reads
+//!   and writes with the thread asleep in `epoll` in between;
 //! - [`client`]: the `pinclaw-mqtt` thread that keeps the connection up
 //!   (reconnect with backoff, resubscribe, will, clean stop);
 //! - [`check`]: one timed round trip for `pinclaw mqtt check`.
@@ -21,3 +22,4 @@ pub mod topic;
 
 pub use check::{CheckReport, check};
 pub use client::{Client, Event, Message, Options, PublishError, Status, parse_url};
+pub use connection::load_ca_file;

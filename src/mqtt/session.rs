@@ -197,6 +197,18 @@ impl KeepAlive {
         now.duration_since(self.last_received) >= self.interval * 3 / 2
     }
 
+    /// How long until [`KeepAlive::ping_due`] or [`KeepAlive::dead`] can
+    /// change: the longest the connection may sleep.
+    pub fn until_next(&self, now: Instant) -> Duration {
+        let mut next = self.last_received + self.interval * 3 / 2;
+        if !self.ping_outstanding {
+            next = next
+                .min(self.last_sent + self.interval)
+                .min(self.last_received + self.interval);
+        }
+        next.saturating_duration_since(now)
+    }
+
     /// Seconds since anything was heard.
     pub fn silent_s(&self, now: Instant) -> u64 {
         now.duration_since(self.last_received).as_secs()
@@ -265,12 +277,16 @@ mod tests {
         let t0 = Instant::now();
         let second = Duration::from_secs(1);
         let mut ka = KeepAlive::new(10 * second, t0);
+        assert_eq!(ka.until_next(t0 + 4 * second), 6 * second);
         assert!(!ka.ping_due(t0 + 9 * second));
         assert!(ka.ping_due(t0 + 10 * second));
+        assert_eq!(ka.until_next(t0 + 11 * second), Duration::ZERO);
         // Writing resets one clock, not the other: silence still pings.
         ka.sent(t0 + 9 * second);
         assert!(ka.ping_due(t0 + 10 * second));
         ka.pinged();
+        // Waiting for the PINGRESP: sleep until it is overdue.
+        assert_eq!(ka.until_next(t0 + 10 * second), 5 * second);
         assert!(!ka.ping_due(t0 + 12 * second));
         assert!(!ka.dead(t0 + 14 * second));
         assert!(ka.dead(t0 + 15 * second));

@@ -4,10 +4,10 @@
 //! [`limits::MAX_AUDIT_ENTRIES`] (the oldest entry goes), written without
 //! waiting for the disk and made durable with the store's next flush.
 
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, db_err, decode, encode};
+use super::{Store, StoreError, append_capped, db_err, decode};
 use crate::limits;
 
 /// One partition: entries in the order they happened.
@@ -63,34 +63,13 @@ impl Store {
         let what = format!("{} {}", entry.action, entry.what);
         let queued = self.write_queued(false, move |txn| {
             let mut table = txn.open_table(AUDIT).map_err(db_err)?;
-            let last = table
-                .range((LOG, 0)..=(LOG, u64::MAX))
-                .map_err(db_err)?
-                .next_back()
-                .transpose()
-                .map_err(db_err)?
-                .map(|(k, _)| k.value().1)
-                .unwrap_or(0);
-            let mut entry = entry;
-            entry.seq = last + 1;
-            let bytes = encode("audit", &entry)?;
-            table
-                .insert((LOG, entry.seq), bytes.as_slice())
-                .map_err(db_err)?;
-            let over =
-                (table.len().map_err(db_err)? as usize).saturating_sub(limits::MAX_AUDIT_ENTRIES);
-            if over > 0 {
-                let oldest: Vec<u64> = table
-                    .range((LOG, 0)..=(LOG, u64::MAX))
-                    .map_err(db_err)?
-                    .take(over)
-                    .map(|row| row.map(|(k, _)| k.value().1))
-                    .collect::<Result<_, _>>()
-                    .map_err(db_err)?;
-                for seq in oldest {
-                    table.remove((LOG, seq)).map_err(db_err)?;
-                }
-            }
+            append_capped(
+                &mut table,
+                LOG,
+                entry,
+                |e, seq| e.seq = seq,
+                limits::MAX_AUDIT_ENTRIES,
+            )?;
             Ok(())
         });
         if let Err(e) = queued {

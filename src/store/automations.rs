@@ -9,14 +9,14 @@
 //! so a crash never fires it twice, and a notification accepted then is
 //! delivered after the restart.
 
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::channels::outbox_insert;
 use super::{
-    JsonTable, OutboxItem, Store, StoreError, db_err, decode, encode, get_json, list_json_prefixed,
-    put_json,
+    JsonTable, OutboxItem, Store, StoreError, append_capped, db_err, decode, get_json,
+    list_json_prefixed, put_json,
 };
 use crate::limits;
 
@@ -235,32 +235,13 @@ impl Store {
     pub fn automation_run(&self, run: AutomationRun) {
         let queued = self.write_queued(false, move |txn| {
             let mut table = txn.open_table(RUNS).map_err(db_err)?;
-            let last = table
-                .range((LOG, 0)..=(LOG, u64::MAX))
-                .map_err(db_err)?
-                .next_back()
-                .transpose()
-                .map_err(db_err)?
-                .map(|(k, _)| k.value().1)
-                .unwrap_or(0);
-            let mut run = run;
-            run.seq = last + 1;
-            let bytes = encode("automation run", &run)?;
-            table
-                .insert((LOG, run.seq), bytes.as_slice())
-                .map_err(db_err)?;
-            if table.len().map_err(db_err)? > limits::MAX_AUTOMATION_RUNS as u64 {
-                let first = table
-                    .range((LOG, 0)..=(LOG, u64::MAX))
-                    .map_err(db_err)?
-                    .next()
-                    .transpose()
-                    .map_err(db_err)?
-                    .map(|(k, _)| k.value().1);
-                if let Some(first) = first {
-                    table.remove((LOG, first)).map_err(db_err)?;
-                }
-            }
+            append_capped(
+                &mut table,
+                LOG,
+                run,
+                |r, seq| r.seq = seq,
+                limits::MAX_AUTOMATION_RUNS,
+            )?;
             Ok(())
         });
         if queued.is_err() {

@@ -195,14 +195,28 @@ impl Store {
     /// its live request asks (a client retrying while it waits) refreshes
     /// that request: same id, new time, so the id an operator copied stays
     /// good. A wider ask replaces it. Expired and (when full) the oldest
-    /// requests are evicted. Returns the stored request and whether it is
-    /// new.
+    /// requests are evicted. A device already paired for what it asks (a
+    /// retry that raced the approval) stores nothing. Returns the stored
+    /// request and whether it is new.
     pub async fn put_pending(
         &self,
         request: PendingPairing,
         now_ms: i64,
     ) -> Result<(PendingPairing, bool), StoreError> {
         self.write(true, move |txn| {
+            // Approved while this retry was on its way: nothing to ask.
+            let paired: Option<PairedDevice> = get_json(
+                &txn.open_table(DEVICES).map_err(db_err)?,
+                &request.device_id,
+            )?;
+            if paired.is_some_and(|d| {
+                d.public_key == request.public_key
+                    && d.roles.contains(&request.role)
+                    && (request.role == "node"
+                        || crate::protocol::scopes::covered(&d.scopes, &request.scopes))
+            }) {
+                return Ok((request, false));
+            }
             let mut table = txn.open_table(PENDING).map_err(db_err)?;
             let existing: Vec<PendingPairing> = list_json(&table)?;
             if let Some(same) = existing.iter().find(|p| {

@@ -398,6 +398,47 @@ pub(super) fn list_json_prefixed<T: DeserializeOwned>(
     Ok(out)
 }
 
+/// Append `value` to a log partition (`(partition, seq)` keys) with the
+/// next sequence number (`set_seq` stamps it into the record first), then
+/// delete the oldest entries of the table beyond `cap`. Returns the seq.
+pub(super) fn append_capped<T: Serialize>(
+    table: &mut Table<(&'static str, u64), &'static [u8]>,
+    partition: &str,
+    mut value: T,
+    set_seq: impl FnOnce(&mut T, u64),
+    cap: usize,
+) -> Result<u64, StoreError> {
+    use redb::ReadableTableMetadata;
+    let last = table
+        .range((partition, 0)..=(partition, u64::MAX))
+        .map_err(db_err)?
+        .next_back()
+        .transpose()
+        .map_err(db_err)?
+        .map(|(k, _)| k.value().1)
+        .unwrap_or(0);
+    let seq = last + 1;
+    set_seq(&mut value, seq);
+    let bytes = encode(partition, &value)?;
+    table
+        .insert((partition, seq), bytes.as_slice())
+        .map_err(db_err)?;
+    let over = (table.len().map_err(db_err)? as usize).saturating_sub(cap);
+    if over > 0 {
+        let oldest: Vec<u64> = table
+            .range((partition, 0)..=(partition, u64::MAX))
+            .map_err(db_err)?
+            .take(over)
+            .map(|row| row.map(|(k, _)| k.value().1))
+            .collect::<Result<_, _>>()
+            .map_err(db_err)?;
+        for seq in oldest {
+            table.remove((partition, seq)).map_err(db_err)?;
+        }
+    }
+    Ok(seq)
+}
+
 /// Insert or replace a JSON record.
 pub(super) fn put_json<T: Serialize>(
     table: &mut Table<&'static str, &'static [u8]>,

@@ -294,6 +294,11 @@ async fn approving_takes_the_request_and_writes_the_device_together() -> Result<
             .is_none(),
         "a request is approved once"
     );
+    // A retry that left before the approval and lands after it asks for
+    // nothing new: no stale request is left behind.
+    let (_, created) = store.put_pending(pending("r9", "d1", now), now).await?;
+    assert!(!created);
+    assert!(store.pending(now).await?.is_empty());
     Ok(())
 }
 

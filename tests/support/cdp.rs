@@ -47,6 +47,10 @@ struct Shared {
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     /// Problems each session's page reported, by session id.
     problems: Mutex<HashMap<String, Vec<String>>>,
+    /// Event-method prefixes each session records (see [`Page::record`]).
+    recording: Mutex<HashMap<String, Vec<String>>>,
+    /// The recorded events (`{method, params}`), by session id.
+    events: Mutex<HashMap<String, Vec<Value>>>,
 }
 
 /// A running headless Chromium and its DevTools connection.
@@ -265,7 +269,22 @@ impl Shared {
             return;
         };
         let params = &frame["params"];
-        let problem = match frame["method"].as_str().unwrap_or("") {
+        let method = frame["method"].as_str().unwrap_or("");
+        let recorded = self
+            .recording
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(session)
+            .is_some_and(|prefixes| prefixes.iter().any(|p| method.starts_with(p.as_str())));
+        if recorded {
+            self.events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(session.to_owned())
+                .or_default()
+                .push(json!({"method": method, "params": params}));
+        }
+        let problem = match method {
             "Runtime.consoleAPICalled" if params["type"] == "error" => {
                 let args: Vec<String> = params["args"]
                     .as_array()
@@ -436,6 +455,30 @@ impl Page<'_> {
             .problems
             .lock()
             .map(|p| p.get(&self.session).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Keep every event of this tab whose method starts with one of
+    /// `prefixes` (e.g. `Network.webSocket` once `Network.enable` is on), for
+    /// [`Page::events`].
+    pub fn record(&self, prefixes: &[&str]) {
+        self.browser
+            .shared
+            .recording
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(self.session.clone())
+            .or_default()
+            .extend(prefixes.iter().map(|p| p.to_string()));
+    }
+
+    /// The events recorded so far (`{method, params}`, in arrival order).
+    pub fn events(&self) -> Vec<Value> {
+        self.browser
+            .shared
+            .events
+            .lock()
+            .map(|e| e.get(&self.session).cloned().unwrap_or_default())
             .unwrap_or_default()
     }
 

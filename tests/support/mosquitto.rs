@@ -44,7 +44,6 @@ pub struct Broker {
     pub port: u16,
     child: Option<Child>,
     /// More lines for the config (another listener).
-    /// More lines for the config (another listener).
     pub extra_conf: String,
 }
 
@@ -168,19 +167,9 @@ impl Broker {
         o
     }
 
+    /// `-h -p -u -P` for Mosquitto's command-line clients.
     pub fn cli_args(&self) -> Vec<String> {
-        [
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &self.port.to_string(),
-            "-u",
-            USER,
-            "-P",
-            PASSWORD,
-        ]
-        .map(String::from)
-        .to_vec()
+        cli_args(self.port)
     }
 
     /// `mosquitto_pub` one message.
@@ -197,24 +186,7 @@ impl Broker {
 
     /// `mosquitto_sub` for one message: `"<retain> <qos> <topic> <payload>"`.
     pub fn read_one(&self, topic: &str) -> String {
-        let out = Command::new("mosquitto_sub")
-            .args(self.cli_args())
-            .args([
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-C",
-                "1",
-                "-W",
-                "10",
-                "-F",
-                "%r %q %t %p",
-            ])
-            .output()
-            .expect("mosquitto_sub");
-        assert!(out.status.success(), "mosquitto_sub: {out:?}");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        Self::peek(self.port, topic)
     }
 }
 
@@ -270,51 +242,47 @@ impl Broker {
 impl Broker {
     /// `read_one` without a `Broker` (for a blocking thread): the message
     /// on `topic` of the broker at `port`, as `"<retain> <qos> <topic> <payload>"`.
-    pub fn peek(_dir: &Path, port: u16, topic: &str) -> String {
-        let out = Command::new("mosquitto_sub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-u",
-                USER,
-                "-P",
-                PASSWORD,
-            ])
-            .args([
-                "-q",
-                "1",
-                "-t",
-                topic,
-                "-C",
-                "1",
-                "-W",
-                "10",
-                "-F",
-                "%r %q %t %p",
-            ])
-            .output()
-            .expect("mosquitto_sub");
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    pub fn peek(port: u16, topic: &str) -> String {
+        subscribe(port, topic, &["-C", "1", "-W", "10", "-F", "%r %q %t %p"])
+            .trim()
+            .to_owned()
     }
 
     /// `publish` without a `Broker`: one live message, QoS 1, to `port`.
     pub fn send(port: u16, topic: &str, payload: &str) {
         let status = Command::new("mosquitto_pub")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "-u",
-                USER,
-                "-P",
-                PASSWORD,
-            ])
+            .args(cli_args(port))
             .args(["-q", "1", "-t", topic, "-m", payload])
             .status()
             .expect("mosquitto_pub");
         assert!(status.success(), "mosquitto_pub failed");
     }
+}
+
+/// `-h -p -u -P` for Mosquitto's command-line clients on `port`.
+pub fn cli_args(port: u16) -> Vec<String> {
+    [
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-u",
+        USER,
+        "-P",
+        PASSWORD,
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// `mosquitto_sub -q 1 -t topic` with `extra` options (`-C`, `-W`, `-F`)
+/// on the broker at `port`: what it printed.
+pub fn subscribe(port: u16, topic: &str, extra: &[&str]) -> String {
+    let out = Command::new("mosquitto_sub")
+        .args(cli_args(port))
+        .args(["-q", "1", "-t", topic])
+        .args(extra)
+        .output()
+        .expect("mosquitto_sub");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
