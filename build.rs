@@ -1,4 +1,5 @@
-//! Two jobs at build time:
+//! Two jobs at build time (and the build's year, `PINCLAW_BUILD_YEAR`, for
+//! the doctor's clock check):
 //!
 //! **The dashboard.** Every file in `web/` is gzipped (best compression,
 //! no timestamp, so builds are reproducible) into `OUT_DIR`, and
@@ -33,6 +34,31 @@ fn main() {
     if let Err(e) = embed_web() {
         panic!("embedding web/: {e}");
     }
+    build_year();
+}
+
+/// `PINCLAW_BUILD_YEAR` for `pinclaw doctor`: a clock that reads a year
+/// before the build is plainly wrong. From `SOURCE_DATE_EPOCH` when set
+/// (reproducible builds), else the build machine's clock.
+fn build_year() {
+    println!("cargo:rerun-if-env-changed=SOURCE_DATE_EPOCH");
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64)
+        });
+    // Days to a civil year (Howard Hinnant's algorithm).
+    let z = secs.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let year = yoe + era * 400 + i64::from(mp >= 10);
+    println!("cargo:rustc-env=PINCLAW_BUILD_YEAR={year}");
 }
 
 /// The content type of a dashboard file, by extension.

@@ -82,6 +82,37 @@ pub fn check(settings: &GatewaySettings) -> Result<Checked, Vec<crate::config::P
     }
 }
 
+/// [`check`] from a loaded config (with `file`, where it came from): the
+/// settings and what the check built, or every problem. What `pinclaw
+/// config check`, `pinclaw doctor` and the gateway's start report.
+pub fn check_config(
+    config: crate::config::Config,
+    file: Option<std::path::PathBuf>,
+) -> Result<(GatewaySettings, Checked), Vec<crate::config::Problem>> {
+    match GatewaySettings::from_config(config.clone(), file) {
+        Ok(settings) => check(&settings).map(|checked| (settings, checked)),
+        Err(_) => Err(config.problems()),
+    }
+}
+
+/// Each problem on one line: at `file:line:column` when the config came
+/// from `file`, else as `key: message`.
+pub fn problem_lines(
+    file: Option<&std::path::Path>,
+    problems: Vec<crate::config::Problem>,
+) -> Vec<String> {
+    match file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            crate::config::Config::locate(&text, file, problems)
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        }
+        None => problems.iter().map(ToString::to_string).collect(),
+    }
+}
+
 /// The `[[automations]]` checked against the board's devices and commands.
 fn check_automations(
     config: &crate::config::Config,

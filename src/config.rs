@@ -112,11 +112,41 @@ impl HistoryConfig {
 }
 
 /// `[session]`.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionConfig {
     /// How direct messages map to sessions: main | per-peer | per-channel-peer.
     pub dm_scope: crate::session::keys::DmScope,
+    /// Days a transcript turn is kept; older turns are deleted in the
+    /// background (0 = keep forever).
+    pub retention_days: u64,
+    /// Newest turns kept per session; older ones are deleted in the
+    /// background (0 = no cap).
+    pub max_turns_per_session: u64,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            dm_scope: crate::session::keys::DmScope::default(),
+            retention_days: limits::SESSION_RETENTION_DAYS,
+            max_turns_per_session: limits::SESSION_MAX_TURNS,
+        }
+    }
+}
+
+impl SessionConfig {
+    /// What the retention task keeps.
+    pub fn retention(&self) -> crate::store::Retention {
+        crate::store::Retention {
+            max_age_ms: (self.retention_days > 0).then(|| {
+                self.retention_days
+                    .saturating_mul(86_400_000)
+                    .min(i64::MAX as u64) as i64
+            }),
+            max_turns: (self.max_turns_per_session > 0).then_some(self.max_turns_per_session),
+        }
+    }
 }
 
 /// `[channels]`: one table per chat service.
@@ -383,6 +413,18 @@ impl Config {
             u64::MAX,
         );
         range("history.step_s", self.history.step_s, 1, 3600);
+        range(
+            "session.retention_days",
+            self.session.retention_days,
+            0,
+            36_500,
+        );
+        range(
+            "session.max_turns_per_session",
+            self.session.max_turns_per_session,
+            0,
+            1_000_000,
+        );
         if self.history.slots() > limits::MAX_HISTORY_SLOTS {
             out.push(Problem::new(
                 "history.hours",
@@ -592,6 +634,10 @@ fn key_path_at(text: &str, offset: usize) -> String {
 /// The state directory of the packaged system service (`systemd/pinclaw.service`). The
 /// CLI falls back to its token when the default local gateway is called.
 pub const SERVICE_STATE_DIR: &str = "/var/lib/pinclaw";
+
+/// The packaged service's config file (`pinclaw doctor` checks it when no
+/// other is given).
+pub const SERVICE_CONFIG: &str = "/etc/pinclaw/pinclaw.toml";
 
 /// The default state directory.
 pub fn default_state_dir() -> PathBuf {

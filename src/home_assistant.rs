@@ -155,12 +155,36 @@ impl Connection {
             .any(|a| a == service || a.strip_suffix(".*") == Some(domain))
     }
 
+    /// Whether Home Assistant answers `GET /api/` and takes the token
+    /// (blocking, within `timeout` or the configured deadline, whichever
+    /// is shorter): its message (`API running.`) or why not.
+    pub fn ping(&self, timeout: Duration) -> Result<String, String> {
+        let answer = self.request_within(timeout.min(self.timeout), "GET", "/api/", None)?;
+        Ok(answer["message"].as_str().unwrap_or("answered").to_owned())
+    }
+
+    /// Where it is (`http://homeassistant.local:8123`).
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
     /// One request, blocking (run it on the blocking pool). The token goes
     /// in a header only; errors never carry it.
     fn request(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, String> {
+        self.request_within(self.timeout, method, path, body)
+    }
+
+    /// [`Connection::request`] with its own deadline.
+    fn request_within(
+        &self,
+        timeout: Duration,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, String> {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(self.timeout))
+            .timeout_global(Some(timeout))
             .max_redirects(0)
             .proxy(None)
             .build()

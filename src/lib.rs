@@ -7,7 +7,8 @@
 //! commands), `board` (hardware behind a trait) and `store` (redb);
 //! `protocol` holds wire types only. `app` wires them all. `mqtt` is a
 //! self-contained MQTT 3.1.1 client (its own thread, bounded queues) for
-//! the Home Assistant bridge.
+//! the Home Assistant bridge. `doctor` checks a board end to end (`pinclaw
+//! doctor`), on top of everything else.
 
 pub mod abort;
 pub mod agent;
@@ -20,6 +21,7 @@ pub mod channel;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod doctor;
 pub mod gateway;
 pub mod home_assistant;
 pub mod ids;

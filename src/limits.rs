@@ -135,6 +135,27 @@ pub const STORE_QUEUE_DEPTH: usize = 1024;
 /// that arrive while a flush runs share the next one.
 pub const STORE_MAX_BATCH: usize = 256;
 
+/// Default turns kept per session (config `session.max_turns_per_session`;
+/// 0 there = no cap). A turn is a user message and every row after it up
+/// to the next one (tool calls, tool results, the reply). The retention
+/// task deletes a session's oldest turns beyond it; at a few KB a turn,
+/// about 2–5 MB of the store per busy session.
+pub const SESSION_MAX_TURNS: u64 = 1000;
+
+/// Default days a transcript turn is kept (config `session.retention_days`;
+/// 0 there = forever). Turns whose user message is older are deleted by
+/// the retention task.
+pub const SESSION_RETENTION_DAYS: u64 = 90;
+
+/// Transcript rows the retention task deletes in one write transaction.
+/// The store's writer runs one batch at a time (a few milliseconds), and
+/// other writes queue between batches, so pruning a large backlog never
+/// holds an acknowledgement up for long.
+pub const TRANSCRIPT_PRUNE_BATCH: usize = 256;
+
+/// How often the retention task prunes transcripts (also once at start).
+pub const RETENTION_INTERVAL: Duration = Duration::from_secs(4 * 3600);
+
 /// Runs remembered on disk by id (`chat.send`/`agent` idempotency keys), so
 /// a retry after a restart finds its run. The oldest are pruned beyond it
 /// (about 200 bytes each on disk, none in RAM).
@@ -300,6 +321,23 @@ pub const AUTOMATION_APPROVAL_TIMEOUT: Duration = Duration::from_secs(600);
 /// The longest an MQTT payload or other outside text is quoted into a
 /// notification or agent message; the rest is cut.
 pub const AUTOMATION_MAX_TRIGGER_TEXT: usize = 512;
+
+// ---- pinclaw doctor ----
+
+/// The longest one doctor check may take (a provider's models list, a
+/// Bot API call, the MQTT round trip, a sensor read). The checks run side
+/// by side, so the whole doctor takes about this long at worst; a check
+/// still running then fails with "no answer within …".
+pub const DOCTOR_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Free space on the state directory's filesystem below which the doctor's
+/// disk check fails: the store grows by pages and needs room to commit.
+pub const DOCTOR_MIN_FREE_DISK_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The largest models list read from a provider by the doctor (OpenRouter's
+/// is over 1 MB). A longer answer still proves the key works; its models
+/// are then not counted.
+pub const PROVIDER_MODELS_LIST_MAX_BYTES: u64 = 4 * 1024 * 1024;
 
 // ---- Home Assistant ----
 

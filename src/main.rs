@@ -324,6 +324,7 @@ fn main() -> ExitCode {
             })
         }
         ["mqtt", "check"] => mqtt_check(&gw),
+        ["doctor"] => doctor(&gw, json),
         ["call"] => {
             let method = pos(0);
             let mut params: Value = match serde_json::from_str(m.value("params").unwrap_or("{}")) {
@@ -382,9 +383,9 @@ fn config_check(file: Option<PathBuf>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let checked = GatewaySettings::from_config(config.clone(), Some(file.clone()))
-        .map(|settings| pinclaw::app::check(&settings).err().unwrap_or_default())
-        .unwrap_or_else(|_| config.problems());
+    let checked = pinclaw::app::check_config(config, Some(file.clone()))
+        .err()
+        .unwrap_or_default();
     match report_problems(Some(&file), checked) {
         Ok(()) => {
             println!("{}: ok", file.display());
@@ -404,21 +405,13 @@ fn report_problems(
         return Ok(());
     }
     let count = problems.len();
-    match file {
-        Some(file) => {
-            let text = std::fs::read_to_string(file).unwrap_or_default();
-            for e in Config::locate(&text, file, problems) {
-                eprintln!("error: {e}");
-            }
-            if count > 1 {
-                eprintln!("{count} problems in {}", file.display());
-            }
-        }
-        None => {
-            for p in problems {
-                eprintln!("error: {p}");
-            }
-        }
+    for line in pinclaw::app::problem_lines(file, problems) {
+        eprintln!("error: {line}");
+    }
+    if let Some(file) = file
+        && count > 1
+    {
+        eprintln!("{count} problems in {}", file.display());
     }
     Err(ExitCode::from(2))
 }
@@ -426,6 +419,25 @@ fn report_problems(
 /// Merge flags (and their env vars) over the config file over defaults.
 fn settings(args: &GatewayArgs) -> Result<(GatewaySettings, pinclaw::app::Checked), ExitCode> {
     let mut config = load_config(args.config.as_ref())?;
+    apply_flags(&mut config, args);
+    let settings = match GatewaySettings::from_config(config.clone(), args.config.clone()) {
+        Ok(s) => s,
+        Err(_) => {
+            report_problems(args.config.as_deref(), config.problems())?;
+            return Err(ExitCode::from(2));
+        }
+    };
+    match pinclaw::app::check(&settings) {
+        Ok(checked) => Ok((settings, checked)),
+        Err(problems) => {
+            report_problems(args.config.as_deref(), problems)?;
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Put the gateway's flags (and their environment variables) over `config`.
+fn apply_flags(config: &mut Config, args: &GatewayArgs) {
     if let Some(port) = args.port {
         config.gateway.port = port;
     }
@@ -443,20 +455,6 @@ fn settings(args: &GatewayArgs) -> Result<(GatewaySettings, pinclaw::app::Checke
     }
     if let Some(dir) = &args.state_dir {
         config.state_dir = Some(dir.clone());
-    }
-    let settings = match GatewaySettings::from_config(config.clone(), args.config.clone()) {
-        Ok(s) => s,
-        Err(_) => {
-            report_problems(args.config.as_deref(), config.problems())?;
-            return Err(ExitCode::from(2));
-        }
-    };
-    match pinclaw::app::check(&settings) {
-        Ok(checked) => Ok((settings, checked)),
-        Err(problems) => {
-            report_problems(args.config.as_deref(), problems)?;
-            Err(ExitCode::from(2))
-        }
     }
 }
 
@@ -626,6 +624,55 @@ async fn shutdown_signal() {
             tracing::error!("cannot install signal handlers; stop with SIGKILL");
             std::future::pending::<()>().await
         }
+    }
+}
+
+/// `pinclaw doctor`: every check, printed; exit 1 when one fails. The
+/// config is `--config` (or `PINCLAW_CONFIG`), else the packaged service's
+/// when it is installed (with its state directory), else the defaults;
+/// the gateway's flags apply as they would to `pinclaw gateway`.
+fn doctor(gw: &GatewayArgs, json: bool) -> ExitCode {
+    let service = std::path::Path::new(config::SERVICE_CONFIG);
+    let (file, packaged) = match &gw.config {
+        Some(file) => (Some(file.clone()), false),
+        None if service.is_file() => (Some(service.to_owned()), true),
+        None => (None, false),
+    };
+    let loaded = match &file {
+        None => Ok(Config::default()),
+        Some(f) => Config::load_schema(f).map_err(|e| e.to_string()),
+    };
+    let loaded = loaded.map(|mut c| {
+        apply_flags(&mut c, gw);
+        c
+    });
+    let state_dir = gw
+        .state_dir
+        .clone()
+        .or_else(|| loaded.as_ref().ok().and_then(|c| c.state_dir.clone()))
+        .or_else(|| packaged.then(|| PathBuf::from(config::SERVICE_STATE_DIR)))
+        .unwrap_or_else(config::default_state_dir);
+    let loaded = loaded.map(|mut c| {
+        c.state_dir = Some(state_dir.clone());
+        c
+    });
+    let inputs = pinclaw::doctor::Inputs::new(file.clone(), loaded, state_dir.clone());
+    let report = pinclaw::doctor::run(&inputs);
+    if json {
+        print_json(&report.to_json());
+    } else {
+        let header = format!(
+            "pinclaw doctor: config {}, state {}",
+            file.as_ref()
+                .map_or("(the defaults)".into(), |f| f.display().to_string()),
+            state_dir.display()
+        );
+        print!("{}", pinclaw::cli::doctor::human(&report, &header));
+    }
+    if report.ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -162,6 +162,43 @@ fn refuses_a_lan_bind_without_auth() {
     );
 }
 
+#[tokio::test]
+async fn the_gateway_refuses_a_store_from_a_newer_pinclaw() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("state.redb");
+    // A real store, then stamped as a newer binary would stamp it.
+    let store = pinclaw::store::Store::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    store.close().await;
+    let newer = pinclaw::store::FORMAT_VERSION + 1;
+    {
+        let db = redb::Database::create(&path).unwrap_or_else(|e| panic!("{e}"));
+        let txn = db.begin_write().unwrap_or_else(|e| panic!("{e}"));
+        let mut meta = txn
+            .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        meta.insert("format_version", newer.to_string().as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        drop(meta);
+        txn.commit().unwrap_or_else(|e| panic!("{e}"));
+    }
+    let out = Command::new(BIN)
+        .args(["gateway", "--port", "0", "--state-dir"])
+        .arg(dir.path())
+        .env_remove("PINCLAW_CONFIG")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!out.status.success(), "{:?}", out.status);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "this store was written by a newer pinclaw (format {newer}); this binary reads up to {}; upgrade pinclaw or restore a backup",
+            pinclaw::store::FORMAT_VERSION
+        )),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn config_check_reports_file_line_column_and_key() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

@@ -282,6 +282,11 @@ static COMMANDS: &[Cmd] = &[
             ),
         ],
     ),
+    leaf(
+        "doctor",
+        "Check this board end to end (config, board and profile, device access, sensors, power, clock, disk, providers, channels, MQTT) and say how to fix what fails; exit 1 if anything does. Config: --config, else /etc/pinclaw/pinclaw.toml when installed, else the defaults.",
+        &[JSON],
+    ),
     group(
         "mqtt",
         "The MQTT bridge's broker.",

@@ -381,6 +381,10 @@ impl Gateway {
             ))),
             _ => None,
         };
+        let retention = tokio::spawn(shared.store.clone().run_retention(
+            shared.settings.config.session.retention(),
+            limits::RETENTION_INTERVAL,
+        ));
         let (bridge, mqtt_messages) = start_bridge(&shared);
         let automations = shared.board.as_ref().map(|board| {
             tokio::spawn(
@@ -408,6 +412,7 @@ impl Gateway {
         let deadline = Instant::now() + limits::SHUTDOWN_GRACE - Duration::from_millis(1500);
         shared.ready.store(false, Ordering::Relaxed);
         periodic.abort();
+        retention.abort();
         for task in [edges, sampler, automations, bridge].into_iter().flatten() {
             task.abort();
         }

@@ -170,7 +170,7 @@ pub(crate) async fn attempt(
     }
 }
 
-fn map_ureq(e: &ureq::Error) -> AttemptError {
+pub(super) fn map_ureq(e: &ureq::Error) -> AttemptError {
     match e {
         ureq::Error::Timeout(t) => AttemptError::new(FailureKind::Timeout, format!("{t} timeout")),
         ureq::Error::Io(io) => AttemptError::new(FailureKind::Connect, io_reason(io)),
@@ -206,7 +206,7 @@ fn map_read(e: &std::io::Error) -> AttemptError {
 }
 
 /// Strip the key from anything a provider echoes back.
-fn redact(mut e: AttemptError, key: Option<&ApiKey>) -> AttemptError {
+pub(super) fn redact(mut e: AttemptError, key: Option<&ApiKey>) -> AttemptError {
     if let Some(k) = key.map(ApiKey::expose).filter(|k| k.len() >= 4) {
         e.message = e.message.replace(k, "[redacted]");
     }

@@ -85,6 +85,7 @@ pub mod limits;
 pub mod ndjson;
 pub mod ollama;
 pub mod openai;
+pub mod probe;
 pub mod sse;
 pub mod types;
 

@@ -10,7 +10,9 @@
 //! a crash (inputs before their ack, pairing, tokens) commit with an fsync;
 //! bookkeeping (`lastSeenAtMs`, token usage, tool results) commits without
 //! one and becomes durable with the next fsync, to spare SD cards.
-//! Concurrent writes are committed together (group commit).
+//! Concurrent writes are committed together (group commit). Old transcript
+//! turns are pruned in the background ([`Store::run_retention`]), and the
+//! file carries a format version ([`FORMAT_VERSION`]).
 
 mod actor;
 mod audit;
@@ -21,6 +23,7 @@ mod history;
 mod inbox;
 mod meta;
 mod nodes;
+mod retention;
 mod runs;
 mod sessions;
 
@@ -30,6 +33,7 @@ pub use channels::{AllowedSender, ChannelCursor, OutboxItem, PairingRequest};
 pub use devices::{DeviceToken, PairedDevice, PendingPairing};
 pub use inbox::{Eviction, InboxItem};
 pub use nodes::{NodeRecord, SurfaceRequest};
+pub use retention::{Pruned, Retention};
 pub use runs::{ReplyRoute, RunEnd, RunIndexEntry, Stored};
 pub use sessions::{LastRun, SessionMeta, SessionWindow, TranscriptEntry, error_line};
 
@@ -49,6 +53,7 @@ use crate::limits;
 
 pub use self::actor::Counters;
 use self::actor::{Command, Pending, ReadCommand};
+pub use self::meta::FORMAT_VERSION;
 
 /// How many tables the store has (the `create_tables` of its modules).
 const TABLES: usize = 21;
@@ -82,6 +87,19 @@ pub enum StoreError {
     /// The commit this operation was part of failed.
     #[error("state database: {0}")]
     Batch(String),
+    /// The file was written by a newer pinclaw, in a format this binary
+    /// does not know; nothing was read or written.
+    #[error(
+        "{path}: this store was written by a newer pinclaw (format {found}); this binary reads up to {supported}; upgrade pinclaw or restore a backup"
+    )]
+    TooNew {
+        /// The database file.
+        path: String,
+        /// Its format version, as stored.
+        found: String,
+        /// The newest format this binary reads.
+        supported: u32,
+    },
 }
 
 impl StoreError {
@@ -161,19 +179,27 @@ async fn reply<T>(rx: oneshot::Receiver<Result<T, StoreError>>) -> Result<T, Sto
 
 impl Store {
     /// Open (or create) the database at `path` with a small page cache,
-    /// create its tables, and start the thread that owns it.
+    /// check its format (a newer one is refused with
+    /// [`StoreError::TooNew`], an older one migrated in place), create its
+    /// tables, and start the thread that owns it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let db = Database::builder()
             .set_cache_size(limits::STORE_CACHE_BYTES)
             .create(path)
             .map_err(db_err)?;
-        // Create missing tables; a database that has them all is only read
-        // (no commit, no fsync on every start).
-        let existing = db
-            .begin_read()
-            .and_then(|txn| Ok(txn.list_tables()?.count()))
-            .map_err(db_err)?;
-        if existing < TABLES {
+        // Create missing tables and migrate an older format; a current
+        // database that has every table is only read (no commit, no fsync
+        // on every start).
+        let txn = db.begin_read().map_err(db_err)?;
+        let existing = txn.list_tables().map_err(db_err)?.count();
+        let version = meta::stored_version(&txn)?;
+        drop(txn);
+        let version = match version {
+            Ok(v) if v <= FORMAT_VERSION => v,
+            Ok(v) => return Err(too_new(path, v.to_string())),
+            Err(text) => return Err(too_new(path, format!("{text:?}"))),
+        };
+        if existing < TABLES || version < FORMAT_VERSION {
             let txn = db.begin_write().map_err(db_err)?;
             meta::create_tables(&txn)?;
             devices::create_tables(&txn)?;
@@ -185,6 +211,9 @@ impl Store {
             audit::create_tables(&txn)?;
             history::create_tables(&txn)?;
             automations::create_tables(&txn)?;
+            if version < FORMAT_VERSION {
+                meta::migrate(&txn, version)?;
+            }
             txn.commit().map_err(db_err)?;
         }
         let counters = Arc::new(Counters::default());
@@ -302,6 +331,15 @@ impl Store {
             .await
             .map_err(|_| StoreError::Closed)?;
         reply(rx).await
+    }
+}
+
+/// The refusal of a store whose format is newer than this binary's.
+fn too_new(path: &Path, found: String) -> StoreError {
+    StoreError::TooNew {
+        path: path.display().to_string(),
+        found,
+        supported: FORMAT_VERSION,
     }
 }
 

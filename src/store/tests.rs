@@ -405,3 +405,311 @@ async fn barrier(store: &Store) {
         .unwrap_or_else(|e| panic!("{e}"));
     done.await.unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// The meta table as redb sees it, for writing a format version by hand.
+const RAW_META: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("meta");
+
+/// Set (or, with `None`, remove) the stored format version of a closed
+/// store file, with redb itself.
+fn set_raw_version(path: &std::path::Path, version: Option<&str>) {
+    let db = redb::Database::create(path).unwrap_or_else(|e| panic!("raw open: {e}"));
+    let txn = db.begin_write().unwrap_or_else(|e| panic!("{e}"));
+    {
+        let mut table = txn.open_table(RAW_META).unwrap_or_else(|e| panic!("{e}"));
+        match version {
+            Some(v) => table.insert("format_version", v.as_bytes()).map(drop),
+            None => table.remove("format_version").map(drop),
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+    txn.commit().unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// The stored format version of a closed store file.
+fn raw_version(path: &std::path::Path) -> Option<String> {
+    use redb::ReadableDatabase;
+    let db = redb::Database::create(path).unwrap_or_else(|e| panic!("raw open: {e}"));
+    let txn = db.begin_read().unwrap_or_else(|e| panic!("{e}"));
+    let table = txn.open_table(RAW_META).unwrap_or_else(|e| panic!("{e}"));
+    table
+        .get("format_version")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .map(|v| String::from_utf8_lossy(v.value()).into_owned())
+}
+
+#[tokio::test]
+async fn a_new_store_is_stamped_with_the_current_format() {
+    let (store, _dir, path) = temp_store();
+    store.close().await;
+    assert_eq!(raw_version(&path), Some(FORMAT_VERSION.to_string()));
+}
+
+#[tokio::test]
+async fn a_store_from_before_format_versions_is_migrated_in_place() -> Result<(), StoreError> {
+    let (store, _dir, path) = temp_store();
+    let row = TranscriptEntry::message("user", "kept across the migration", None);
+    store.append("agent:main:main", vec![row], true).await?;
+    store.close().await;
+    // What every store written before the version key looks like.
+    set_raw_version(&path, None);
+    assert_eq!(raw_version(&path), None);
+
+    let store = Store::open(&path)?;
+    let rows = store.transcript_page("agent:main:main", 10, 0).await?;
+    assert_eq!(texts(&rows), ["kept across the migration"]);
+    store.close().await;
+    assert_eq!(
+        raw_version(&path),
+        Some(FORMAT_VERSION.to_string()),
+        "stamped by the first open"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_store_from_a_newer_pinclaw_is_refused_and_left_alone() {
+    let (store, _dir, path) = temp_store();
+    store.close().await;
+    let newer = (FORMAT_VERSION + 1).to_string();
+    set_raw_version(&path, Some(&newer));
+
+    let refused = Store::open(&path).map(drop);
+    let Err(e @ StoreError::TooNew { .. }) = refused else {
+        panic!("a newer store must be refused, got {refused:?}");
+    };
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!(
+            "this store was written by a newer pinclaw (format {newer}); this binary reads up to {FORMAT_VERSION}; upgrade pinclaw or restore a backup"
+        )),
+        "{text}"
+    );
+    assert!(text.contains(&path.display().to_string()), "{text}");
+    assert!(!e.is_transient());
+    assert_eq!(raw_version(&path), Some(newer), "nothing was written");
+
+    // A value that is not a number is refused the same way.
+    set_raw_version(&path, Some("two"));
+    assert!(matches!(Store::open(&path), Err(StoreError::TooNew { .. })));
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A row written at `ts`.
+fn row_at(role: &str, content: &str, ts: i64) -> TranscriptEntry {
+    let mut row = TranscriptEntry::message(role, content, None);
+    row.ts = ts;
+    row
+}
+
+/// One turn written at `ts`: the user's message, an assistant row calling
+/// a tool, the tool's result and the reply (`name` in each).
+fn turn_at(name: &str, ts: i64) -> Vec<TranscriptEntry> {
+    let mut call = row_at("assistant", "", ts);
+    call.tool_calls =
+        Some(serde_json::json!([{"id": format!("c-{name}"), "name": "time", "arguments": "{}"}]));
+    let mut result = row_at("tool", &format!("result {name}"), ts + 1);
+    result.tool_call_id = Some(format!("c-{name}"));
+    vec![
+        row_at("user", &format!("ask {name}"), ts),
+        call,
+        result,
+        row_at("assistant", &format!("reply {name}"), ts + 2),
+    ]
+}
+
+fn by_age(days: i64) -> Retention {
+    Retention {
+        max_age_ms: Some(days * DAY_MS),
+        max_turns: None,
+    }
+}
+
+#[tokio::test]
+async fn retention_deletes_whole_turns_older_than_the_age_and_keeps_the_newest()
+-> Result<(), StoreError> {
+    let (store, _dir, path) = temp_store();
+    let now = crate::ids::now_ms();
+    let key = "agent:main:main";
+    for (name, age_days) in [("old", 100), ("middle", 50), ("new", 1)] {
+        store
+            .append(key, turn_at(name, now - age_days * DAY_MS), true)
+            .await?;
+    }
+    let pruned = store.prune_transcripts(by_age(90), now).await?;
+    assert_eq!((pruned.rows, pruned.sessions), (4, 1), "{pruned:?}");
+
+    let rows = store.transcript_page(key, 100, 0).await?;
+    assert_eq!(rows.len(), 8);
+    assert_eq!(rows[0].content, "ask middle", "what is left starts a turn");
+    assert_eq!(rows[7].content, "reply new");
+    let meta = store.session(key).await?;
+    assert_eq!(meta.map(|m| (m.entries, m.last_seq)), Some((8, 12)));
+
+    // Nothing more to delete: nothing is written at all.
+    let commits = store.counters().commits.load(Ordering::Relaxed);
+    let again = store.prune_transcripts(by_age(90), now).await?;
+    assert_eq!(again, Pruned::default());
+    assert_eq!(store.counters().commits.load(Ordering::Relaxed), commits);
+
+    // Durable: the pass ended with a flush.
+    store.close().await;
+    let store = Store::open(&path)?;
+    assert_eq!(store.transcript_page(key, 100, 0).await?.len(), 8);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_turn_goes_whole_even_when_its_last_rows_are_newer_than_the_cut() -> Result<(), StoreError>
+{
+    let (store, _dir, _) = temp_store();
+    let now = crate::ids::now_ms();
+    let key = "agent:main:main";
+    // The user asked just before the cut; the reply came after it.
+    let mut straddling = turn_at("straddling", now - 7 * DAY_MS - 10);
+    if let Some(reply) = straddling.last_mut() {
+        reply.ts = now - 7 * DAY_MS + 10;
+    }
+    store.append(key, straddling, true).await?;
+    store
+        .append(key, turn_at("kept", now - DAY_MS), true)
+        .await?;
+    let pruned = store.prune_transcripts(by_age(7), now).await?;
+    assert_eq!(pruned.rows, 4);
+    let rows = store.transcript_page(key, 100, 0).await?;
+    assert_eq!(
+        texts(&rows),
+        ["ask kept", "", "result kept", "reply kept"],
+        "no reply (or tool result) is left without its question"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_turn_cap_keeps_each_sessions_newest_turns() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    let now = crate::ids::now_ms();
+    for i in 0..10 {
+        store
+            .append(
+                "agent:main:busy",
+                turn_at(&format!("b{i}"), now - 1000 + i),
+                true,
+            )
+            .await?;
+    }
+    store
+        .append("agent:main:quiet", turn_at("q0", now - 1000), true)
+        .await?;
+    let cap = Retention {
+        max_age_ms: Some(90 * DAY_MS),
+        max_turns: Some(3),
+    };
+    let pruned = store.prune_transcripts(cap, now).await?;
+    assert_eq!((pruned.rows, pruned.sessions), (28, 1), "{pruned:?}");
+    let busy = store.transcript_page("agent:main:busy", 100, 0).await?;
+    let asks: Vec<&str> = busy
+        .iter()
+        .filter(|r| r.role.as_deref() == Some("user"))
+        .map(|r| r.content.as_str())
+        .collect();
+    assert_eq!(asks, ["ask b7", "ask b8", "ask b9"]);
+    assert_eq!(busy.len(), 12);
+    assert_eq!(
+        store
+            .transcript_page("agent:main:quiet", 100, 0)
+            .await?
+            .len(),
+        4,
+        "a session under the cap is untouched"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_large_backlog_is_pruned_in_bounded_batches() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    let now = crate::ids::now_ms();
+    let key = "agent:main:main";
+    // 200 turns of three rows: the batch boundaries fall inside turns.
+    for i in 0..200 {
+        let ts = now - 200 * DAY_MS + i;
+        let rows = vec![
+            row_at("user", &format!("ask {i}"), ts),
+            row_at("assistant", "thinking", ts),
+            row_at("assistant", &format!("reply {i}"), ts),
+        ];
+        store.append(key, rows, false).await?;
+    }
+    store.append(key, turn_at("recent", now), true).await?;
+    let pruned = store.prune_transcripts(by_age(30), now).await?;
+    assert_eq!(pruned.rows, 600);
+    let batches = 600_u64.div_ceil(limits::TRANSCRIPT_PRUNE_BATCH as u64);
+    assert_eq!(pruned.batches, batches, "{pruned:?}");
+    let rows = store.transcript_page(key, 100, 0).await?;
+    assert_eq!(rows.first().map(|r| r.content.as_str()), Some("ask recent"));
+    assert_eq!(rows.len(), 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_session_whose_turns_are_all_gone_stays_listed_and_goes_on() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    let now = crate::ids::now_ms();
+    let key = "agent:main:old";
+    store
+        .append(key, turn_at("ancient", now - 400 * DAY_MS), true)
+        .await?;
+    store
+        .update_session(key, |m| m.label = Some("kitchen".into()))
+        .await?;
+    let before = store.session(key).await?;
+    let pruned = store.prune_transcripts(by_age(90), now).await?;
+    assert_eq!(pruned.rows, 4);
+
+    let listed = store.sessions().await?;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].entries, 0);
+    assert_eq!(listed[0].label.as_deref(), Some("kitchen"));
+    assert_eq!(
+        listed[0].session_id,
+        before.map(|m| m.session_id).unwrap_or_default(),
+        "the same session"
+    );
+    assert!(store.transcript_page(key, 100, 0).await?.is_empty());
+    let window = store.session_window(key, 400).await?;
+    assert!(window.meta.is_some() && window.rows.is_empty() && window.marker.is_none());
+
+    // A new message continues the session after the deleted rows.
+    let (meta, rows) = store
+        .append(
+            key,
+            vec![TranscriptEntry::message("user", "hello again", None)],
+            true,
+        )
+        .await?;
+    assert_eq!((meta.entries, rows[0].seq), (1, 5));
+    Ok(())
+}
+
+#[tokio::test]
+async fn retention_off_keeps_everything_and_writes_nothing() -> Result<(), StoreError> {
+    let (store, _dir, _) = temp_store();
+    let now = crate::ids::now_ms();
+    store
+        .append(
+            "agent:main:main",
+            turn_at("ancient", now - 4000 * DAY_MS),
+            true,
+        )
+        .await?;
+    let commits = store.counters().commits.load(Ordering::Relaxed);
+    let pruned = store.prune_transcripts(Retention::default(), now).await?;
+    assert_eq!(pruned, Pruned::default());
+    assert_eq!(store.counters().commits.load(Ordering::Relaxed), commits);
+    assert_eq!(
+        store.transcript_page("agent:main:main", 10, 0).await?.len(),
+        4
+    );
+    Ok(())
+}
