@@ -246,7 +246,7 @@ else
   in_root usermod -aG pinclaw alice
   # User pinclaw, UMask=0077 and the unit's environment (systemd itself is not there);
   # the port the kernel picks (the chroot shares this machine's loopback).
-  chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin PINCLAW_STATE_DIR=/var/lib/pinclaw PINCLAW_LOG=info \
+  chroot "$ROOT" /usr/bin/env -i PATH=/usr/bin:/bin PINCLAW_STATE_DIR=/var/lib/pinclaw \
     setpriv --reuid=pinclaw --regid=pinclaw --init-groups -- /bin/sh -c \
     "umask 0077; exec pinclaw gateway --config /etc/pinclaw/pinclaw.toml --port 0" \
     >"$work/gw.out" 2>"$work/gw.err" &
@@ -270,13 +270,17 @@ else
   else
     fail "state files not 0600 pinclaw:pinclaw: $db_perm"
   fi
-  # --port only picks the URL's port: the token comes from the state directory's file.
-  if out=$(in_root runuser -u alice -- env HOME=/home/alice pinclaw call health --port "$port" 2>&1) &&
+  # No flags: the CLI reads the service's config (its port, set here to the one the
+  # kernel picked) and the service's token, not a stale one of alice's own.
+  sed -i "s/^port = 18789\$/port = $port/" "$ROOT/etc/pinclaw/pinclaw.toml"
+  in_root runuser -u alice -- sh -c 'mkdir -p ~/.local/share/pinclaw && echo stale-token-of-alice >~/.local/share/pinclaw/gateway.token'
+  if out=$(in_root runuser -u alice -- env HOME=/home/alice pinclaw call health 2>&1) &&
     grep -q '"ok": *true' <<<"$out"; then
-    ok "alice (group pinclaw): pinclaw call health answers ok"
+    ok "alice (group pinclaw): pinclaw call health answers ok (port and token of the service)"
   else
     fail "alice (group pinclaw): pinclaw call health: $out"
   fi
+  sed -i "s/^port = $port\$/port = 18789/" "$ROOT/etc/pinclaw/pinclaw.toml"
   if out=$(in_root runuser -u bob -- env HOME=/home/bob pinclaw call health --port "$port" 2>&1); then
     fail "bob (not in group pinclaw) called the gateway: $out"
   else

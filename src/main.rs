@@ -369,6 +369,30 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
     }
 }
 
+/// The config a client command (call, chat, dashboard, devices, mqtt
+/// check, …) uses: `--config` (or `PINCLAW_CONFIG`), else the packaged
+/// service's when it is installed and readable, else the defaults. The
+/// flag says whether it is the service's, whose state directory is
+/// [`config::SERVICE_STATE_DIR`].
+fn client_config(gw: &GatewayArgs) -> Result<(Config, bool), ExitCode> {
+    if gw.config.is_some() {
+        return Ok((load_config(gw.config.as_ref())?, false));
+    }
+    let service = PathBuf::from(config::SERVICE_CONFIG);
+    match std::fs::File::open(&service) {
+        Ok(_) => Ok((load_config(Some(&service))?, true)),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            eprintln!(
+                "note: {} is not readable by you, so the defaults apply; to use the \
+                 installed service without sudo: sudo usermod -aG pinclaw $USER, then log in again",
+                service.display()
+            );
+            Ok((Config::default(), false))
+        }
+        Err(_) => Ok((Config::default(), false)),
+    }
+}
+
 fn config_check(file: Option<PathBuf>) -> ExitCode {
     let Some(file) = file else {
         eprintln!(
@@ -678,8 +702,8 @@ fn doctor(gw: &GatewayArgs, json: bool) -> ExitCode {
 
 /// `pinclaw mqtt check`: one timed round trip through the broker.
 fn mqtt_check(gw: &GatewayArgs) -> ExitCode {
-    let config = match load_config(gw.config.as_ref()) {
-        Ok(c) => c,
+    let config = match client_config(gw) {
+        Ok((c, _)) => c,
         Err(code) => return code,
     };
     let Some(url) = config.mqtt.url.clone() else {
@@ -717,8 +741,8 @@ fn mqtt_check(gw: &GatewayArgs) -> ExitCode {
 
 /// `pinclaw dashboard`: the links to open, each with the token.
 fn dashboard(gw: &GatewayArgs, remote: RemoteArgs) -> ExitCode {
-    let config = match load_config(gw.config.as_ref()) {
-        Ok(c) => c,
+    let config = match client_config(gw) {
+        Ok((c, _)) => c,
         Err(code) => return code,
     };
     let bind = match gw.bind.as_deref().map_or_else(
@@ -764,10 +788,12 @@ fn dashboard(gw: &GatewayArgs, remote: RemoteArgs) -> ExitCode {
 }
 
 /// Where the gateway is and how to authenticate: flags, then the
-/// environment, then the config file, then the state directory's token, then (for
-/// the local gateway) the packaged service's token.
+/// environment, then the config file ([`client_config`]: the installed
+/// service's when none is given), then the state directory's token (the
+/// service's with its config), then (for the local gateway) the packaged
+/// service's token.
 fn connection(gw: &GatewayArgs, remote: RemoteArgs) -> Result<(String, ClientOptions), ExitCode> {
-    let config = load_config(gw.config.as_ref())?;
+    let (config, packaged) = client_config(gw)?;
     let local_url = remote.url.is_none();
     let url = remote
         .url
@@ -776,6 +802,7 @@ fn connection(gw: &GatewayArgs, remote: RemoteArgs) -> Result<(String, ClientOpt
         .state_dir
         .clone()
         .or(config.state_dir.clone())
+        .or_else(|| packaged.then(|| PathBuf::from(config::SERVICE_STATE_DIR)))
         .unwrap_or_else(config::default_state_dir);
     let read_token = |dir: &std::path::Path| {
         std::fs::read_to_string(dir.join(gateway::TOKEN_FILE))

@@ -454,6 +454,9 @@ fn every_pi_finds_its_profile_by_its_model_string() {
         ("Raspberry Pi Model A Plus Rev 1.1", "pi-zero"),
         ("Raspberry Pi Zero 2 W Rev 1.0", "pi-zero-2w"),
         ("Raspberry Pi 3 Model B Rev 1.2", "pi-3b"),
+        ("Raspberry Pi 3 Model B Plus Rev 1.3", "pi-3b"),
+        ("Raspberry Pi 3 Model A Plus Rev 1.0", "pi-3b"),
+        ("Raspberry Pi 2 Model B Rev 1.1", "pi-3b"),
         ("Raspberry Pi 4 Model B Rev 1.4", "pi-4b"),
         ("Raspberry Pi 5 Model B Rev 1.0", "pi-5"),
     ] {

@@ -164,7 +164,11 @@ pub fn run(inputs: &Inputs) -> Report {
         Err(e) => checks.push(Check::fail(
             "board",
             e.to_string(),
-            Some("set [board] profile (auto, pi-zero, pi-zero-2w, pi-3b, pi-4b, pi-5, sim)".into()),
+            Some(format!(
+                "set [board] profile to auto or this board's ({}), or [board] simulate = true \
+                 on a machine that is not a Raspberry Pi",
+                crate::board::profile::builtin_names().join(", ")
+            )),
         )),
     }
     let deadline = started + timeout + COLLECT_GRACE;
