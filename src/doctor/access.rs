@@ -159,15 +159,29 @@ fn gpio_check(root: &Path, users: &str) -> Check {
         );
     }
     let all: Vec<String> = chips.iter().chain(&mem).cloned().collect();
-    if let Some((rel, e)) = refused(root, &all, true) {
+    usable_by_gpio_group("gpio", root, &all, &all, true, users)
+}
+
+/// `name`'s check once its files exist: failed on the first of `opened`
+/// that cannot be opened (read, else written), with the gpio group to
+/// join; else passed, naming `listed`.
+fn usable_by_gpio_group(
+    name: &str,
+    root: &Path,
+    opened: &[String],
+    listed: &[String],
+    read: bool,
+    users: &str,
+) -> Check {
+    if let Some((rel, e)) = refused(root, opened, read) {
         return Check::fail(
-            "gpio",
+            name,
             format!("{}: {e} ({users})", shown(&rel)),
             Some(join_group("gpio")),
         );
     }
-    let names: Vec<String> = all.iter().map(|r| shown(r)).collect();
-    Check::pass("gpio", format!("{} usable ({users})", names.join(", ")))
+    let names: Vec<String> = listed.iter().map(|r| shown(r)).collect();
+    Check::pass(name, format!("{} usable ({users})", names.join(", ")))
 }
 
 fn i2c_check(root: &Path, bus: u8, users: &str) -> Check {
@@ -287,15 +301,7 @@ fn pwm_check(root: &Path, outputs: &[(&str, u8)], pi5: bool) -> Check {
         );
     }
     let exports: Vec<String> = chips.iter().map(|c| format!("{c}/export")).collect();
-    if let Some((rel, e)) = refused(root, &exports, false) {
-        return Check::fail(
-            "pwm",
-            format!("{}: {e} ({users})", shown(&rel)),
-            Some(join_group("gpio")),
-        );
-    }
-    let names: Vec<String> = chips.iter().map(|c| shown(c)).collect();
-    Check::pass("pwm", format!("{} usable ({users})", names.join(", ")))
+    usable_by_gpio_group("pwm", root, &exports, &chips, false, &users)
 }
 
 #[cfg(test)]

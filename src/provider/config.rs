@@ -487,6 +487,19 @@ pub fn resolve_chain(
     Ok(out)
 }
 
+/// The provider's HTTP proxy (`None` when it has none).
+pub fn load_proxy(p: &ProviderConfig) -> Result<Option<ureq::Proxy>, ConfigError> {
+    p.proxy
+        .as_deref()
+        .map(|proxy| {
+            ureq::Proxy::new(proxy).map_err(|e| ConfigError::InvalidProxy {
+                provider: p.id.clone(),
+                error: e.to_string(),
+            })
+        })
+        .transpose()
+}
+
 /// Read the provider's key from its env var or file (`None` when neither is set).
 pub fn load_key(p: &ProviderConfig) -> Result<Option<ApiKey>, ConfigError> {
     let raw = if let Some(var) = &p.api_key_env {

@@ -11,8 +11,8 @@ use tokio::sync::mpsc;
 use crate::abort::Abort;
 
 use super::config::{
-    ApiKey, ApiKind, ConfigError, ModelConfig, ModelRef, ProviderConfig, load_key, resolve_chain,
-    validate_providers,
+    ApiKey, ApiKind, ConfigError, ModelConfig, ModelRef, ProviderConfig, load_key, load_proxy,
+    resolve_chain, validate_providers,
 };
 use super::error::{
     AttemptError, AttemptRecord, ChainFailure, FailureKind, TurnError, human_duration,
@@ -256,13 +256,7 @@ impl Providers {
         let mut providers = Vec::with_capacity(configs.len());
         for cfg in configs {
             let key = load_key(&cfg)?;
-            let proxy = match &cfg.proxy {
-                Some(p) => Some(ureq::Proxy::new(p).map_err(|e| ConfigError::InvalidProxy {
-                    provider: cfg.id.clone(),
-                    error: e.to_string(),
-                })?),
-                None => None,
-            };
+            let proxy = load_proxy(&cfg)?;
             providers.push(Resolved { cfg, key, proxy });
         }
         let seed = getrandom::u64().unwrap_or(0x2545_f491_4f6c_dd1d) | 1;

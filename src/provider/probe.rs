@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::anthropic::ANTHROPIC_VERSION;
-use super::config::{ApiKind, ConfigError, ProviderConfig, load_key};
+use super::config::{ApiKind, ConfigError, ProviderConfig, load_key, load_proxy};
 use super::error::{AttemptError, FailureKind, classify_http};
 use super::http::{map_ureq, redact};
 use super::limits::{HTTP_INPUT_BUFFER_BYTES, HTTP_OUTPUT_BUFFER_BYTES, MAX_ERROR_BODY_BYTES};
@@ -61,13 +61,7 @@ pub fn models_url(api: ApiKind, base_url: &str) -> String {
 /// (blocking: run it on a thread of its own).
 pub fn probe(cfg: &ProviderConfig, timeout: Duration) -> Result<ModelsList, ProbeError> {
     let key = load_key(cfg)?;
-    let proxy = match &cfg.proxy {
-        Some(p) => Some(ureq::Proxy::new(p).map_err(|e| ConfigError::InvalidProxy {
-            provider: cfg.id.clone(),
-            error: e.to_string(),
-        })?),
-        None => None,
-    };
+    let proxy = load_proxy(cfg)?;
     let connect = cfg.timeouts().connect.min(timeout);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
