@@ -30,7 +30,15 @@ fn main() {
         if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("aarch64") {
             println!("cargo:rustc-link-arg-bins=-Wl,-z,max-page-size=16384");
         }
+        // Static musl builds: std's two calls into the unwinder go to
+        // src/no_backtrace.rs instead, and the static libunwind's stack
+        // walker is left out (~38 KB of the aarch64 binary).
+        if std::env::var("CARGO_CFG_TARGET_ENV").as_deref() == Ok("musl") {
+            println!("cargo:rustc-link-arg-bins=-Wl,--wrap=_Unwind_Backtrace,--wrap=_Unwind_GetIP");
+            println!("cargo:rustc-cfg=pinclaw_no_unwinder");
+        }
     }
+    println!("cargo::rustc-check-cfg=cfg(pinclaw_no_unwinder)");
     if let Err(e) = embed_web() {
         panic!("embedding web/: {e}");
     }

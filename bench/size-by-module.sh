@@ -4,7 +4,8 @@
 #   bash bench/size-by-module.sh            # builds, then prints the table
 #   bash bench/size-by-module.sh BINARY     # an unstripped binary built already
 #
-# Builds the aarch64 musl release the way cross/release.sh does (same flags, build-std)
+# Builds the aarch64 musl release the way cross/release.sh does (same flags: build-std, no
+# unwind tables; keep them in step)
 # but keeps the symbols (CARGO_PROFILE_RELEASE_STRIP=false, in its own target dir), then
 # sums `nm --print-size` over the symbols whose demangled name contains a module path.
 # A symbol counts for every module it names (`drop_in_place<pinclaw::bridge::X>` is the
@@ -23,7 +24,8 @@ if [ -z "$bin" ]; then
   dir=$REPO/target/size-by-module
   (cd "$REPO" && RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_STRIP=false CARGO_TARGET_DIR=$dir \
     cargo build --release --locked --target $TARGET \
-      -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size --bin pinclaw)
+      -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
+      --config "target.$TARGET.rustflags=[\"-C\", \"force-unwind-tables=no\"]" --bin pinclaw)
   bin=$dir/$TARGET/release/pinclaw
 fi
 NM=$(command -v aarch64-linux-gnu-nm || command -v nm)

@@ -53,15 +53,21 @@ zigbuild() {
 # prints its message and location and nothing unwinds). About 330 KB off the aarch64 binary.
 BUILD_STD=(-Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size)
 
+# No unwind tables (.eh_frame: ~590 KB of the aarch64 binary). With panic = "abort" nothing
+# unwinds, and the musl builds leave the unwinder out (src/no_backtrace.rs), so the tables
+# had no reader. Only for these release builds: tests unwind. A --config array adds to the
+# target's rustflags in .cargo/config.toml (the ARMv6 build's link-self-contained=no stays).
+#
 # build TARGET: one release binary, left at target/TARGET/release/pinclaw.
 build() {
+  local flags=(--config "target.$1.rustflags=[\"-C\", \"force-unwind-tables=no\"]")
   case $1 in
     aarch64-unknown-linux-musl)
       # Debian's aarch64-linux-gnu-gcc links it (.cargo/config.toml) against the musl
       # that comes with the rustup target: the GNU linker honours build.rs's
       # --no-eh-frame-hdr, which zig's linker does not (+157 KB, over the budget).
       need aarch64-linux-gnu-gcc "apt-get install gcc-aarch64-linux-gnu"
-      RUSTC_BOOTSTRAP=1 run cargo build --release --locked --target "$1" "${BUILD_STD[@]}" --bin pinclaw
+      RUSTC_BOOTSTRAP=1 run cargo build --release --locked --target "$1" "${BUILD_STD[@]}" "${flags[@]}" --bin pinclaw
       ;;
     arm-unknown-linux-musleabihf)
       # ARMv6: rustup may not offer this target's standard library (it does not here),
@@ -70,12 +76,12 @@ build() {
       # ARMv6 musl (link-self-contained=no in .cargo/config.toml). Symbols are kept for
       # the ARMv6 check (objdump needs the ARM/Thumb/data mapping symbols), then stripped.
       RUSTC_BOOTSTRAP=1 CARGO_PROFILE_RELEASE_STRIP=false \
-        zigbuild --release --locked --target "$1" "${BUILD_STD[@]}" --bin pinclaw
+        zigbuild --release --locked --target "$1" "${BUILD_STD[@]}" "${flags[@]}" --bin pinclaw
       ;;
     armv7-unknown-linux-gnueabihf)
       # glibc 2.31 (Bullseye) through zig's versioned glibc stubs; Debian 12's own libc
       # would make the floor 2.34.
-      zigbuild --release --locked --target "$1.2.31" --bin pinclaw
+      zigbuild --release --locked --target "$1.2.31" "${flags[@]}" --bin pinclaw
       ;;
     *)
       echo "release.sh: unknown target $1 (known: $ALL_TARGETS)" >&2

@@ -2,6 +2,10 @@
 //! file turns them into messages and exit codes (0 ok, 1 failure, 2 bad
 //! configuration or refused settings).
 
+// The musl release binaries (cross/release.sh) leave the unwinder out.
+#[cfg(pinclaw_no_unwinder)]
+mod no_backtrace;
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use super::changes::{BoardChange, Changes};
-use super::error::{BoardError, ConfigError};
+use super::error::BoardError;
 use super::hal::{Board, EdgeEvent, EdgeSink, PinMode};
 use super::info::{BoardInfo, DeviceInfo, PinState, SensorInfo};
 use super::outputs::{self, Outputs, PlannedWrite, WriteOutcome, WriteRequest};
@@ -46,9 +46,11 @@ fn open_rppal(spec: &BoardSpec) -> Result<Arc<dyn Board>, BoardError> {
 
 #[cfg(not(all(target_os = "linux", any(target_arch = "aarch64", target_arch = "arm"))))]
 fn open_rppal(spec: &BoardSpec) -> Result<Arc<dyn Board>, BoardError> {
-    Err(BoardError::Config(ConfigError::BackendUnavailable {
-        profile: spec.profile.name.clone(),
-    }))
+    Err(BoardError::Config(
+        super::error::ConfigError::BackendUnavailable {
+            profile: spec.profile.name.clone(),
+        },
+    ))
 }
 
 /// A declared device, or `UNKNOWN_DEVICE`.
