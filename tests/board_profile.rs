@@ -144,13 +144,23 @@ fn auto_picks_the_profile_from_the_device_tree_model() {
         Some("Raspberry Pi 4 Model B Rev 1.4")
     );
 
+    // A Pi 2 has the Pi 3's header and peripherals.
     let dir = root_with_model("model_pi2");
+    let cfg = BoardConfig {
+        sysfs_root: Some(dir.path().to_path_buf()),
+        simulate: true,
+        ..BoardConfig::default()
+    };
+    assert_eq!(profile::resolve(&cfg).unwrap().profile.name, "pi-3b");
+
+    // A Compute Module's carrier decides its pins: no profile guesses them.
+    let dir = root_with_model("model_cm4");
     let cfg = BoardConfig {
         sysfs_root: Some(dir.path().to_path_buf()),
         ..BoardConfig::default()
     };
     assert!(
-        matches!(err(&cfg), ConfigError::UnsupportedModel { model } if model.starts_with("Raspberry Pi 2"))
+        matches!(err(&cfg), ConfigError::UnsupportedModel { model } if model.starts_with("Raspberry Pi Compute Module 4"))
     );
 
     // No model file: not a Pi, the simulator.
