@@ -13,13 +13,14 @@
 //!   seconds, one bridged (every declared device an entity; keep-alive
 //!   30 s) and one without `[mqtt]`: RSS, private memory, CPU, wake-ups;
 //! - command → GPIO write → state: `BENCH_COMMANDS` `ON`/`OFF` commands on
-//!   `pinclaw/hub/relay1/set` (QoS 1) from a client of pinclaw's own MQTT
-//!   library, to the `relay1/state` message the bridge publishes after the
+//!   `pinclaw/hub/bench_relay/set` (QoS 1; an output declared without
+//!   the default write rate limit) from a client of pinclaw's own MQTT
+//!   library, to the `bench_relay/state` message the bridge publishes after the
 //!   write succeeded — once with Mosquitto's defaults and once with
 //!   `set_tcp_nodelay true` (see `command_to_state` for the difference);
 //! - broker restart → republished: Mosquitto (no persistence, so its
 //!   retained states are gone) killed for `BENCH_OUTAGE_S` seconds and
-//!   started again, to the first `relay1/state` a fresh `mosquitto_sub`
+//!   started again, to the first `bench_relay/state` a fresh `mosquitto_sub`
 //!   sees.
 //!
 //! Medians over `BENCH_PASSES` passes (default 3) with the spread.
@@ -36,6 +37,9 @@ use common::{Result, env_num, figure, gateway, pct, rates, sample};
 use mosquitto::Broker;
 use pinclaw::mqtt::{Client, Event, Message};
 use tokio::sync::mpsc;
+
+/// An output without a write rate limit, for the command → state figure.
+const BENCH_RELAY: &str = "[[board.devices]]\nname = \"bench_relay\"\nkind = \"output\"\npin = 5\nmax_writes_per_minute = 0\n";
 
 /// The next message on `topic` with `payload`, within `within`.
 async fn next_message(
@@ -90,7 +94,7 @@ fn until_published(broker: &Broker, topic: &str) -> Option<f64> {
 }
 
 /// p50 and p99 in ms of `commands` alternating `ON`/`OFF` commands on
-/// `relay1/set` (QoS 1), each to the `relay1/state` the bridge publishes
+/// `bench_relay/set` (QoS 1), each to the `bench_relay/state` the bridge publishes
 /// after the write.
 ///
 /// With Mosquitto's defaults (`set_tcp_nodelay false`) every round trip
@@ -102,7 +106,7 @@ fn until_published(broker: &Broker, topic: &str) -> Option<f64> {
 async fn command_to_state(broker: &Broker, commands: usize) -> Result<(f64, f64)> {
     let (tx, mut events) = mpsc::channel(pinclaw::limits::MQTT_EVENT_QUEUE);
     let mut options = broker.options("bench-commander");
-    options.subscriptions = vec!["pinclaw/hub/relay1/state".into()];
+    options.subscriptions = vec!["pinclaw/hub/bench_relay/state".into()];
     let client = Client::start(options, tx)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while !client.status().connected {
@@ -117,14 +121,14 @@ async fn command_to_state(broker: &Broker, commands: usize) -> Result<(f64, f64)
         while events.try_recv().is_ok() {}
         let sent = Instant::now();
         client.publish(Message {
-            topic: "pinclaw/hub/relay1/set".into(),
+            topic: "pinclaw/hub/bench_relay/set".into(),
             payload: payload.to_vec(),
             qos: 1,
             retain: false,
         })?;
         next_message(
             &mut events,
-            "pinclaw/hub/relay1/state",
+            "pinclaw/hub/bench_relay/state",
             payload,
             Duration::from_secs(10),
         )
@@ -151,9 +155,12 @@ async fn main() -> Result<()> {
         let Some(mut broker) = Broker::start() else {
             return Err("no Mosquitto (apt install mosquitto mosquitto-clients)".into());
         };
+        // The commanded output: like the simulator's relay1, without the
+        // rate limit (30 a minute), which the commands would hit.
         let bridge = broker
             .config_toml()
-            .replace("keep_alive_s = 5", "keep_alive_s = 30");
+            .replace("keep_alive_s = 5", "keep_alive_s = 30")
+            + BENCH_RELAY;
         let (dir_a, dir_b) = (tempfile::tempdir()?, tempfile::tempdir()?);
         let (plain, _) = gateway(dir_a.path(), "")?;
         let (bridged, _) = gateway(dir_b.path(), &bridge)?;
@@ -192,7 +199,7 @@ async fn main() -> Result<()> {
         // It comes back with Nagle off on its sockets (see `command_to_state`).
         broker.extra_conf = "set_tcp_nodelay true\n".into();
         broker.restart();
-        match until_published(&broker, "pinclaw/hub/relay1/state") {
+        match until_published(&broker, "pinclaw/hub/bench_relay/state") {
             Some(s) => {
                 println!(
                     "pass {pass} broker down {outage_s} s, restarted → state republished in {s:.2} s"

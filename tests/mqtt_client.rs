@@ -202,6 +202,33 @@ fn subscribes_and_receives_live_and_retained_messages() {
 }
 
 #[test]
+fn connected_is_said_when_the_suback_arrives_not_at_the_next_timer() {
+    let Some(mut broker) = Broker::start() else {
+        return;
+    };
+    // A keep-alive of 60 s: no timer fires before the 10 s SUBACK deadline.
+    // The client once read the SUBACK and slept on until that deadline,
+    // so "connected" came 10 s late, after every (re)connect.
+    let mut a = start(Options {
+        keep_alive: Duration::from_secs(60),
+        subscriptions: vec!["pinclaw/t13/#".into()],
+        ..broker.options("pinclaw-t13")
+    });
+    a.wait_for(Duration::from_secs(8), |e| {
+        (*e == Event::Connected).then_some(())
+    });
+    broker.stop();
+    a.wait_for(Duration::from_secs(10), |e| {
+        matches!(e, Event::Disconnected { .. }).then_some(())
+    });
+    broker.restart();
+    // The first retry is at most 1.2 s away (backoff 1 s, ±20 %).
+    a.wait_for(Duration::from_secs(8), |e| {
+        (*e == Event::Connected).then_some(())
+    });
+}
+
+#[test]
 fn a_wrong_password_is_refused_readably_and_retried_with_backoff() {
     let Some(broker) = Broker::start() else {
         return;

@@ -719,6 +719,9 @@ impl Worker {
             if link.backlog() < limits::MQTT_MAX_PACKET_BYTES && self.can_fill() {
                 continue; // a PUBACK made room in flight for what waits
             }
+            if !announced && pending.is_empty() {
+                continue; // the last SUBACK came: connected, say so now
+            }
             if clock.dead(now) {
                 return lost(
                     format!(
