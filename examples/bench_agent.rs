@@ -23,9 +23,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use fake_provider::{FakeProvider, Reply, Step};
+use fake_provider::{FakeProvider, Reply};
 use pinclaw::client::{Client, ClientOptions};
-use serde_json::{Value, json};
+use serde_json::json;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -37,23 +37,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn sse_reply() -> Reply {
-    let chunk = |delta: Value, finish: Option<&str>| {
-        format!(
-            "data: {}\n\n",
-            json!({"id":"b","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-        )
-    };
-    let mut r = Reply::status(200).header("content-type", "text/event-stream");
-    r.steps = vec![
-        Step::Chunk(chunk(json!({"role":"assistant","content":"It is "}), None).into_bytes()),
-        Step::Chunk(chunk(json!({"content":"21 degrees."}), None).into_bytes()),
-        Step::Chunk(chunk(json!({}), Some("stop")).into_bytes()),
-        Step::Chunk(b"data: [DONE]\n\n".to_vec()),
-    ];
-    r
 }
 
 fn spawn(bin: &str, args: &[&str]) -> Result<(Proc, Option<String>)> {
@@ -163,7 +146,7 @@ async fn main() -> Result<()> {
         .nth(1)
         .unwrap_or_else(|| "target/release/pinclaw".into());
     let fake = FakeProvider::start();
-    fake.set_default(sse_reply());
+    fake.set_default(Reply::openai_text(&["It is ", "21 degrees."]));
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("pinclaw.toml");
     std::fs::write(

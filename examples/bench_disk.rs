@@ -48,39 +48,16 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Proc, Result, admin, env_num, figure, gateway};
-use fake_provider::{FakeProvider, Reply, Step};
+use fake_provider::{FakeProvider, Reply};
 use pinclaw::client::Client;
 use serde_json::{Value, json};
-
-/// An instant streamed reply: one text chunk, the stop, `[DONE]`.
-fn instant_reply() -> Reply {
-    let chunk = |delta: Value, finish: Option<&str>| {
-        format!(
-            "data: {}\n\n",
-            json!({"id":"b","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-        )
-    };
-    let mut r = Reply::status(200).header("content-type", "text/event-stream");
-    r.steps = vec![
-        Step::Chunk(
-            chunk(
-                json!({"role":"assistant","content":"It is 21 degrees."}),
-                None,
-            )
-            .into_bytes(),
-        ),
-        Step::Chunk(chunk(json!({}), Some("stop")).into_bytes()),
-        Step::Chunk(b"data: [DONE]\n\n".to_vec()),
-    ];
-    r
-}
 
 /// A fresh fake model answering every request instantly. One per gateway
 /// start: the fake keeps every request it got, and 10,000 requests
 /// carrying a context of up to 400 rows would add up.
 fn model() -> FakeProvider {
     let model = FakeProvider::start();
-    model.set_default(instant_reply());
+    model.set_default(Reply::openai_text(&["It is 21 degrees."]));
     model
 }
 

@@ -35,35 +35,13 @@ use std::time::{Duration, Instant};
 use common::{
     Proc, Result, admin as operator, env_num, figure, gateway, pct, rates, sample, wait_until,
 };
-use fake_provider::{FakeProvider, Reply, Step};
+use fake_provider::{FakeProvider, Reply};
 use fake_telegram::{FakeTelegram, Fault, Times};
 use pinclaw::client::Client;
-use serde_json::{Value, json};
+use serde_json::json;
 
 const BOT_TOKEN: &str = "4242:bench-bot-token";
 const USER: i64 = 42;
-
-fn instant_reply() -> Reply {
-    let chunk = |delta: Value, finish: Option<&str>| {
-        format!(
-            "data: {}\n\n",
-            json!({"id":"b","object":"chat.completion.chunk","model":"m","choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-        )
-    };
-    let mut r = Reply::status(200).header("content-type", "text/event-stream");
-    r.steps = vec![
-        Step::Chunk(
-            chunk(
-                json!({"role":"assistant","content":"It is 21 degrees."}),
-                None,
-            )
-            .into_bytes(),
-        ),
-        Step::Chunk(chunk(json!({}), Some("stop")).into_bytes()),
-        Step::Chunk(b"data: [DONE]\n\n".to_vec()),
-    ];
-    r
-}
 
 /// Write a config (Telegram on the fake if given) and start the gateway.
 fn start(
@@ -103,7 +81,7 @@ async fn main() -> Result<()> {
     let turns = env_num("BENCH_TURNS", 200) as usize;
     let stall_passes = env_num("BENCH_STALL_PASSES", 3);
     let model = FakeProvider::start();
-    model.set_default(instant_reply());
+    model.set_default(Reply::openai_text(&["It is 21 degrees."]));
 
     let mut anon_delta = Vec::new();
     let (mut rss_delta, mut cpu_with, mut cpu_without, mut wake_with, mut wake_without) =

@@ -165,6 +165,32 @@ impl Reply {
         r
     }
 
+    /// An OpenAI-compatible streamed reply: one chunk per text part (the
+    /// first with the assistant role), the stop chunk, `[DONE]`.
+    pub fn openai_text(parts: &[&str]) -> Self {
+        let chunk = |delta: serde_json::Value, finish: Option<&str>| {
+            let event = serde_json::json!({"id": "b", "object": "chat.completion.chunk", "model": "m",
+                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+            Step::Chunk(format!("data: {event}\n\n").into_bytes())
+        };
+        let mut r = Reply::status(200).header("content-type", "text/event-stream");
+        r.steps = parts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let delta = if i == 0 {
+                    serde_json::json!({"role": "assistant", "content": text})
+                } else {
+                    serde_json::json!({"content": text})
+                };
+                chunk(delta, None)
+            })
+            .collect();
+        r.steps.push(chunk(serde_json::json!({}), Some("stop")));
+        r.steps.push(Step::Chunk(b"data: [DONE]\n\n".to_vec()));
+        r
+    }
+
     /// A streaming 200 from literal text, one chunk.
     pub fn stream_body(content_type: &str, body: &str) -> Self {
         let mut r = Reply::status(200).header("content-type", content_type);
