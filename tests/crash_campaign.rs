@@ -179,7 +179,9 @@ async fn campaign(mode: &'static str, kills: usize, seed: u64) -> (usize, usize,
         dir.path(),
         TOKEN,
         &fake.base_url(),
-        "debounce_ms = 10\nqueue_cap = 8",
+        // Every acknowledged message must stay in history: no turn cap
+        // (the default 1,000 per session would prune a long campaign).
+        "debounce_ms = 10\nqueue_cap = 8\n[session]\nmax_turns_per_session = 0",
     );
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut rng = Lcg(seed);
