@@ -16,28 +16,18 @@
 //!   (a second pinclaw in `node` mode), next to `health` on the same socket;
 //! - RSS per connected idle node (100 nodes).
 
+mod common;
 #[path = "../tests/support/fake_provider.rs"]
 mod fake_provider;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{Proc, Result, TOKEN, admin as operator, pct, sample};
 use fake_provider::{FakeProvider, Reply};
 use pinclaw::client::{Client, ClientOptions};
 use serde_json::json;
-
-type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
-
-const TOKEN: &str = "bench-token-0123456789abcdef";
-
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn spawn(bin: &str, args: &[&str]) -> Result<(Proc, Option<String>)> {
     let mut child = Command::new(bin)
@@ -59,22 +49,9 @@ fn spawn(bin: &str, args: &[&str]) -> Result<(Proc, Option<String>)> {
     Ok((Proc(child), url))
 }
 
+/// The gateway's resident set, KiB.
 fn rss_kb(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+    sample(pid).rss_kb
 }
 
 fn summary(name: &str, mut ms: Vec<f64>) -> (f64, f64) {
@@ -83,18 +60,6 @@ fn summary(name: &str, mut ms: Vec<f64>) -> (f64, f64) {
     println!("figure {name}_p50_ms {p50:.3}");
     println!("figure {name}_p99_ms {p99:.3}");
     (p50, p99)
-}
-
-async fn operator(url: &str) -> Result<Client> {
-    Ok(Client::connect(
-        url,
-        &ClientOptions {
-            token: Some(TOKEN.into()),
-            scopes: vec!["operator.admin".into()],
-            ..ClientOptions::default()
-        },
-    )
-    .await?)
 }
 
 /// One turn: send, then wait for this run's terminal chat event. Returns

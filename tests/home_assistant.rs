@@ -10,36 +10,21 @@ mod agent_support;
 mod fake_home_assistant;
 #[path = "support/fake_provider.rs"]
 mod fake_provider;
+#[path = "support/log_capture.rs"]
+mod log_capture;
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_support::*;
 use fake_home_assistant::{FakeHomeAssistant, entity};
 use fake_provider::FakeProvider;
+use log_capture::Capture;
 use pinclaw::home_assistant::HomeAssistantConfig;
 use serde_json::{Value, json};
 use support::*;
 
 const HA_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.SECRET-long-lived-token";
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn house() -> Vec<Value> {
     vec![
@@ -101,15 +86,7 @@ fn tool_result(body: &Value, call_id: &str) -> String {
 
 #[tokio::test]
 async fn the_agent_reads_and_switches_the_house_within_the_allow_list() {
-    let cap = Capture::default();
-    let writer = cap.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    // Global: the gateway logs from its own threads too.
-    tracing::subscriber::set_global_default(subscriber).unwrap_or_else(|e| panic!("{e}"));
+    let cap = Capture::install();
 
     let fake = FakeProvider::start();
     let ha = FakeHomeAssistant::start(HA_TOKEN, house());
@@ -234,8 +211,7 @@ async fn the_agent_reads_and_switches_the_house_within_the_allow_list() {
         .call("status", json!({}))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let logs =
-        String::from_utf8_lossy(&cap.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let logs = cap.text();
     assert!(
         logs.contains("tool=home_assistant error=the service lock.unlock is not allowed"),
         "the tool calls were logged at all"

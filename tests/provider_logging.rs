@@ -5,40 +5,20 @@
 mod fake_provider;
 #[path = "provider_support/harness.rs"]
 mod harness;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+#[path = "support/log_capture.rs"]
+mod log_capture;
 
 use fake_provider::{FakeProvider, Reply};
 use harness::*;
+use log_capture::Capture;
 use pinclaw::provider::{ApiKind, TurnError};
-
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 const OPENAI_KEY: &str = "sk-SECRET-openai-0123456789";
 const ANTHROPIC_KEY: &str = "sk-ant-SECRET-9876543210";
 
 #[tokio::test]
 async fn api_keys_never_reach_logs_errors_or_dumps() {
-    let cap = Capture::default();
-    let writer = cap.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_global_default(subscriber).unwrap();
+    let cap = Capture::install();
 
     let fa = FakeProvider::start();
     let fbk = FakeProvider::start();
@@ -84,7 +64,7 @@ async fn api_keys_never_reach_logs_errors_or_dumps() {
         serde_json::to_string(&p.models_snapshot()).unwrap(),
         serde_json::to_string(&p.health()).unwrap(),
     ];
-    let log = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
+    let log = cap.text();
     assert!(
         log.contains("provider attempt failed"),
         "the capture works:\n{log}"
