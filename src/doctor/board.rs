@@ -271,18 +271,7 @@ mod tests {
     use super::*;
 
     fn detail(bits: u32) -> ThrottleDetail {
-        let t = Throttled::from_bits(bits);
-        ThrottleDetail {
-            state: if t.any_now() {
-                ThrottleState::Throttled
-            } else {
-                ThrottleState::Ok
-            },
-            flags: Some(t),
-            under_voltage: None,
-            source: None,
-            reason: None,
-        }
+        ThrottleDetail::from_flags(Throttled::from_bits(bits), None)
     }
 
     #[test]

@@ -84,6 +84,23 @@ pub struct ThrottleDetail {
     pub reason: Option<String>,
 }
 
+impl ThrottleDetail {
+    /// The detail of decoded `get_throttled` flags, read from `source`.
+    pub fn from_flags(flags: Throttled, source: Option<String>) -> ThrottleDetail {
+        ThrottleDetail {
+            state: if flags.any_now() {
+                ThrottleState::Throttled
+            } else {
+                ThrottleState::Ok
+            },
+            flags: Some(flags),
+            under_voltage: None,
+            source,
+            reason: None,
+        }
+    }
+}
+
 /// The quantities a sensor kind reports, first = primary.
 pub fn quantities(kind: &DeviceKind) -> &'static [&'static str] {
     match kind {
@@ -258,17 +275,7 @@ pub fn read_sensor(
                         unit: "flags",
                         ts: now_ms(),
                         readings: None,
-                        detail: Some(ThrottleDetail {
-                            state: if t.any_now() {
-                                ThrottleState::Throttled
-                            } else {
-                                ThrottleState::Ok
-                            },
-                            flags: Some(t),
-                            under_voltage: None,
-                            source: Some(source),
-                            reason: None,
-                        }),
+                        detail: Some(ThrottleDetail::from_flags(t, Some(source))),
                     }
                 }
                 // Missing file = unknown (firmware driver absent), never
