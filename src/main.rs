@@ -373,28 +373,37 @@ fn load_config(path: Option<&PathBuf>) -> Result<Config, ExitCode> {
     }
 }
 
-/// The config a client command (call, chat, dashboard, devices, mqtt
-/// check, …) uses: `--config` (or `PINCLAW_CONFIG`), else the packaged
-/// service's when it is installed and readable, else the defaults. The
-/// flag says whether it is the service's, whose state directory is
-/// [`config::SERVICE_STATE_DIR`].
-fn client_config(gw: &GatewayArgs) -> Result<(Config, bool), ExitCode> {
-    if gw.config.is_some() {
-        return Ok((load_config(gw.config.as_ref())?, false));
-    }
+/// The config file a command run by hand uses: `--config` (or
+/// `PINCLAW_CONFIG`), else the installed service's when it exists (the
+/// flag: it is the service's, whose state directory is
+/// [`config::SERVICE_STATE_DIR`]), else none (the defaults).
+fn chosen_config(gw: &GatewayArgs) -> (Option<PathBuf>, bool) {
     let service = PathBuf::from(config::SERVICE_CONFIG);
-    match std::fs::File::open(&service) {
-        Ok(_) => Ok((load_config(Some(&service))?, true)),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+    match &gw.config {
+        Some(file) => (Some(file.clone()), false),
+        None if service.is_file() => (Some(service), true),
+        None => (None, false),
+    }
+}
+
+/// The config a client command (call, chat, dashboard, devices, mqtt
+/// check, …) uses: [`chosen_config`], loaded; the service's only when the
+/// user may read it (else the defaults, and a note on how to get in).
+fn client_config(gw: &GatewayArgs) -> Result<(Config, bool), ExitCode> {
+    let (file, packaged) = chosen_config(gw);
+    if let Some(service) = file.as_ref().filter(|_| packaged)
+        && let Err(e) = std::fs::File::open(service)
+    {
+        if e.kind() == std::io::ErrorKind::PermissionDenied {
             eprintln!(
                 "note: {} is not readable by you, so the defaults apply; to use the \
                  installed service without sudo: sudo usermod -aG pinclaw $USER, then log in again",
                 service.display()
             );
-            Ok((Config::default(), false))
         }
-        Err(_) => Ok((Config::default(), false)),
+        return Ok((Config::default(), false));
     }
+    Ok((load_config(file.as_ref())?, packaged))
 }
 
 fn config_check(file: Option<PathBuf>) -> ExitCode {
@@ -660,12 +669,7 @@ async fn shutdown_signal() {
 /// when it is installed (with its state directory), else the defaults;
 /// the gateway's flags apply as they would to `pinclaw gateway`.
 fn doctor(gw: &GatewayArgs, json: bool) -> ExitCode {
-    let service = std::path::Path::new(config::SERVICE_CONFIG);
-    let (file, packaged) = match &gw.config {
-        Some(file) => (Some(file.clone()), false),
-        None if service.is_file() => (Some(service.to_owned()), true),
-        None => (None, false),
-    };
+    let (file, packaged) = chosen_config(gw);
     let loaded = match &file {
         None => Ok(Config::default()),
         Some(f) => Config::load_schema(f).map_err(|e| e.to_string()),
